@@ -1,0 +1,58 @@
+#pragma once
+/// \file
+/// Every typed actor interface of Keyflow. Read this file to see who talks to whom.
+///
+///   source (one per Kafka partition) --event_batch--> partition (one per key-group range)
+///   partition --profile_batch--> redis sink;  partition --kafka_batch--> kafka sink
+///   source --kafka_batch (dead letters)--> kafka sink
+///
+/// Every data message is a batch and is answered with a credit (uint32 = 1) once the
+/// receiver has taken it: a sender keeps at most `credits` unanswered batches per receiver.
+
+#include <cstdint>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/type_ids.hpp"
+#include "core/record.hpp"
+
+namespace keyflow {
+
+/// Writes coalesced profiles to Redis (pipelined HSETs) on its own thread.
+using redis_sink_actor = caf::typed_actor<
+  /// Takes a batch of profile updates; replies one credit once it is buffered.
+  caf::replies_to<profile_batch>::with<uint32_t>,
+  /// Timer: write what is buffered.
+  caf::reacts_to<atom::tick>,
+  /// Writes everything buffered; replies the total number of records written so far.
+  caf::replies_to<atom::drain>::with<uint64_t>>;
+
+/// Produces records (activations, dead letters) to Kafka on its own thread.
+using kafka_sink_actor = caf::typed_actor<
+  /// Takes a batch of records; replies one credit once it is handed to the producer.
+  caf::replies_to<kafka_batch>::with<uint32_t>,
+  /// Timer: serve delivery reports.
+  caf::reacts_to<atom::tick>,
+  /// Waits for every record to be acknowledged; replies records delivered so far.
+  caf::replies_to<atom::drain>::with<uint64_t>>;
+
+/// Owns a contiguous key-group range: runs the keyed operator chain over its state.
+using partition_actor = caf::typed_actor<
+  /// Takes a batch of events for its key groups; replies one credit once processed.
+  caf::replies_to<event_batch>::with<uint32_t>,
+  /// Timer: write changed state to RocksDB.
+  caf::reacts_to<atom::flush>,
+  /// Flushes state and waits for its sink batches; replies records processed so far.
+  caf::replies_to<atom::drain>::with<uint64_t>>;
+
+/// Reads one input (a Kafka partition or a generator), routes records by key group.
+using source_actor = caf::typed_actor<
+  /// Self-message: read the next batch if credit allows.
+  caf::reacts_to<atom::poll>,
+  /// Timer: publish lag and backpressure metrics.
+  caf::reacts_to<atom::tick>,
+  /// Stops reading and waits for in-flight batches; replies records read.
+  caf::replies_to<atom::stop>::with<uint64_t>>;
+
+} // namespace keyflow

@@ -1,0 +1,191 @@
+// Source actor: reads a batch, routes it by key group, sends one sub-batch per partition
+// actor, and never has more than `credits` unanswered batches per destination. Out of
+// credit, it pauses its input (Kafka stops fetching) until credit returns.
+
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/spawn.hpp"
+
+namespace keyflow {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct source_state {
+  source_params p;
+  std::unique_ptr<router> routes;
+  std::vector<uint32_t> in_flight; // per partition actor
+  uint32_t dead_in_flight = 0;
+  std::vector<kafka_message> dead;
+  uint64_t records_read = 0;
+  bool poll_scheduled = false;
+  bool blocked = false;
+  bool stopping = false;
+  clock_type::time_point blocked_since;
+  std::vector<caf::typed_response_promise<uint64_t>> stop_promises;
+  prometheus::Counter* backpressured = nullptr;
+  prometheus::Gauge* lag = nullptr;
+  static inline const char* name = "keyflow.source";
+
+  bool has_credit() const {
+    for (auto n : in_flight)
+      if (n >= p.flow.credits)
+        return false;
+    return dead_in_flight < p.flow.credits;
+  }
+
+  bool idle() const {
+    for (auto n : in_flight)
+      if (n > 0)
+        return false;
+    return dead_in_flight == 0;
+  }
+};
+
+using self_ptr = source_actor::stateful_pointer<source_state>;
+
+void schedule_poll(self_ptr self, bool delayed) {
+  auto& st = self->state;
+  if (st.poll_scheduled || st.stopping)
+    return;
+  st.poll_scheduled = true;
+  if (delayed)
+    self->delayed_send(self, st.p.flow.idle_poll, atom::poll_v);
+  else
+    self->send(self, atom::poll_v);
+}
+
+void on_credit(self_ptr self) {
+  auto& st = self->state;
+  if (st.stopping) {
+    if (st.idle()) {
+      for (auto& rp : st.stop_promises)
+        rp.deliver(st.records_read);
+      st.stop_promises.clear();
+    }
+    return;
+  }
+  if (st.blocked && st.has_credit())
+    schedule_poll(self, false);
+}
+
+void send_batches(self_ptr self) {
+  auto& st = self->state;
+  for (uint32_t i = 0; i < st.routes->parallelism(); ++i) {
+    auto& b = st.routes->batch(i);
+    if (b.records.empty())
+      continue;
+    ++st.in_flight[i];
+    event_batch out;
+    out.records.swap(b.records);
+    b.records.reserve(out.records.size());
+    self->request(st.p.partitions[i], caf::infinite, std::move(out))
+      .then([self, i](uint32_t credit) {
+        self->state.in_flight[i] -= credit;
+        on_credit(self);
+      },
+      [self](caf::error& err) {
+        spdlog::error("source {}: partition actor failed: {}", self->state.p.reader->name(),
+                      caf::to_string(err));
+        self->quit(err);
+      });
+  }
+  if (!st.dead.empty() && st.p.dead_letters) {
+    ++st.dead_in_flight;
+    kafka_batch out;
+    out.messages.swap(st.dead);
+    self->request(st.p.dead_letters, caf::infinite, std::move(out))
+      .then([self](uint32_t credit) {
+        self->state.dead_in_flight -= credit;
+        on_credit(self);
+      },
+      [self](caf::error& err) {
+        spdlog::error("source {}: dead-letter sink failed: {}", self->state.p.reader->name(),
+                      caf::to_string(err));
+        self->quit(err);
+      });
+  }
+  st.dead.clear();
+}
+
+void poll(self_ptr self) {
+  auto& st = self->state;
+  st.poll_scheduled = false;
+  if (st.stopping)
+    return;
+  if (!st.has_credit()) {
+    if (!st.blocked) {
+      st.blocked = true;
+      st.blocked_since = clock_type::now();
+      st.p.reader->pause();
+    }
+    return; // on_credit() polls again
+  }
+  if (st.blocked) {
+    st.blocked = false;
+    st.p.reader->resume();
+    if (st.backpressured != nullptr)
+      st.backpressured->Increment(
+        std::chrono::duration<double>(clock_type::now() - st.blocked_since).count());
+  }
+  auto n = st.p.reader->read(*st.routes, st.dead, st.p.flow.batch_size);
+  st.records_read += n;
+  if (n > 0) {
+    send_batches(self);
+    schedule_poll(self, false);
+  } else if (!st.p.reader->exhausted()) {
+    schedule_poll(self, true);
+  }
+}
+
+source_actor::behavior_type source(self_ptr self, source_params params) {
+  auto& st = self->state;
+  st.p = std::move(params);
+  st.routes =
+    std::make_unique<router>(st.p.max_parallelism, static_cast<uint32_t>(st.p.partitions.size()));
+  st.in_flight.assign(st.p.partitions.size(), 0);
+  if (st.p.metrics != nullptr) {
+    auto name = st.p.reader->name();
+    st.backpressured = &st.p.metrics->backpressured_seconds("source " + name);
+    auto slash = name.rfind('/');
+    if (slash != std::string::npos)
+      st.lag = &st.p.metrics->consumer_lag(name.substr(0, slash), std::stoi(name.substr(slash + 1)));
+  }
+  schedule_poll(self, false);
+  self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+  return {
+    [self](atom::poll) { poll(self); },
+    [self](atom::tick) {
+      auto& st = self->state;
+      if (st.lag != nullptr) {
+        auto lag = st.p.reader->lag();
+        if (lag >= 0)
+          st.lag->Set(static_cast<double>(lag));
+      }
+      self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+    },
+    [self](atom::stop) -> caf::typed_response_promise<uint64_t> {
+      auto& st = self->state;
+      st.stopping = true;
+      st.p.reader->pause();
+      auto rp = self->make_response_promise<uint64_t>();
+      if (st.idle())
+        rp.deliver(st.records_read);
+      else
+        st.stop_promises.push_back(rp);
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+source_actor spawn_source(caf::actor_system& sys, source_params params) {
+  return sys.spawn(source, std::move(params));
+}
+
+} // namespace keyflow

@@ -1,0 +1,81 @@
+#pragma once
+/// \file
+/// Spawn helpers: the only place that wires actors together. Actors themselves only know
+/// the handles they are given.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/actors.hpp"
+#include "config/pipeline_config.hpp"
+#include "core/source_reader.hpp"
+#include "kafka/client.hpp"
+#include "metrics/metrics.hpp"
+#include "state/state_store.hpp"
+
+namespace keyflow {
+
+/// Flow-control settings shared by all actors of a pipeline.
+struct flow_settings {
+  uint32_t batch_size = 1024; ///< max records a source reads per batch
+  uint32_t credits = 4;       ///< unanswered batches allowed per sender->receiver link
+  std::chrono::milliseconds idle_poll{5}; ///< source re-poll delay when input is empty
+};
+
+/// Everything a source actor needs.
+struct source_params {
+  std::shared_ptr<source_reader> reader;  ///< input
+  uint32_t max_parallelism = 128;         ///< key groups
+  std::vector<partition_actor> partitions; ///< destinations, in key-group order
+  kafka_sink_actor dead_letters;          ///< where rejected records go (may be null)
+  flow_settings flow;                     ///< batching and credit
+  metrics::metrics* metrics = nullptr;    ///< node metrics (may be null)
+};
+
+/// Spawns a source actor (event-based; polls without blocking).
+source_actor spawn_source(caf::actor_system& sys, source_params params);
+
+/// Everything a partition actor needs.
+struct partition_params {
+  const config::pipeline_config* pipeline = nullptr; ///< pipeline (outlives the actor)
+  state::state_store* store = nullptr;               ///< node state store (outlives the actor)
+  uint32_t index = 0;                                ///< actor index within the operator
+  redis_sink_actor redis;                            ///< profile sink (may be null)
+  kafka_sink_actor kafka;                            ///< activation sink (may be null)
+  flow_settings flow;                                ///< credit to the sinks
+  std::chrono::milliseconds flush_interval{1000};    ///< state write-back period
+  metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
+};
+
+/// Spawns a partition actor (event-based).
+partition_actor spawn_partition(caf::actor_system& sys, partition_params params);
+
+/// Settings of a Redis sink.
+struct redis_sink_params {
+  std::string address;                       ///< host:port
+  std::string key_prefix = "profile:";       ///< hash key prefix
+  std::string sink_id = "profiles";          ///< operator id (metrics label)
+  std::chrono::milliseconds flush_interval{50}; ///< max delay before writing
+  uint32_t max_pending = 20000;              ///< coalesced keys before a forced write
+  metrics::metrics* metrics = nullptr;       ///< node metrics (may be null)
+};
+
+/// Spawns a Redis sink on its own thread (it blocks on I/O).
+redis_sink_actor spawn_redis_sink(caf::actor_system& sys, redis_sink_params params);
+
+/// Settings of a Kafka sink.
+struct kafka_sink_params {
+  kafka::properties properties;        ///< producer properties (bootstrap.servers, ...)
+  std::string sink_id = "kafka";       ///< metrics label
+  metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
+};
+
+/// Spawns a Kafka sink on its own thread.
+kafka_sink_actor spawn_kafka_sink(caf::actor_system& sys, kafka_sink_params params);
+
+} // namespace keyflow

@@ -1,0 +1,327 @@
+/// \file
+/// keyflowd node options. One table below defines every option once (name, field, checks,
+/// help); it drives the command line (CLI11), the node YAML file and the help text. The
+/// default of each option is the default initializer of its node_options field.
+
+#include "config/node_options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/pipeline_config.hpp"
+#include "config/yaml_util.hpp"
+
+namespace keyflow::config {
+namespace {
+
+/// The field an option sets; its type decides how values are parsed.
+using member_ptr = std::variant<std::string node_options::*, uint32_t node_options::*,
+                                bool node_options::*>;
+
+/// Extra check of a string value: an error description, or "" if the value is fine.
+using check_fn = std::string (*)(const std::string&);
+
+/// One option: the only place that defines it.
+struct option_def {
+  std::string_view name;    ///< "--name" on the command line, "name:" in the node YAML
+  member_ptr field;         ///< where the value goes; its default initializer is the default
+  std::string_view help;    ///< one line for --help
+  check_fn check = nullptr; ///< extra check of string values
+  uint32_t min = 0;         ///< smallest allowed value of integer options
+  bool cli_only = false;    ///< not settable from the node YAML file (only --config)
+};
+
+constexpr std::array<std::string_view, 5> log_levels = {"trace", "debug", "info", "warn",
+                                                        "error"};
+
+/// Fails on an empty value.
+std::string check_not_empty(const std::string& v) {
+  return v.empty() ? "must not be empty" : "";
+}
+
+/// Checks "host:port" with a port in [min_port, 65535].
+std::string check_address(const std::string& v, uint64_t min_port) {
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return fmt::format("expected host:port, got '{}'", v);
+  uint64_t port = 0;
+  if (auto err = detail::parse_unsigned(std::string_view(v).substr(colon + 1), min_port, 65535,
+                                        port);
+      !err.empty())
+    return fmt::format("bad port in '{}': {}", v, err);
+  return {};
+}
+
+/// Checks the metrics listen address; port 0 picks a free port.
+std::string check_metrics_address(const std::string& v) {
+  return check_address(v, 0);
+}
+
+/// Checks the Redis address; empty disables the Redis sink.
+std::string check_redis(const std::string& v) {
+  return v.empty() ? "" : check_address(v, 1);
+}
+
+/// Checks a comma-separated list of Kafka brokers.
+std::string check_servers(const std::string& v) {
+  size_t start = 0;
+  while (true) {
+    const auto comma = v.find(',', start);
+    const std::string item = v.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (item.empty() || item.find_first_of(" \t") != std::string::npos)
+      return fmt::format("expected host:port[,host:port...], got '{}'", v);
+    if (comma == std::string::npos)
+      return {};
+    start = comma + 1;
+  }
+}
+
+/// Checks a log level name.
+std::string check_log_level(const std::string& v) {
+  for (auto level : log_levels)
+    if (v == level)
+      return {};
+  return fmt::format("expected one of trace, debug, info, warn, error, got '{}'", v);
+}
+
+/// Every option of a node, in help order.
+const std::array<option_def, 17> options = {{
+  {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
+  {"bootstrap-servers", &node_options::bootstrap_servers,
+   "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
+   check_servers},
+  {"embedded-kafka", &node_options::embedded_kafka,
+   "Run an in-process Kafka (librdkafka mock cluster) instead of --bootstrap-servers"},
+  {"embedded-partitions", &node_options::embedded_partitions,
+   "Partitions of the topics the embedded Kafka creates", nullptr, 1},
+  {"redis", &node_options::redis, "Redis address host:port; empty disables the Redis sink",
+   check_redis},
+  {"state-dir", &node_options::state_dir, "RocksDB state directory of this node",
+   check_not_empty},
+  {"metrics-address", &node_options::metrics_address,
+   "Prometheus /metrics listen address host:port (port 0 picks a free port)",
+   check_metrics_address},
+  {"workers", &node_options::workers, "Actor scheduler threads; 0 = number of cores"},
+  {"partition-actors", &node_options::partition_actors, "Partition actors; 0 = number of workers"},
+  {"batch-size", &node_options::batch_size, "Max records per batch between actors", nullptr, 1},
+  {"credits", &node_options::credits, "Batches in flight per sender->receiver link", nullptr, 1},
+  {"flush-interval-ms", &node_options::flush_interval_ms,
+   "Period of writing keyed state back to RocksDB, in ms", nullptr, 1},
+  {"sink-flush-ms", &node_options::sink_flush_ms,
+   "Max delay before a sink writes coalesced output, in ms"},
+  {"sink-max-pending", &node_options::sink_max_pending,
+   "Max coalesced keys a Redis sink holds before writing", nullptr, 1},
+  {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
+   check_not_empty},
+  {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",
+   check_log_level},
+  {"config", &node_options::node_config,
+   "Node YAML file read before the command line; keys are these option names without --",
+   check_not_empty, 0, true},
+}};
+
+/// The option named `name`, or nullptr.
+const option_def* find_option(std::string_view name) {
+  for (const auto& d : options)
+    if (d.name == name)
+      return &d;
+  return nullptr;
+}
+
+/// The default of an option as text, from a default-constructed node_options.
+std::string default_text(const option_def& d) {
+  static const node_options defaults{};
+  struct visitor {
+    std::string operator()(std::string node_options::*m) const {
+      return defaults.*m;
+    }
+    std::string operator()(uint32_t node_options::*m) const {
+      return std::to_string(defaults.*m);
+    }
+    std::string operator()(bool node_options::*m) const {
+      return defaults.*m ? "true" : "false";
+    }
+  };
+  return std::visit(visitor{}, d.field);
+}
+
+/// Parses `text` into the option's field; returns an error description or "".
+std::string assign(const option_def& d, node_options& o, const std::string& text) {
+  struct visitor {
+    const option_def& d;
+    node_options& o;
+    const std::string& text;
+    std::string operator()(std::string node_options::*m) const {
+      if (d.check != nullptr)
+        if (auto err = d.check(text); !err.empty())
+          return err;
+      o.*m = text;
+      return {};
+    }
+    std::string operator()(uint32_t node_options::*m) const {
+      uint64_t v = 0;
+      auto err =
+        detail::parse_unsigned(text, d.min, std::numeric_limits<uint32_t>::max(), v);
+      if (err.empty())
+        o.*m = static_cast<uint32_t>(v);
+      return err;
+    }
+    std::string operator()(bool node_options::*m) const {
+      bool v = false;
+      auto err = detail::parse_bool(text, v);
+      if (err.empty())
+        o.*m = v;
+      return err;
+    }
+  };
+  return std::visit(visitor{d, o, text}, d.field);
+}
+
+/// All names allowed in the node YAML file, for messages.
+std::string yaml_keys() {
+  std::string out;
+  for (const auto& d : options)
+    if (!d.cli_only)
+      out += (out.empty() ? "" : ", ") + std::string(d.name);
+  return out;
+}
+
+/// Where each option's value came from ("--name" or "file:line:col: name"), for messages.
+using origins = std::map<std::string_view, std::string>;
+
+/// Applies the node YAML file `path`: a map of option names to scalar values.
+void apply_yaml_file(node_options& o, const std::string& path, origins& from) {
+  const YAML::Node root = detail::load_document(detail::read_text_file(path, "node config file"),
+                                                path);
+  if (root.IsNull())
+    return; // an empty file sets nothing
+  if (!root.IsMap())
+    throw config_error(detail::positioned(path, root.Mark(), "(top level)",
+                                          "expected a map of option names to values, got " +
+                                            detail::describe(root)));
+  std::map<std::string, bool> seen;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const YAML::Node& key = it->first;
+    const std::string name = key.IsScalar() ? key.Scalar() : detail::describe(key);
+    auto fail = [&](const YAML::Mark& m, const std::string& what) {
+      throw config_error(detail::positioned(path, m, name, what));
+    };
+    const option_def* d = find_option(name);
+    if (!key.IsScalar() || d == nullptr || d->cli_only)
+      fail(key.Mark(), fmt::format("unknown key '{}' (allowed: {})", name, yaml_keys()));
+    if (seen[name])
+      fail(key.Mark(), fmt::format("duplicate key '{}'", name));
+    seen[name] = true;
+    const YAML::Node& value = it->second;
+    if (!value.IsScalar())
+      fail(value.IsNull() ? key.Mark() : value.Mark(),
+           "expected a single value, got " + detail::describe(value));
+    if (auto err = assign(*d, o, value.Scalar()); !err.empty())
+      fail(value.Mark(), err);
+    from[d->name] = fmt::format("{}:{}:{}", path, key.Mark().line + 1, key.Mark().column + 1);
+  }
+}
+
+/// Registers every option with CLI11; values are kept as text and parsed by assign().
+std::vector<CLI::Option*> register_options(CLI::App& app, std::vector<std::string>& values) {
+  std::vector<CLI::Option*> registered;
+  for (size_t i = 0; i < options.size(); ++i) {
+    const option_def& d = options[i];
+    const std::string flag = "--" + std::string(d.name);
+    const std::string def = default_text(d);
+    const std::string help =
+      fmt::format("{} [default: {}]", d.help, def.empty() ? "\"\"" : def);
+    if (std::holds_alternative<bool node_options::*>(d.field)) {
+      registered.push_back(app.add_flag(flag, help));
+      continue;
+    }
+    auto* opt = app.add_option(flag, values[i], help);
+    opt->type_name(std::holds_alternative<uint32_t node_options::*>(d.field) ? "UINT" : "TEXT");
+    registered.push_back(opt);
+  }
+  return registered;
+}
+
+/// The CLI11 application of keyflowd with every option registered.
+void describe_app(CLI::App& app) {
+  app.name("keyflowd");
+  app.description("keyflowd: a node of the Keyflow stream processor.\nOptions may also come "
+                  "from a node YAML file (--config FILE, keys = option names without --); "
+                  "the command line wins.");
+  app.get_formatter()->column_width(34);
+}
+
+/// Checks options that depend on each other once all sources are applied.
+void check_combination(const node_options& o, const origins& from) {
+  auto where = [&](std::string_view name) {
+    auto it = from.find(name);
+    return it == from.end() ? std::string("default") : it->second;
+  };
+  if (o.pipeline.empty())
+    throw config_error("--pipeline: missing; give the pipeline YAML file with --pipeline FILE "
+                       "(or 'pipeline:' in the --config file)");
+  if (o.bootstrap_servers.empty() && !o.embedded_kafka)
+    throw config_error("--bootstrap-servers: missing; give --bootstrap-servers HOST:PORT for a "
+                       "real Kafka or --embedded-kafka for an in-process one");
+  if (!o.bootstrap_servers.empty() && o.embedded_kafka)
+    throw config_error(fmt::format("--bootstrap-servers ({}) and --embedded-kafka ({}) exclude "
+                                   "each other; give only one",
+                                   where("bootstrap-servers"), where("embedded-kafka")));
+}
+
+} // namespace
+
+node_options parse_node_options(int argc, const char* const* argv) {
+  CLI::App app;
+  describe_app(app);
+  std::vector<std::string> values(options.size());
+  const std::vector<CLI::Option*> cli = register_options(app, values);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    std::exit(0);
+  } catch (const CLI::ParseError& e) {
+    throw config_error(fmt::format("command line: {} (see --help)", e.what()));
+  }
+  node_options o;
+  origins from;
+  const option_def& config = *find_option("config");
+  const size_t config_index = static_cast<size_t>(&config - options.data());
+  if (cli[config_index]->count() > 0) {
+    if (auto err = assign(config, o, values[config_index]); !err.empty())
+      throw config_error(fmt::format("--config: {}", err));
+    apply_yaml_file(o, o.node_config, from);
+  }
+  for (size_t i = 0; i < options.size(); ++i) {
+    if (i == config_index || cli[i]->count() == 0)
+      continue;
+    const option_def& d = options[i];
+    const bool flag = std::holds_alternative<bool node_options::*>(d.field);
+    const std::string text = flag ? cli[i]->as<std::string>() : values[i];
+    if (auto err = assign(d, o, flag && text.empty() ? "true" : text); !err.empty())
+      throw config_error(fmt::format("--{}: {}", d.name, err));
+    from[d.name] = fmt::format("--{}", d.name);
+  }
+  check_combination(o, from);
+  return o;
+}
+
+std::string node_options_help() {
+  CLI::App app;
+  describe_app(app);
+  std::vector<std::string> values(options.size());
+  register_options(app, values);
+  return app.help();
+}
+
+} // namespace keyflow::config

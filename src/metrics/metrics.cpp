@@ -1,0 +1,157 @@
+#include "metrics/metrics.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace keyflow::metrics {
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+  return buckets;
+}
+
+metrics::metrics(std::string pipeline)
+  : pipeline_(std::move(pipeline)), registry_(std::make_shared<prometheus::Registry>()) {
+  using namespace prometheus;
+  const std::map<std::string, std::string> labels{{"pipeline", pipeline_}};
+  records_in_ = &BuildCounter()
+                   .Name("keyflow_records_in_total")
+                   .Help("Records received by an operator")
+                   .Labels(labels)
+                   .Register(*registry_);
+  records_out_ = &BuildCounter()
+                    .Name("keyflow_records_out_total")
+                    .Help("Records emitted by an operator")
+                    .Labels(labels)
+                    .Register(*registry_);
+  dead_letters_ = &BuildCounter()
+                     .Name("keyflow_dead_letters_total")
+                     .Help("Records sent to the dead-letter topic, by operator and reason")
+                     .Labels(labels)
+                     .Register(*registry_);
+  processing_latency_ = &BuildHistogram()
+                           .Name("keyflow_processing_latency_seconds")
+                           .Help("Time from reading a record at the source to updating keyed state")
+                           .Labels(labels)
+                           .Register(*registry_);
+  e2e_latency_ = &BuildHistogram()
+                    .Name("keyflow_end_to_end_latency_seconds")
+                    .Help("Time from reading a record at the source to its result being written "
+                          "by a sink")
+                    .Labels(labels)
+                    .Register(*registry_);
+  consumer_lag_ = &BuildGauge()
+                     .Name("keyflow_consumer_lag_records")
+                     .Help("Kafka consumer lag: high watermark minus next offset to read")
+                     .Labels(labels)
+                     .Register(*registry_);
+  backpressured_ = &BuildCounter()
+                      .Name("keyflow_backpressured_seconds_total")
+                      .Help("Time an actor spent waiting for credit from downstream")
+                      .Labels(labels)
+                      .Register(*registry_);
+  sink_writes_ = &BuildCounter()
+                    .Name("keyflow_sink_writes_total")
+                    .Help("Records written by a sink")
+                    .Labels(labels)
+                    .Register(*registry_);
+  sink_errors_ = &BuildCounter()
+                    .Name("keyflow_sink_errors_total")
+                    .Help("Failed sink write attempts (each is retried)")
+                    .Labels(labels)
+                    .Register(*registry_);
+  state_keys_ = &BuildGauge()
+                   .Name("keyflow_state_keys")
+                   .Help("Keys in the in-memory working copy of keyed state")
+                   .Labels(labels)
+                   .Register(*registry_);
+  state_flushed_ = &BuildCounter()
+                      .Name("keyflow_state_flushed_keys_total")
+                      .Help("Keyed state entries written to RocksDB")
+                      .Labels(labels)
+                      .Register(*registry_);
+}
+
+void metrics::serve(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot serve metrics on '" + address + "': " + e.what());
+  }
+  exposer_->RegisterCollectable(registry_);
+}
+
+int metrics::port() const {
+  if (!exposer_)
+    return 0;
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+prometheus::Counter& metrics::records_in(const std::string& op) {
+  return records_in_->Add({{"operator", op}});
+}
+
+prometheus::Counter& metrics::records_out(const std::string& op) {
+  return records_out_->Add({{"operator", op}});
+}
+
+prometheus::Counter& metrics::dead_letters(const std::string& op, const std::string& reason) {
+  return dead_letters_->Add({{"operator", op}, {"reason", reason}});
+}
+
+prometheus::Histogram& metrics::processing_latency() {
+  return processing_latency_->Add({}, latency_buckets());
+}
+
+prometheus::Histogram& metrics::end_to_end_latency(const std::string& sink) {
+  return e2e_latency_->Add({{"sink", sink}}, latency_buckets());
+}
+
+prometheus::Gauge& metrics::consumer_lag(const std::string& topic, int partition) {
+  return consumer_lag_->Add({{"topic", topic}, {"partition", std::to_string(partition)}});
+}
+
+prometheus::Counter& metrics::backpressured_seconds(const std::string& actor) {
+  return backpressured_->Add({{"actor", actor}});
+}
+
+prometheus::Counter& metrics::sink_writes(const std::string& sink) {
+  return sink_writes_->Add({{"sink", sink}});
+}
+
+prometheus::Counter& metrics::sink_errors(const std::string& sink) {
+  return sink_errors_->Add({{"sink", sink}});
+}
+
+prometheus::Gauge& metrics::state_keys(const std::string& op) {
+  return state_keys_->Add({{"operator", op}});
+}
+
+prometheus::Counter& metrics::state_flushed_keys(const std::string& op) {
+  return state_flushed_->Add({{"operator", op}});
+}
+
+local_histogram::local_histogram(prometheus::Histogram* target)
+  : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
+
+void local_histogram::observe(double v, size_t count) noexcept {
+  auto i = std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin();
+  counts_[static_cast<size_t>(i)] += static_cast<double>(count);
+  sum_ += v * static_cast<double>(count);
+  n_ += count;
+}
+
+void local_histogram::publish() {
+  if (n_ == 0 || target_ == nullptr)
+    return;
+  target_->ObserveMultiple(counts_, sum_);
+  std::fill(counts_.begin(), counts_.end(), 0.0);
+  sum_ = 0;
+  n_ = 0;
+}
+
+} // namespace keyflow::metrics
+

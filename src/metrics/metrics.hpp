@@ -1,0 +1,99 @@
+#pragma once
+/// \file
+/// Prometheus metrics of a node (prometheus-cpp). One `metrics` object per node owns the
+/// registry and the HTTP exposer; components take the counters they need ("probes") once
+/// at start and update them per batch, never per record. Names are documented in
+/// docs/metrics.md.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace keyflow::metrics {
+
+/// Latency buckets in seconds, 100 µs .. 10 s.
+const prometheus::Histogram::BucketBoundaries& latency_buckets();
+
+/// The node's metric families.
+class metrics {
+public:
+  /// Creates the registry; `pipeline` labels every series.
+  explicit metrics(std::string pipeline);
+
+  /// Starts serving /metrics on `address` ("127.0.0.1:9464"; port 0 picks one).
+  /// Throws std::runtime_error naming the address if it cannot listen.
+  void serve(const std::string& address);
+
+  /// Port /metrics listens on (0 if not serving).
+  int port() const;
+
+  /// The underlying registry.
+  std::shared_ptr<prometheus::Registry> registry() const noexcept { return registry_; }
+
+  /// keyflow_records_in_total{operator}.
+  prometheus::Counter& records_in(const std::string& op);
+  /// keyflow_records_out_total{operator}.
+  prometheus::Counter& records_out(const std::string& op);
+  /// keyflow_dead_letters_total{operator,reason}.
+  prometheus::Counter& dead_letters(const std::string& op, const std::string& reason);
+  /// keyflow_processing_latency_seconds: source read -> keyed state updated.
+  prometheus::Histogram& processing_latency();
+  /// keyflow_end_to_end_latency_seconds{sink}: source read -> written by the sink.
+  prometheus::Histogram& end_to_end_latency(const std::string& sink);
+  /// keyflow_consumer_lag_records{topic,partition}: high watermark - next offset to read.
+  prometheus::Gauge& consumer_lag(const std::string& topic, int partition);
+  /// keyflow_backpressured_seconds_total{actor}: time a sender waited for credit.
+  prometheus::Counter& backpressured_seconds(const std::string& actor);
+  /// keyflow_sink_writes_total{sink}: records written by a sink.
+  prometheus::Counter& sink_writes(const std::string& sink);
+  /// keyflow_sink_errors_total{sink}: failed sink writes (retried).
+  prometheus::Counter& sink_errors(const std::string& sink);
+  /// keyflow_state_keys{operator}: keys in the in-memory working copy.
+  prometheus::Gauge& state_keys(const std::string& op);
+  /// keyflow_state_flushed_keys_total{operator}: keys written to RocksDB.
+  prometheus::Counter& state_flushed_keys(const std::string& op);
+
+private:
+  std::string pipeline_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* records_in_;
+  prometheus::Family<prometheus::Counter>* records_out_;
+  prometheus::Family<prometheus::Counter>* dead_letters_;
+  prometheus::Family<prometheus::Histogram>* processing_latency_;
+  prometheus::Family<prometheus::Histogram>* e2e_latency_;
+  prometheus::Family<prometheus::Gauge>* consumer_lag_;
+  prometheus::Family<prometheus::Counter>* backpressured_;
+  prometheus::Family<prometheus::Counter>* sink_writes_;
+  prometheus::Family<prometheus::Counter>* sink_errors_;
+  prometheus::Family<prometheus::Gauge>* state_keys_;
+  prometheus::Family<prometheus::Counter>* state_flushed_;
+};
+
+/// A histogram an actor fills without locks and publishes per batch: observe() costs a few
+/// instructions; publish() moves the counts into a prometheus::Histogram.
+class local_histogram {
+public:
+  /// Accumulates into `target` using latency_buckets().
+  explicit local_histogram(prometheus::Histogram* target = nullptr);
+  /// Records `count` observations of one value (seconds).
+  void observe(double v, size_t count = 1) noexcept;
+  /// Adds the accumulated counts to the target and resets them.
+  void publish();
+
+private:
+  prometheus::Histogram* target_;
+  const prometheus::Histogram::BucketBoundaries* bounds_;
+  std::vector<double> counts_;
+  double sum_ = 0;
+  size_t n_ = 0;
+};
+
+} // namespace keyflow::metrics

@@ -1,0 +1,173 @@
+// keyflowd: one Keyflow node. Parses options and the pipeline (any error exits non-zero
+// before anything starts), opens state, starts the actor system, wires the pipeline, and
+// drains it gracefully on SIGINT/SIGTERM.
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/spawn.hpp"
+#include "config/node_options.hpp"
+#include "config/pipeline_config.hpp"
+#include "kafka/embedded_kafka.hpp"
+#include "kafka/kafka_reader.hpp"
+#include "redis/redis_client.hpp"
+
+namespace {
+
+using namespace keyflow;
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+void on_signal(int) {
+  stop_requested = 1;
+}
+
+/// Fails with a message naming the topic unless it exists; returns its partition count.
+int require_topic(const kafka::properties& props, const std::string& topic, const char* role) {
+  int n = kafka::partition_count(props, topic);
+  if (n <= 0)
+    throw std::runtime_error(std::string{role} + " topic '" + topic + "' does not exist at " +
+                             props.at("bootstrap.servers"));
+  return n;
+}
+
+struct running_pipeline {
+  std::vector<source_actor> sources;
+  std::vector<partition_actor> partitions;
+  redis_sink_actor redis;
+  kafka_sink_actor kafka;
+};
+
+running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
+                       const config::pipeline_config& pipe, const kafka::properties& props,
+                       int source_partitions, state::state_store& store, metrics::metrics& m) {
+  running_pipeline run;
+  flow_settings flow{opts.batch_size, opts.credits};
+  if (pipe.redis_sink)
+    run.redis = spawn_redis_sink(sys, {opts.redis, pipe.redis_sink->key_prefix, pipe.redis_sink->id,
+                                       std::chrono::milliseconds(opts.sink_flush_ms),
+                                       opts.sink_max_pending, &m});
+  run.kafka = spawn_kafka_sink(sys, {props, "kafka", &m});
+  uint32_t workers = opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
+  uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
+  parallelism = std::min(parallelism, pipe.max_parallelism);
+  for (uint32_t i = 0; i < parallelism; ++i)
+    run.partitions.push_back(spawn_partition(
+      sys, {&pipe, &store, i, run.redis, pipe.kafka_sink ? run.kafka : kafka_sink_actor{}, flow,
+            std::chrono::milliseconds(opts.flush_interval_ms), &m}));
+  kafka::properties consumer_props = props;
+  consumer_props["group.id"] = opts.group_id;
+  consumer_props["enable.auto.commit"] = "false";
+  consumer_props["queued.max.messages.kbytes"] = "16384";
+  int64_t start = pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END
+                                                        : RD_KAFKA_OFFSET_BEGINNING;
+  for (int p = 0; p < source_partitions; ++p) {
+    auto reader = std::make_shared<kafka::kafka_reader>(pipe, consumer_props, p, start, &m);
+    run.sources.push_back(
+      spawn_source(sys, {reader, pipe.max_parallelism, run.partitions, run.kafka, flow, &m}));
+  }
+  spdlog::info("pipeline '{}' v{}: {} source actors ({} partitions of '{}'), {} partition "
+               "actors over {} key groups",
+               pipe.name, pipe.version, run.sources.size(), source_partitions, pipe.source.topic,
+               run.partitions.size(), pipe.max_parallelism);
+  return run;
+}
+
+void drain(caf::actor_system& sys, running_pipeline& run) {
+  caf::scoped_actor self{sys};
+  auto timeout = std::chrono::seconds(60);
+  uint64_t read = 0, processed = 0;
+  auto fail = [](caf::error& err) { spdlog::error("drain: {}", caf::to_string(err)); };
+  for (auto& s : run.sources)
+    self->request(s, timeout, atom::stop_v).receive([&](uint64_t n) { read += n; }, fail);
+  for (auto& p : run.partitions)
+    self->request(p, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
+  if (run.redis)
+    self->request(run.redis, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
+  self->request(run.kafka, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
+  spdlog::info("drained: {} records read, {} processed", read, processed);
+  for (auto& s : run.sources)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& p : run.partitions)
+    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  if (run.redis)
+    caf::anon_send_exit(run.redis, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(run.kafka, caf::exit_reason::user_shutdown);
+}
+
+int run_node(const config::node_options& opts) {
+  auto pipe = config::load_pipeline_file(opts.pipeline);
+  std::unique_ptr<kafka::embedded_kafka> embedded;
+  std::string bootstrap = opts.bootstrap_servers;
+  if (opts.embedded_kafka) {
+    embedded = std::make_unique<kafka::embedded_kafka>(1);
+    embedded->create_topic(pipe.source.topic, static_cast<int>(opts.embedded_partitions));
+    embedded->create_topic(pipe.dead_letter_topic, 1);
+    if (pipe.kafka_sink)
+      embedded->create_topic(pipe.kafka_sink->topic, 1);
+    bootstrap = embedded->bootstrap_servers();
+    spdlog::info("embedded Kafka (librdkafka mock cluster) at {}", bootstrap);
+  }
+  kafka::properties props{{"bootstrap.servers", bootstrap}};
+  int partitions = require_topic(props, pipe.source.topic, "source");
+  require_topic(props, pipe.dead_letter_topic, "dead-letter");
+  if (pipe.kafka_sink)
+    require_topic(props, pipe.kafka_sink->topic, "activations");
+  if (pipe.redis_sink) {
+    if (opts.redis.empty())
+      throw std::runtime_error("pipeline '" + pipe.name + "' has a Redis sink ('" +
+                               pipe.redis_sink->id + "') but no --redis address is given");
+    redis::client probe{redis::address::parse(opts.redis)};
+    probe.command({"PING"});
+  }
+  auto store = state::state_store::open(opts.state_dir, {pipe.aggregate.id});
+  metrics::metrics m{pipe.name};
+  m.serve(opts.metrics_address);
+
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::keyflow>();
+  if (opts.workers > 0)
+    cfg.set("scheduler.max-threads", static_cast<size_t>(opts.workers));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto run = start(sys, opts, pipe, props, partitions, *store, m);
+  std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics\n",
+              pipe.name.c_str(), bootstrap.c_str(), m.port());
+  std::fflush(stdout);
+  while (!stop_requested)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("stopping: draining in-flight records");
+  drain(sys, run);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  config::node_options opts;
+  try {
+    opts = config::parse_node_options(argc, argv);
+  } catch (const config::config_error& e) {
+    std::cerr << "keyflowd: " << e.what() << "\n";
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(opts.log_level));
+  try {
+    return run_node(opts);
+  } catch (const config::config_error& e) {
+    std::cerr << "keyflowd: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "keyflowd: " << e.what() << "\n";
+    return 1;
+  }
+}
