@@ -24,8 +24,8 @@ namespace keyflow::config {
 namespace {
 
 /// The field an option sets; its type decides how values are parsed.
-using member_ptr = std::variant<std::string node_options::*, uint32_t node_options::*,
-                                bool node_options::*>;
+using member_ptr =
+    std::variant<std::string node_options::*, uint32_t node_options::*, bool node_options::*>;
 
 /// Extra check of a string value: an error description, or "" if the value is fine.
 using check_fn = std::string (*)(const std::string&);
@@ -40,8 +40,7 @@ struct option_def {
   bool cli_only = false;    ///< not settable from the node YAML file (only --config)
 };
 
-constexpr std::array<std::string_view, 5> log_levels = {"trace", "debug", "info", "warn",
-                                                        "error"};
+constexpr std::array<std::string_view, 5> log_levels = {"trace", "debug", "info", "warn", "error"};
 
 /// Fails on an empty value.
 std::string check_not_empty(const std::string& v) {
@@ -54,8 +53,8 @@ std::string check_address(const std::string& v, uint64_t min_port) {
   if (colon == std::string::npos || colon == 0)
     return fmt::format("expected host:port, got '{}'", v);
   uint64_t port = 0;
-  if (auto err = detail::parse_unsigned(std::string_view(v).substr(colon + 1), min_port, 65535,
-                                        port);
+  if (auto err =
+          detail::parse_unsigned(std::string_view(v).substr(colon + 1), min_port, 65535, port);
       !err.empty())
     return fmt::format("bad port in '{}': {}", v, err);
   return {};
@@ -95,38 +94,39 @@ std::string check_log_level(const std::string& v) {
 
 /// Every option of a node, in help order.
 const std::array<option_def, 17> options = {{
-  {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
-  {"bootstrap-servers", &node_options::bootstrap_servers,
-   "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
-   check_servers},
-  {"embedded-kafka", &node_options::embedded_kafka,
-   "Run an in-process Kafka (librdkafka mock cluster) instead of --bootstrap-servers"},
-  {"embedded-partitions", &node_options::embedded_partitions,
-   "Partitions of the topics the embedded Kafka creates", nullptr, 1},
-  {"redis", &node_options::redis, "Redis address host:port; empty disables the Redis sink",
-   check_redis},
-  {"state-dir", &node_options::state_dir, "RocksDB state directory of this node",
-   check_not_empty},
-  {"metrics-address", &node_options::metrics_address,
-   "Prometheus /metrics listen address host:port (port 0 picks a free port)",
-   check_metrics_address},
-  {"workers", &node_options::workers, "Actor scheduler threads; 0 = number of cores"},
-  {"partition-actors", &node_options::partition_actors, "Partition actors; 0 = number of workers"},
-  {"batch-size", &node_options::batch_size, "Max records per batch between actors", nullptr, 1},
-  {"credits", &node_options::credits, "Batches in flight per sender->receiver link", nullptr, 1},
-  {"flush-interval-ms", &node_options::flush_interval_ms,
-   "Period of writing keyed state back to RocksDB, in ms", nullptr, 1},
-  {"sink-flush-ms", &node_options::sink_flush_ms,
-   "Max delay before a sink writes coalesced output, in ms"},
-  {"sink-max-pending", &node_options::sink_max_pending,
-   "Max coalesced keys a Redis sink holds before writing", nullptr, 1},
-  {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
-   check_not_empty},
-  {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",
-   check_log_level},
-  {"config", &node_options::node_config,
-   "Node YAML file read before the command line; keys are these option names without --",
-   check_not_empty, 0, true},
+    {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
+    {"bootstrap-servers", &node_options::bootstrap_servers,
+     "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
+     check_servers},
+    {"embedded-kafka", &node_options::embedded_kafka,
+     "Run an in-process Kafka (librdkafka mock cluster) instead of --bootstrap-servers"},
+    {"embedded-partitions", &node_options::embedded_partitions,
+     "Partitions of the topics the embedded Kafka creates", nullptr, 1},
+    {"redis", &node_options::redis, "Redis address host:port; empty disables the Redis sink",
+     check_redis},
+    {"state-dir", &node_options::state_dir, "RocksDB state directory of this node",
+     check_not_empty},
+    {"metrics-address", &node_options::metrics_address,
+     "Prometheus /metrics listen address host:port (port 0 picks a free port)",
+     check_metrics_address},
+    {"workers", &node_options::workers, "Actor scheduler threads; 0 = number of cores"},
+    {"partition-actors", &node_options::partition_actors,
+     "Partition actors; 0 = number of workers"},
+    {"batch-size", &node_options::batch_size, "Max records per batch between actors", nullptr, 1},
+    {"credits", &node_options::credits, "Batches in flight per sender->receiver link", nullptr, 1},
+    {"flush-interval-ms", &node_options::flush_interval_ms,
+     "Period of writing keyed state back to RocksDB, in ms", nullptr, 1},
+    {"sink-flush-ms", &node_options::sink_flush_ms,
+     "Max delay before a sink writes coalesced output, in ms"},
+    {"sink-max-pending", &node_options::sink_max_pending,
+     "Max coalesced keys a Redis sink holds before writing", nullptr, 1},
+    {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
+     check_not_empty},
+    {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",
+     check_log_level},
+    {"config", &node_options::node_config,
+     "Node YAML file read before the command line; keys are these option names without --",
+     check_not_empty, 0, true},
 }};
 
 /// The option named `name`, or nullptr.
@@ -141,15 +141,9 @@ const option_def* find_option(std::string_view name) {
 std::string default_text(const option_def& d) {
   static const node_options defaults{};
   struct visitor {
-    std::string operator()(std::string node_options::*m) const {
-      return defaults.*m;
-    }
-    std::string operator()(uint32_t node_options::*m) const {
-      return std::to_string(defaults.*m);
-    }
-    std::string operator()(bool node_options::*m) const {
-      return defaults.*m ? "true" : "false";
-    }
+    std::string operator()(std::string node_options::*m) const { return defaults.*m; }
+    std::string operator()(uint32_t node_options::*m) const { return std::to_string(defaults.*m); }
+    std::string operator()(bool node_options::*m) const { return defaults.*m ? "true" : "false"; }
   };
   return std::visit(visitor{}, d.field);
 }
@@ -169,8 +163,7 @@ std::string assign(const option_def& d, node_options& o, const std::string& text
     }
     std::string operator()(uint32_t node_options::*m) const {
       uint64_t v = 0;
-      auto err =
-        detail::parse_unsigned(text, d.min, std::numeric_limits<uint32_t>::max(), v);
+      auto err = detail::parse_unsigned(text, d.min, std::numeric_limits<uint32_t>::max(), v);
       if (err.empty())
         o.*m = static_cast<uint32_t>(v);
       return err;
@@ -195,38 +188,38 @@ std::string yaml_keys() {
   return out;
 }
 
-/// Where each option's value came from ("--name" or "file:line:col: name"), for messages.
+/// Where each option's value came from ("command line" or "file:line:col"), for messages.
 using origins = std::map<std::string_view, std::string>;
 
 /// Applies the node YAML file `path`: a map of option names to scalar values.
 void apply_yaml_file(node_options& o, const std::string& path, origins& from) {
-  const YAML::Node root = detail::load_document(detail::read_text_file(path, "node config file"),
-                                                path);
+  const YAML::Node root =
+      detail::load_document(detail::read_text_file(path, "node config file"), path);
   if (root.IsNull())
     return; // an empty file sets nothing
   if (!root.IsMap())
     throw config_error(detail::positioned(path, root.Mark(), "(top level)",
                                           "expected a map of option names to values, got " +
-                                            detail::describe(root)));
+                                              detail::describe(root)));
   std::map<std::string, bool> seen;
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    const YAML::Node& key = it->first;
+  for (const auto& entry : root) {
+    const YAML::Node key = entry.first; // Nodes are handles: copy, never bind to proxies
+    const YAML::Node value = entry.second;
     const std::string name = key.IsScalar() ? key.Scalar() : detail::describe(key);
-    auto fail = [&](const YAML::Mark& m, const std::string& what) {
-      throw config_error(detail::positioned(path, m, name, what));
+    auto error = [&](const YAML::Mark& m, const std::string& what) {
+      return config_error(detail::positioned(path, m, name, what));
     };
     const option_def* d = find_option(name);
     if (!key.IsScalar() || d == nullptr || d->cli_only)
-      fail(key.Mark(), fmt::format("unknown key '{}' (allowed: {})", name, yaml_keys()));
+      throw error(key.Mark(), fmt::format("unknown key '{}' (allowed: {})", name, yaml_keys()));
     if (seen[name])
-      fail(key.Mark(), fmt::format("duplicate key '{}'", name));
+      throw error(key.Mark(), fmt::format("duplicate key '{}'", name));
     seen[name] = true;
-    const YAML::Node& value = it->second;
     if (!value.IsScalar())
-      fail(value.IsNull() ? key.Mark() : value.Mark(),
-           "expected a single value, got " + detail::describe(value));
+      throw error(value.IsNull() ? key.Mark() : value.Mark(),
+                  "expected a single value, got " + detail::describe(value));
     if (auto err = assign(*d, o, value.Scalar()); !err.empty())
-      fail(value.Mark(), err);
+      throw error(value.Mark(), err);
     from[d->name] = fmt::format("{}:{}:{}", path, key.Mark().line + 1, key.Mark().column + 1);
   }
 }
@@ -238,8 +231,7 @@ std::vector<CLI::Option*> register_options(CLI::App& app, std::vector<std::strin
     const option_def& d = options[i];
     const std::string flag = "--" + std::string(d.name);
     const std::string def = default_text(d);
-    const std::string help =
-      fmt::format("{} [default: {}]", d.help, def.empty() ? "\"\"" : def);
+    const std::string help = fmt::format("{} [default: {}]", d.help, def.empty() ? "\"\"" : def);
     if (std::holds_alternative<bool node_options::*>(d.field)) {
       registered.push_back(app.add_flag(flag, help));
       continue;
@@ -260,22 +252,30 @@ void describe_app(CLI::App& app) {
   app.get_formatter()->column_width(34);
 }
 
-/// Checks options that depend on each other once all sources are applied.
-void check_combination(const node_options& o, const origins& from) {
+/// Checks options that depend on each other once all sources are applied. A Kafka choice on
+/// the command line (--bootstrap-servers or --embedded-kafka) replaces the file's other one.
+void resolve_combination(node_options& o, const origins& from) {
   auto where = [&](std::string_view name) {
     auto it = from.find(name);
     return it == from.end() ? std::string("default") : it->second;
   };
+  auto from_cli = [&](std::string_view name) { return where(name) == "command line"; };
   if (o.pipeline.empty())
     throw config_error("--pipeline: missing; give the pipeline YAML file with --pipeline FILE "
                        "(or 'pipeline:' in the --config file)");
+  if (!o.bootstrap_servers.empty() && o.embedded_kafka) {
+    if (from_cli("embedded-kafka") && !from_cli("bootstrap-servers"))
+      o.bootstrap_servers.clear();
+    else if (from_cli("bootstrap-servers") && !from_cli("embedded-kafka"))
+      o.embedded_kafka = false;
+    else
+      throw config_error(fmt::format("--bootstrap-servers ({}) and --embedded-kafka ({}) "
+                                     "exclude each other; give only one",
+                                     where("bootstrap-servers"), where("embedded-kafka")));
+  }
   if (o.bootstrap_servers.empty() && !o.embedded_kafka)
     throw config_error("--bootstrap-servers: missing; give --bootstrap-servers HOST:PORT for a "
                        "real Kafka or --embedded-kafka for an in-process one");
-  if (!o.bootstrap_servers.empty() && o.embedded_kafka)
-    throw config_error(fmt::format("--bootstrap-servers ({}) and --embedded-kafka ({}) exclude "
-                                   "each other; give only one",
-                                   where("bootstrap-servers"), where("embedded-kafka")));
 }
 
 } // namespace
@@ -310,9 +310,9 @@ node_options parse_node_options(int argc, const char* const* argv) {
     const std::string text = flag ? cli[i]->as<std::string>() : values[i];
     if (auto err = assign(d, o, flag && text.empty() ? "true" : text); !err.empty())
       throw config_error(fmt::format("--{}: {}", d.name, err));
-    from[d.name] = fmt::format("--{}", d.name);
+    from[d.name] = "command line";
   }
-  check_combination(o, from);
+  resolve_combination(o, from);
   return o;
 }
 

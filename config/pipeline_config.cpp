@@ -32,7 +32,7 @@ constexpr std::array<std::string_view, 5> event_fields = {"event_id", "customer_
                                                           "event_time_ms", "type", "value"};
 constexpr std::array<std::string_view, 4> features = {"count", "sum", "avg", "last_value"};
 constexpr std::string_view chain_rule =
-  "this version supports exactly the chain validate -> aggregate -> optional score";
+    "this version supports exactly the chain validate -> aggregate -> optional score";
 constexpr size_t max_topic_length = 249; // Kafka's limit
 constexpr size_t max_id_length = 64;
 
@@ -58,8 +58,7 @@ struct field {
 
   /// Throws config_error at this field.
   [[noreturn]] void fail(std::string_view what) const {
-    throw config_error(
-      detail::positioned(*file, mark, path.empty() ? "(top level)" : path, what));
+    throw config_error(detail::positioned(*file, mark, path.empty() ? "(top level)" : path, what));
   }
 
   /// The path of a child key.
@@ -79,11 +78,12 @@ public:
     if (!self_.node.IsMap())
       self_.fail(fmt::format("expected a map (keys: {}), got {}", join(allowed),
                              detail::describe(self_.node)));
-    for (auto it = self_.node.begin(); it != self_.node.end(); ++it) {
-      const YAML::Node& key = it->first;
+    for (const auto& entry : self_.node) {
+      const YAML::Node key = entry.first; // Nodes are handles: copy, never bind to proxies
+      const YAML::Node value = entry.second;
       if (!key.IsScalar())
         field{self_.file, key, self_.path, key.Mark()}.fail(
-          fmt::format("expected a plain {} name, got {}", noun, detail::describe(key)));
+            fmt::format("expected a plain {} name, got {}", noun, detail::describe(key)));
       const std::string name = key.Scalar();
       const field kf{self_.file, key, self_.child(name), key.Mark()};
       if (!contains(allowed, name))
@@ -91,8 +91,8 @@ public:
       if (get(name))
         kf.fail(fmt::format("duplicate {} '{}'", noun, name));
       // A key without value has no useful mark of its own: point at the key.
-      const YAML::Mark vm = it->second.IsNull() ? key.Mark() : it->second.Mark();
-      entries_.emplace_back(name, field{self_.file, it->second, kf.path, vm});
+      const YAML::Mark vm = value.IsNull() ? key.Mark() : value.Mark();
+      entries_.emplace_back(name, field{self_.file, value, kf.path, vm});
     }
   }
 
@@ -185,8 +185,8 @@ std::string as_name(const field& f, std::string_view what, size_t max_len) {
   if (s.empty())
     f.fail(fmt::format("{} must not be empty", what));
   if (s.size() > max_len)
-    f.fail(fmt::format("{} '{}' is {} characters long; at most {} allowed", what, s, s.size(),
-                       max_len));
+    f.fail(fmt::format("{} '{}...' is {} characters long; at most {} allowed", what,
+                       s.substr(0, 40), s.size(), max_len));
   for (char c : s)
     if (!legal_char(c))
       f.fail(fmt::format("{} '{}' contains {}; allowed characters are [a-zA-Z0-9._-]", what, s,
@@ -244,18 +244,20 @@ std::pair<std::string, field> read_type(const field& item, list allowed, std::st
   if (!item.node.IsMap())
     item.fail(fmt::format("expected a map with an id and a type ({}), got {}", join(allowed),
                           detail::describe(item.node)));
-  for (auto it = item.node.begin(); it != item.node.end(); ++it) {
-    if (!it->first.IsScalar() || it->first.Scalar() != "type")
+  for (const auto& entry : item.node) {
+    const YAML::Node key = entry.first;
+    const YAML::Node value = entry.second;
+    if (!key.IsScalar() || key.Scalar() != "type")
       continue;
-    const YAML::Mark m = it->second.IsNull() ? it->first.Mark() : it->second.Mark();
-    const field tf{item.file, it->second, item.child("type"), m};
+    const YAML::Mark m = value.IsNull() ? key.Mark() : value.Mark();
+    const field tf{item.file, value, item.child("type"), m};
     std::string type = as_string(tf);
     if (!contains(allowed, type))
       tf.fail(fmt::format("unknown {} type '{}' (allowed: {})", what, type, join(allowed)));
     return {type, tf};
   }
   item.at_path(item.child("type"))
-    .fail(fmt::format("missing required key 'type' (one of: {})", join(allowed)));
+      .fail(fmt::format("missing required key 'type' (one of: {})", join(allowed)));
 }
 
 /// `pipeline:` name, version, max_parallelism.
@@ -359,7 +361,7 @@ void read_operators(const field& f, pipeline_config& cfg, uniqueness& seen) {
     const auto [type, type_field] = read_type(items[i], operator_chain, "operator");
     if (i >= operator_chain.size())
       items[i].fail(
-        fmt::format("unexpected operator of type '{}' after 'score'; {}", type, chain_rule));
+          fmt::format("unexpected operator of type '{}' after 'score'; {}", type, chain_rule));
     if (type != operator_chain[i])
       type_field.fail(fmt::format("expected an operator of type '{}' here, got '{}'; {}",
                                   operator_chain[i], type, chain_rule));
@@ -383,7 +385,7 @@ void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
     const auto [type, type_field] = read_type(item, sink_types, "sink");
     if (auto it = first_of_type.find(type); it != first_of_type.end())
       type_field.fail(
-        fmt::format("only one '{}' sink is allowed (the first is {})", type, it->second));
+          fmt::format("only one '{}' sink is allowed (the first is {})", type, it->second));
     first_of_type.emplace(type, item.path);
     if (type == "redis") {
       const map_view m(item, redis_keys);

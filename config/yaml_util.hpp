@@ -69,7 +69,7 @@ inline YAML::Node load_document(const std::string& text, const std::string& file
   }
   if (docs.size() > 1)
     throw config_error(
-      positioned(file, docs[1].Mark(), "(document 2)", "only one YAML document is allowed"));
+        positioned(file, docs[1].Mark(), "(document 2)", "only one YAML document is allowed"));
   return docs.empty() ? YAML::Node() : docs.front();
 }
 
@@ -89,7 +89,7 @@ inline std::string parse_unsigned(std::string_view text, uint64_t lo, uint64_t h
   const bool unbounded = hi >= std::numeric_limits<uint32_t>::max();
   if (ec == std::errc::result_out_of_range || v < lo || v > hi)
     return (unbounded && v < lo && ec == std::errc() ? "must be at least " + std::to_string(lo)
-            : lo == 0 ? "must be at most " + std::to_string(hi)
+            : lo == 0                                ? "must be at most " + std::to_string(hi)
                       : "must be in " + std::to_string(lo) + ".." + std::to_string(hi)) +
            ", got " + shown;
   out = v;
@@ -104,8 +104,7 @@ inline std::string parse_finite_double(std::string_view text, double& out) {
     digits.remove_prefix(1);
   double v = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (digits.empty() || ec == std::errc::invalid_argument ||
-      end != digits.data() + digits.size())
+  if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size())
     return "expected a number, got " + shown;
   if (ec == std::errc::result_out_of_range || !std::isfinite(v))
     return "expected a finite number, got " + shown;

@@ -8,11 +8,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include <signal.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <signal.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -42,8 +42,8 @@ std::string parse_topic_spec(const std::string& text, topic_spec& out) {
       return "bad partition count '" + count + "' in --topic '" + text + "' (want 1..10000)";
   }
   if (!keyflow::kafka::is_valid_topic_name(out.name))
-    return "illegal topic name '" + out.name + "' in --topic '" + text
-           + "' (use 1..249 of a-z A-Z 0-9 . _ -)";
+    return "illegal topic name '" + out.name + "' in --topic '" + text +
+           "' (use 1..249 of a-z A-Z 0-9 . _ -)";
   return {};
 }
 
@@ -94,18 +94,20 @@ int run(const options& opt, const std::vector<topic_spec>& topics) {
   const std::string bootstrap = kafka.bootstrap_servers();
   if (!opt.bootstrap_file.empty())
     write_file_atomically(opt.bootstrap_file, bootstrap + "\n");
-  std::cerr << "keyflow-broker: " << opt.brokers << " broker(s) at "
-            << kafka.broker_addresses();
+  std::cerr << "keyflow-broker: " << opt.brokers << " broker(s) at " << kafka.broker_addresses();
   if (kafka.port() != 0)
     std::cerr << ", bootstrap port 127.0.0.1:" << kafka.port();
   for (const auto& t : topics)
     std::cerr << ", topic " << t.name << " (" << t.partitions << " partitions)";
-  std::cerr << "; stop with SIGINT or SIGTERM" << std::endl;
+  std::cerr << "; stop with SIGINT or SIGTERM\n"
+            << "keyflow-broker: note: in-memory only; each partition keeps its newest ~5 MiB "
+               "(or 100000 batches), older records are dropped like Kafka retention"
+            << std::endl;
   std::cout << "bootstrap.servers=" << bootstrap << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
-  std::cerr << "keyflow-broker: got " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-            << ", shutting down" << std::endl;
+  std::cerr << "keyflow-broker: got " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down"
+            << std::endl;
   if (!opt.bootstrap_file.empty()) {
     std::error_code ec;
     std::filesystem::remove(opt.bootstrap_file, ec); // no stale address for the next waiter
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
   app.add_option("--port", opt.port,
                  "fixed bootstrap port on 127.0.0.1 (0 = print the brokers' own ephemeral "
                  "addresses)")
-    ->check(CLI::Range(0, 65535));
+      ->check(CLI::Range(0, 65535));
   app.add_option("--brokers", opt.brokers, "number of mock brokers")->check(CLI::Range(1, 32));
   app.add_option("--topic", opt.topics,
                  "topic to create, NAME[:PARTITIONS] (default 4 partitions); repeatable. "

@@ -8,6 +8,8 @@
 #include "proto/event.pb.h"
 
 #include <CLI/CLI.hpp>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 #include <librdkafka/rdkafka.h>
 #include <nlohmann/json.hpp>
@@ -105,12 +107,17 @@ private:
 };
 
 /// Kinds of malformed records; `none` is a valid event.
-enum class bad_kind { none, decode_error, missing_customer_id, missing_event_id,
-                      missing_event_time };
+enum class bad_kind {
+  none,
+  decode_error,
+  missing_customer_id,
+  missing_event_id,
+  missing_event_time
+};
 
 /// Names of the malformed kinds, as used in the summary (index = bad_kind - 1).
-constexpr std::array<const char*, 4> bad_kind_names = {
-  "decode_error", "missing_customer_id", "missing_event_id", "missing_event_time"};
+constexpr std::array<const char*, 4> bad_kind_names = {"decode_error", "missing_customer_id",
+                                                       "missing_event_id", "missing_event_time"};
 
 /// Options of keyflow-gen.
 struct options {
@@ -128,16 +135,17 @@ struct options {
   std::int64_t time_step_ms = 10;
   std::int64_t jitter_ms = 50;
   int message_timeout_ms = 60000;
+  std::string compression = "lz4";
   std::vector<std::string> properties;
 };
 
 /// One generated Kafka record and what it means.
 struct record {
-  std::string key;      // empty with has_key = false: no key
+  std::string key; // empty with has_key = false: no key
   bool has_key = false;
-  std::string value;    // serialized Event, or junk for decode_error
+  std::string value; // serialized Event, or junk for decode_error
   bad_kind kind = bad_kind::none;
-  std::uint64_t customer = 0;  // customer index (0-based)
+  std::uint64_t customer = 0; // customer index (0-based)
   double amount = 0;
   std::int64_t event_time_ms = 0;
 };
@@ -154,13 +162,13 @@ class event_generator {
 public:
   /// Prepares the samplers for `opt`.
   explicit event_generator(const options& opt)
-    : opt_(opt), rng_(opt.seed), customers_(opt.customers, opt.zipf) {}
+      : opt_(opt), rng_(opt.seed), customers_(opt.customers, opt.zipf) {}
 
   /// Generates record number n (0-based); must be called with n = 0, 1, 2, ...
   void next(std::uint64_t n, record& out) {
     static constexpr std::array<const char*, 10> types = {
-      "page_view", "page_view", "page_view", "page_view", "page_view", "page_view",
-      "add_to_cart", "add_to_cart", "purchase", "email_open"};
+        "page_view", "page_view",   "page_view",   "page_view", "page_view",
+        "page_view", "add_to_cart", "add_to_cart", "purchase",  "email_open"};
     static constexpr std::array<const char*, 4> channels = {"web", "ios", "android", "email"};
     static constexpr std::array<const char*, 6> countries = {"US", "DE", "FR", "GB", "JP", "BR"};
     // A fixed number of draws per record, so the stream does not shift with --malformed.
@@ -193,8 +201,18 @@ public:
     event_.set_value(out.amount);
     (*event_.mutable_attributes())["channel"] = channel;
     (*event_.mutable_attributes())["country"] = country;
-    event_.SerializeToString(&out.value);
+    serialize(event_, out.value);
   }
+
+  /// Serializes with map entries in key order: plain SerializeToString writes protobuf maps
+  /// in hash order, which differs between runs, so equal events would differ in bytes.
+  static void serialize(const keyflow::proto::Event& event, std::string& out) {
+    out.clear();
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    event.SerializeToCodedStream(&coded);
+  } // coded then stream trim `out` to the bytes written
 
 private:
   /// Random bytes that do not parse as an Event (own stream per record n).
@@ -218,7 +236,7 @@ private:
 struct customer_stats {
   std::uint64_t count = 0;
   double sum = 0;
-  std::int64_t last_event_time_ms = 0;  // greatest event time
+  std::int64_t last_event_time_ms = 0; // greatest event time
 };
 
 /// Totals over all records sent.
@@ -251,8 +269,8 @@ public:
     char errstr[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     auto set = [&](const std::string& key, const std::string& value) {
-      if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr))
-          != RD_KAFKA_CONF_OK) {
+      if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
+          RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
         throw std::runtime_error("producer property " + key + "=" + value + ": " + errstr);
       }
@@ -264,6 +282,7 @@ public:
     set("batch.size", "1000000");
     set("queue.buffering.max.messages", "1000000");
     set("message.timeout.ms", std::to_string(opt.message_timeout_ms));
+    set("compression.type", opt.compression);
     for (const auto& p : opt.properties) {
       auto eq = p.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -296,14 +315,14 @@ public:
     const rd_kafka_metadata_t* md = nullptr;
     auto err = rd_kafka_metadata(rk_, 0, rkt_, &md, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error(std::string("metadata for topic '") + rd_kafka_topic_name(rkt_)
-                               + "': " + rd_kafka_err2str(err));
+      throw std::runtime_error(std::string("metadata for topic '") + rd_kafka_topic_name(rkt_) +
+                               "': " + rd_kafka_err2str(err));
     int count = md->topic_cnt == 1 && md->topics[0].err == 0 ? md->topics[0].partition_cnt : 0;
     auto topic_err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     rd_kafka_metadata_destroy(md);
     if (count <= 0)
-      throw std::runtime_error(std::string("topic '") + rd_kafka_topic_name(rkt_)
-                               + "' has no partitions: " + rd_kafka_err2str(topic_err));
+      throw std::runtime_error(std::string("topic '") + rd_kafka_topic_name(rkt_) +
+                               "' has no partitions: " + rd_kafka_err2str(topic_err));
     return count;
   }
 
@@ -311,10 +330,10 @@ public:
   bool send(const record& r, int partition) {
     for (;;) {
       auto err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(r.has_key ? r.key.data() : nullptr, r.has_key ? r.key.size() : 0),
-        RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()), RD_KAFKA_V_END);
+          rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_PARTITION(partition),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(r.has_key ? r.key.data() : nullptr, r.has_key ? r.key.size() : 0),
+          RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return true;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -368,7 +387,7 @@ void pace(const options& opt, clock_type::time_point start, std::uint64_t n) {
   if (opt.rate <= 0)
     return;
   auto due = start + std::chrono::duration_cast<clock_type::duration>(
-                       std::chrono::duration<double>(static_cast<double>(n) / opt.rate));
+                         std::chrono::duration<double>(static_cast<double>(n) / opt.rate));
   if (due - clock_type::now() > std::chrono::milliseconds(1))
     std::this_thread::sleep_until(due);
 }
@@ -389,6 +408,7 @@ nlohmann::ordered_json make_summary(const options& opt, const totals& t, double 
   j["zipf"] = opt.zipf;
   j["random_partition"] = opt.random_partition;
   j["key_by_customer"] = opt.key_by_customer;
+  j["compression"] = opt.compression;
   j["delivered"] = p.delivered();
   j["failed_deliveries"] = p.failed();
   j["elapsed_s"] = std::round(elapsed_s * 1000.0) / 1000.0;
@@ -396,8 +416,8 @@ nlohmann::ordered_json make_summary(const options& opt, const totals& t, double 
   for (std::size_t i = 0; i < t.per_customer.size(); ++i) {
     const auto& c = t.per_customer[i];
     if (c.count > 0)
-      per[customer_id(i)] = {{"count", c.count}, {"sum", c.sum},
-                             {"last_event_time_ms", c.last_event_time_ms}};
+      per[customer_id(i)] = {
+          {"count", c.count}, {"sum", c.sum}, {"last_event_time_ms", c.last_event_time_ms}};
   }
   return j;
 }
@@ -439,10 +459,10 @@ int run(const options& opt) {
       prod.poll();
   }
   // Every record gets a report within message.timeout.ms; the deadline is a safety net.
-  const auto deadline = clock_type::now() + std::chrono::milliseconds(opt.message_timeout_ms)
-                        + std::chrono::seconds(30);
-  while (!prod.flush(1000) && prod.delivered() + prod.failed() < opt.events
-         && clock_type::now() < deadline) {
+  const auto deadline = clock_type::now() + std::chrono::milliseconds(opt.message_timeout_ms) +
+                        std::chrono::seconds(30);
+  while (!prod.flush(1000) && prod.delivered() + prod.failed() < opt.events &&
+         clock_type::now() < deadline) {
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   if (!opt.summary.empty())
@@ -466,17 +486,17 @@ int run(const options& opt) {
 void add_options(CLI::App& app, options& opt) {
   app.option_defaults()->always_capture_default();
   app.add_option("--bootstrap-servers,-b", opt.bootstrap_servers, "Kafka bootstrap servers")
-    ->required();
+      ->required();
   app.add_option("--topic,-t", opt.topic, "topic to write to");
   app.add_option("--events,-n", opt.events, "number of records to send (valid + malformed)");
   app.add_option("--customers", opt.customers, "number of customers (ids c-000001, ...)")
-    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10000000}));
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10000000}));
   app.add_option("--rate", opt.rate, "records per second (0 = as fast as possible)")
-    ->check(CLI::Range(0.0, 1e9));
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--zipf", opt.zipf, "key skew exponent s, P(rank k) ~ 1/k^s (0 = uniform)")
-    ->check(CLI::Range(0.0, 10.0));
+      ->check(CLI::Range(0.0, 10.0));
   app.add_option("--malformed", opt.malformed, "share of malformed records, 0..1")
-    ->check(CLI::Range(0.0, 1.0));
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", opt.seed, "random seed; same seed and options = same records");
   app.add_option("--summary", opt.summary, "write a JSON summary of what was sent here");
   app.add_flag("--random-partition", opt.random_partition,
@@ -485,12 +505,16 @@ void add_options(CLI::App& app, options& opt) {
                "Kafka record key = customer_id (--no-key-by-customer: no key)");
   app.add_option("--time-step-ms", opt.time_step_ms,
                  "event time advance per record from 2026-01-01T00:00:00Z")
-    ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
   app.add_option("--jitter-ms", opt.jitter_ms, "random extra event time 0..N ms per record")
-    ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
   app.add_option("--message-timeout-ms", opt.message_timeout_ms,
                  "give up on a record not acknowledged after this long")
-    ->check(CLI::Range(1000, 3600000));
+      ->check(CLI::Range(1000, 3600000));
+  app.add_option("--compression", opt.compression,
+                 "batch compression (lz4 also makes the embedded broker's fixed ~5 MiB per "
+                 "partition retention hold ~3x more events)")
+      ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
   app.add_option("--property,-X", opt.properties,
                  "extra librdkafka producer property KEY=VALUE (repeatable), e.g. for SASL");
 }

@@ -40,8 +40,7 @@ std::pair<std::string, std::uint16_t> first_address(const std::string& list) {
   auto colon = first.rfind(':');
   if (colon == std::string::npos)
     throw std::runtime_error("embedded_kafka: unexpected broker address '" + first + "'");
-  return {first.substr(0, colon),
-          static_cast<std::uint16_t>(std::stoul(first.substr(colon + 1)))};
+  return {first.substr(0, colon), static_cast<std::uint16_t>(std::stoul(first.substr(colon + 1)))};
 }
 
 } // namespace
@@ -50,22 +49,21 @@ bool is_valid_topic_name(const std::string& name) {
   if (name.empty() || name.size() > 249 || name == "." || name == "..")
     return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-           || c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
 embedded_kafka::embedded_kafka(int brokers, std::uint16_t port) : brokers_(brokers) {
   if (brokers < 1 || brokers > max_brokers)
-    throw std::runtime_error("embedded_kafka: number of brokers must be 1.."
-                             + std::to_string(max_brokers) + ", got "
-                             + std::to_string(brokers));
+    throw std::runtime_error("embedded_kafka: number of brokers must be 1.." +
+                             std::to_string(max_brokers) + ", got " + std::to_string(brokers));
   rk_ = new_host_handle();
   cluster_ = rd_kafka_mock_cluster_new(rk_, brokers);
   if (cluster_ == nullptr) {
     rd_kafka_destroy(rk_);
-    throw std::runtime_error("embedded_kafka: cannot start the mock cluster with "
-                             + std::to_string(brokers) + " broker(s)");
+    throw std::runtime_error("embedded_kafka: cannot start the mock cluster with " +
+                             std::to_string(brokers) + " broker(s)");
   }
   if (port == 0)
     return;
@@ -87,18 +85,18 @@ embedded_kafka::~embedded_kafka() {
 
 void embedded_kafka::create_topic(const std::string& name, int partitions) {
   if (!is_valid_topic_name(name))
-    throw std::runtime_error("embedded_kafka: illegal topic name '" + name
-                             + "' (use 1..249 of a-z A-Z 0-9 . _ -)");
+    throw std::runtime_error("embedded_kafka: illegal topic name '" + name +
+                             "' (use 1..249 of a-z A-Z 0-9 . _ -)");
   if (partitions < 1 || partitions > max_partitions)
-    throw std::runtime_error("embedded_kafka: topic '" + name + "': partitions must be 1.."
-                             + std::to_string(max_partitions) + ", got "
-                             + std::to_string(partitions));
+    throw std::runtime_error("embedded_kafka: topic '" + name + "': partitions must be 1.." +
+                             std::to_string(max_partitions) + ", got " +
+                             std::to_string(partitions));
   int replication = std::min(3, brokers_);
-  rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions,
-                                                       replication);
+  rd_kafka_resp_err_t err =
+      rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, replication);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error("embedded_kafka: cannot create topic '" + name
-                             + "': " + rd_kafka_err2str(err));
+    throw std::runtime_error("embedded_kafka: cannot create topic '" + name +
+                             "': " + rd_kafka_err2str(err));
 }
 
 std::string embedded_kafka::bootstrap_servers() const {

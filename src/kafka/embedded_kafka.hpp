@@ -14,6 +14,11 @@
 //   send, `kcat -L -t T`, and consumers (kcat -C, subscribe), even when the client sets
 //   allow.auto.create.topics=false. Create topics explicitly (create_topic) before any
 //   client names them when the partition count matters; creating an existing topic fails.
+// - Retention: each partition keeps only its newest ~5 MiB of record batches or 100000
+//   batches, whichever is less (fixed in librdkafka, no API to change it); older batches are
+//   dropped and the log start offset moves up, as with Kafka retention. About 50 K
+//   uncompressed ~100-byte events per partition; compressed batches (lz4 ~3x, zstd ~4x)
+//   stretch that. Use enough partitions, or consume while producing, to lose nothing.
 // - rd_kafka_mock_topic_create itself accepts 0 partitions and illegal names, so
 //   create_topic validates both first.
 // - Garbage bytes on a broker port are logged (PROTOERR) and the connection is dropped; the

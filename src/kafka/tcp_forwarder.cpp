@@ -49,10 +49,10 @@ struct half {
   int from;
   int to;
   std::vector<char> buf = std::vector<char>(buffer_size);
-  std::size_t off = 0;   // first unsent byte in buf
-  std::size_t len = 0;   // unsent bytes in buf
-  bool eof = false;      // `from` has sent FIN
-  bool shut = false;     // FIN passed on to `to`
+  std::size_t off = 0; // first unsent byte in buf
+  std::size_t len = 0; // unsent bytes in buf
+  bool eof = false;    // `from` has sent FIN
+  bool shut = false;   // FIN passed on to `to`
 
   /// Wants to read: buffer empty and no EOF yet.
   bool wants_read() const { return len == 0 && !eof; }
@@ -146,7 +146,7 @@ int connect_upstream(const sockaddr_in& addr) {
 
 tcp_forwarder::tcp_forwarder(std::uint16_t port, std::string upstream_host,
                              std::uint16_t upstream_port)
-  : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
+    : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
   make_address(upstream_host_, upstream_port_); // validate early
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0)
@@ -154,8 +154,8 @@ tcp_forwarder::tcp_forwarder(std::uint16_t port, std::string upstream_host,
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr = make_address("127.0.0.1", port);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-      || ::listen(listen_fd_, 128) != 0) {
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listen_fd_, 128) != 0) {
     std::string msg = sys_error("cannot listen on 127.0.0.1:" + std::to_string(port));
     ::close(listen_fd_);
     throw std::runtime_error(msg);

@@ -10,6 +10,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
     std::cerr << "keyflowd: " << e.what() << "\n";
     return 2;
   }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("keyflowd"));
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   try {
     return run_node(opts);

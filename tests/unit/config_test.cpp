@@ -52,13 +52,13 @@ TEST(PipelineConfig, LoadsReferencePipeline) {
             (std::vector<std::string>{"event_id", "customer_id", "event_time_ms"}));
   EXPECT_EQ(cfg.aggregate.id, "aggregate");
   EXPECT_EQ(cfg.aggregate.key, "customer_id");
+  // The model's numbers are tuned in cdp.yaml from time to time; exact number parsing is
+  // checked on inline text below.
   ASSERT_TRUE(cfg.score.has_value());
   EXPECT_EQ(cfg.score->id, "score");
-  EXPECT_DOUBLE_EQ(cfg.score->bias, -3.0);
-  EXPECT_EQ(cfg.score->weights.size(), 2u);
-  EXPECT_DOUBLE_EQ(cfg.score->weights.at("count"), 0.05);
-  EXPECT_DOUBLE_EQ(cfg.score->weights.at("avg"), 0.02);
-  EXPECT_DOUBLE_EQ(cfg.score->threshold, 0.8);
+  EXPECT_FALSE(cfg.score->weights.empty());
+  EXPECT_GT(cfg.score->threshold, 0.0);
+  EXPECT_LT(cfg.score->threshold, 1.0);
   ASSERT_TRUE(cfg.redis_sink.has_value());
   EXPECT_EQ(cfg.redis_sink->id, "profiles");
   EXPECT_EQ(cfg.redis_sink->key_prefix, "profile:");
@@ -87,6 +87,30 @@ operators:
   EXPECT_FALSE(cfg.score.has_value());
   EXPECT_FALSE(cfg.redis_sink.has_value());
   EXPECT_FALSE(cfg.kafka_sink.has_value());
+}
+
+TEST(PipelineConfig, ScoreNumbers) {
+  const auto cfg = keyflow::config::parse_pipeline(R"(
+pipeline: {name: cdp}
+source: {topic: events}
+dead_letters: {topic: events-dlq}
+operators:
+  - {id: validate, type: validate}
+  - {id: aggregate, type: aggregate, key: customer_id}
+  - id: score
+    type: score
+    bias: -3.0
+    weights:
+      count: 0.05
+      avg: +0.02
+    threshold: 0.8
+)");
+  ASSERT_TRUE(cfg.score.has_value());
+  EXPECT_DOUBLE_EQ(cfg.score->bias, -3.0);
+  EXPECT_EQ(cfg.score->weights.size(), 2u);
+  EXPECT_DOUBLE_EQ(cfg.score->weights.at("count"), 0.05);
+  EXPECT_DOUBLE_EQ(cfg.score->weights.at("avg"), 0.02);
+  EXPECT_DOUBLE_EQ(cfg.score->threshold, 0.8);
 }
 
 TEST(PipelineConfig, ScoreDefaultsAndBoundaryValues) {
@@ -129,7 +153,7 @@ TEST(PipelineConfig, DirectoryIsNotAFile) {
   const auto path = source_path("tests/data/bad_pipelines");
   const auto msg = error_of([&] { keyflow::config::load_pipeline_file(path); });
   EXPECT_NE(msg.find(path + ": cannot read pipeline file: is a directory"), std::string::npos)
-    << msg;
+      << msg;
 }
 
 /// One bad pipeline file and the error it must produce.
@@ -147,55 +171,56 @@ void PrintTo(const bad_case& c, std::ostream* os) {
 }
 
 const bad_case bad_cases[] = {
-  {"syntax_error", 8, 0, "YAML syntax error", ""},
-  {"unknown_top_key", 10, 1, "dead_letter",
-   "unknown key 'dead_letter' (allowed: pipeline, source, dead_letters, operators, sinks)"},
-  {"unknown_source_key", 10, 3, "source.partitions",
-   "unknown key 'partitions' (allowed: id, topic, start_offset)"},
-  {"max_parallelism_not_number", 5, 20, "pipeline.max_parallelism",
-   "expected an unsigned integer, got 'abc'"},
-  {"max_parallelism_too_large", 5, 20, "pipeline.max_parallelism", "must be in 1..32768"},
-  {"max_parallelism_zero", 5, 20, "pipeline.max_parallelism", "must be in 1..32768"},
-  {"max_parallelism_quoted", 5, 20, "pipeline.max_parallelism", "quoted string"},
-  {"version_negative", 4, 12, "pipeline.version", "must not be negative"},
-  {"source_is_list", 7, 3, "source", "expected a map"},
-  {"missing_pipeline_name", 3, 3, "pipeline.name", "missing required key 'name'"},
-  {"missing_source_topic", 7, 3, "source.topic", "missing required key 'topic'"},
-  {"missing_dead_letters", 2, 1, "dead_letters", "missing required key 'dead_letters'"},
-  {"dead_letters_empty_map", 10, 15, "dead_letters.topic", "missing required key 'topic'"},
-  {"kafka_sink_without_topic", 30, 5, "sinks[1].topic", "missing required key 'topic'"},
-  {"duplicate_operator_id", 19, 9, "operators[2].id",
-   "duplicate id 'aggregate' (already used by operators[1].id)"},
-  {"duplicate_sink_id", 30, 9, "sinks[1].id", "duplicate id 'score'"},
-  {"unknown_operator_type", 17, 11, "operators[1].type",
-   "unknown operator type 'dedup' (allowed: validate, aggregate, score)"},
-  {"unknown_sink_type", 28, 11, "sinks[0].type", "unknown sink type 's3' (allowed: redis, kafka)"},
-  {"operators_out_of_order", 14, 11, "operators[0].type",
-   "expected an operator of type 'validate' here, got 'aggregate'"},
-  {"missing_aggregate", 13, 3, "operators", "missing the 'aggregate' operator"},
-  {"extra_operator", 26, 5, "operators[3]", "unexpected operator of type 'score' after 'score'"},
-  {"missing_operator_type", 16, 5, "operators[1].type", "missing required key 'type'"},
-  {"kafka_sink_without_score", 23, 5, "sinks[1]", "needs a 'score' operator"},
-  {"two_redis_sinks", 31, 11, "sinks[1].type",
-   "only one 'redis' sink is allowed (the first is sinks[0])"},
-  {"threshold_out_of_range", 25, 16, "operators[2].threshold", "must be in [0, 1], got 1.5"},
-  {"bad_start_offset", 9, 17, "source.start_offset", "must be earliest or latest"},
-  {"unknown_required_field", 15, 39, "operators[0].required[2]", "unknown event field 'userid'"},
-  {"unknown_weight_feature", 23, 7, "operators[2].weights.cnt",
-   "unknown feature 'cnt' (allowed: count, sum, avg, last_value)"},
-  {"weights_is_list", 22, 14, "operators[2].weights", "expected a map"},
-  {"bias_not_finite", 21, 11, "operators[2].bias", "expected a number"},
-  {"empty_topic", 8, 10, "source.topic", "must not be empty"},
-  {"illegal_topic_chars", 32, 12, "sinks[1].topic", "contains '/'"},
-  {"topic_too_long", 11, 10, "dead_letters.topic", "250 characters long; at most 249"},
-  {"dead_letters_same_as_source", 11, 10, "dead_letters.topic", "already used by source.topic"},
-  {"duplicate_key", 9, 3, "source.topic", "duplicate key 'topic'"},
-  {"unknown_operator_key", 16, 5, "operators[0].key",
-   "unknown key 'key' (allowed: id, type, required)"},
-  {"aggregate_key_not_required", 18, 10, "operators[1].key",
-   "must be listed in the validate operator's 'required'"},
-  {"two_documents", 34, 1, "(document 2)", "only one YAML document"},
-  {"empty", 1, 1, "(top level)", "expected a map"},
+    {"syntax_error", 8, 0, "YAML syntax error", ""},
+    {"unknown_top_key", 10, 1, "dead_letter",
+     "unknown key 'dead_letter' (allowed: pipeline, source, dead_letters, operators, sinks)"},
+    {"unknown_source_key", 10, 3, "source.partitions",
+     "unknown key 'partitions' (allowed: id, topic, start_offset)"},
+    {"max_parallelism_not_number", 5, 20, "pipeline.max_parallelism",
+     "expected an unsigned integer, got 'abc'"},
+    {"max_parallelism_too_large", 5, 20, "pipeline.max_parallelism", "must be in 1..32768"},
+    {"max_parallelism_zero", 5, 20, "pipeline.max_parallelism", "must be in 1..32768"},
+    {"max_parallelism_quoted", 5, 20, "pipeline.max_parallelism", "quoted string"},
+    {"version_negative", 4, 12, "pipeline.version", "must not be negative"},
+    {"source_is_list", 7, 3, "source", "expected a map"},
+    {"missing_pipeline_name", 3, 3, "pipeline.name", "missing required key 'name'"},
+    {"missing_source_topic", 7, 3, "source.topic", "missing required key 'topic'"},
+    {"missing_dead_letters", 2, 1, "dead_letters", "missing required key 'dead_letters'"},
+    {"dead_letters_empty_map", 10, 15, "dead_letters.topic", "missing required key 'topic'"},
+    {"kafka_sink_without_topic", 30, 5, "sinks[1].topic", "missing required key 'topic'"},
+    {"duplicate_operator_id", 19, 9, "operators[2].id",
+     "duplicate id 'aggregate' (already used by operators[1].id)"},
+    {"duplicate_sink_id", 30, 9, "sinks[1].id", "duplicate id 'score'"},
+    {"unknown_operator_type", 17, 11, "operators[1].type",
+     "unknown operator type 'dedup' (allowed: validate, aggregate, score)"},
+    {"unknown_sink_type", 28, 11, "sinks[0].type",
+     "unknown sink type 's3' (allowed: redis, kafka)"},
+    {"operators_out_of_order", 14, 11, "operators[0].type",
+     "expected an operator of type 'validate' here, got 'aggregate'"},
+    {"missing_aggregate", 13, 3, "operators", "missing the 'aggregate' operator"},
+    {"extra_operator", 26, 5, "operators[3]", "unexpected operator of type 'score' after 'score'"},
+    {"missing_operator_type", 16, 5, "operators[1].type", "missing required key 'type'"},
+    {"kafka_sink_without_score", 23, 5, "sinks[1]", "needs a 'score' operator"},
+    {"two_redis_sinks", 31, 11, "sinks[1].type",
+     "only one 'redis' sink is allowed (the first is sinks[0])"},
+    {"threshold_out_of_range", 25, 16, "operators[2].threshold", "must be in [0, 1], got 1.5"},
+    {"bad_start_offset", 9, 17, "source.start_offset", "must be earliest or latest"},
+    {"unknown_required_field", 15, 39, "operators[0].required[2]", "unknown event field 'userid'"},
+    {"unknown_weight_feature", 23, 7, "operators[2].weights.cnt",
+     "unknown feature 'cnt' (allowed: count, sum, avg, last_value)"},
+    {"weights_is_list", 22, 14, "operators[2].weights", "expected a map"},
+    {"bias_not_finite", 21, 11, "operators[2].bias", "expected a number"},
+    {"empty_topic", 8, 10, "source.topic", "must not be empty"},
+    {"illegal_topic_chars", 32, 12, "sinks[1].topic", "contains '/'"},
+    {"topic_too_long", 11, 10, "dead_letters.topic", "250 characters long; at most 249"},
+    {"dead_letters_same_as_source", 11, 10, "dead_letters.topic", "already used by source.topic"},
+    {"duplicate_key", 9, 3, "source.topic", "duplicate key 'topic'"},
+    {"unknown_operator_key", 16, 5, "operators[0].key",
+     "unknown key 'key' (allowed: id, type, required)"},
+    {"aggregate_key_not_required", 18, 10, "operators[1].key",
+     "must be listed in the validate operator's 'required'"},
+    {"two_documents", 34, 1, "(document 2)", "only one YAML document"},
+    {"empty", 1, 1, "(top level)", "expected a map"},
 };
 
 /// Each bad file fails with its file name, line, column, key path and explanation.
@@ -268,12 +293,35 @@ TEST(NodeOptions, DefaultsFromTheStruct) {
 }
 
 TEST(NodeOptions, EveryOptionFromTheCommandLine) {
-  const auto o = parse({"--pipeline", "x.yaml", "--bootstrap-servers", "k1:9092,k2:9092",
-                        "--embedded-partitions", "8", "--redis", "r:6379", "--state-dir", "/s",
-                        "--metrics-address", "0.0.0.0:0", "--workers", "3",
-                        "--partition-actors", "6", "--batch-size", "100", "--credits", "2",
-                        "--flush-interval-ms", "250", "--sink-flush-ms", "0",
-                        "--sink-max-pending", "10", "--group-id", "g", "--log-level=trace"});
+  const auto o = parse({"--pipeline",
+                        "x.yaml",
+                        "--bootstrap-servers",
+                        "k1:9092,k2:9092",
+                        "--embedded-partitions",
+                        "8",
+                        "--redis",
+                        "r:6379",
+                        "--state-dir",
+                        "/s",
+                        "--metrics-address",
+                        "0.0.0.0:0",
+                        "--workers",
+                        "3",
+                        "--partition-actors",
+                        "6",
+                        "--batch-size",
+                        "100",
+                        "--credits",
+                        "2",
+                        "--flush-interval-ms",
+                        "250",
+                        "--sink-flush-ms",
+                        "0",
+                        "--sink-max-pending",
+                        "10",
+                        "--group-id",
+                        "g",
+                        "--log-level=trace"});
   EXPECT_EQ(o.pipeline, "x.yaml");
   EXPECT_EQ(o.bootstrap_servers, "k1:9092,k2:9092");
   EXPECT_FALSE(o.embedded_kafka);
@@ -314,6 +362,23 @@ TEST(NodeOptions, CommandLineOverridesYamlFile) {
   EXPECT_EQ(o.workers, 8u); // from the file
 }
 
+TEST(NodeOptions, KafkaChoiceOnCommandLineReplacesTheFiles) {
+  const auto dir = source_path("tests/data/node_options/");
+  auto o = parse({"--config", dir + "node.yaml", "--embedded-kafka"});
+  EXPECT_TRUE(o.embedded_kafka);
+  EXPECT_EQ(o.bootstrap_servers, "");
+  o = parse({"--config", dir + "embedded.yaml", "--bootstrap-servers", "k:9092"});
+  EXPECT_FALSE(o.embedded_kafka);
+  EXPECT_EQ(o.bootstrap_servers, "k:9092");
+  const auto msg = parse_error({"--config", dir + "both_kafkas.yaml"});
+  EXPECT_NE(msg.find("--bootstrap-servers (" + dir +
+                     "both_kafkas.yaml:3:1) and "
+                     "--embedded-kafka (" +
+                     dir + "both_kafkas.yaml:4:1) exclude each other"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(NodeOptions, EmptyRedisDisablesTheSink) {
   const auto o = parse({"--pipeline", "p", "--embedded-kafka", "--redis", ""});
   EXPECT_EQ(o.redis, "");
@@ -336,12 +401,13 @@ TEST(NodeOptions, CommandLineErrorsNameTheOption) {
   EXPECT_NE(with({"--credits", "4294967296"}).find("--credits: must be"), std::string::npos);
   EXPECT_NE(with({"--log-level", "loud"}).find("--log-level: expected one of trace"),
             std::string::npos);
-  EXPECT_NE(with({"--redis", "localhost"}).find("--redis: expected host:port"),
-            std::string::npos);
+  EXPECT_NE(with({"--redis", "localhost"}).find("--redis: expected host:port"), std::string::npos);
   EXPECT_NE(with({"--metrics-address", "h:99999"}).find("--metrics-address: bad port"),
             std::string::npos);
   EXPECT_NE(with({"--batch-size"}).find("--batch-size"), std::string::npos);
-  EXPECT_NE(with({"--bootstrap-servers", "k:9092"}).find("exclude each other"),
+  EXPECT_NE(with({"--bootstrap-servers", "k:9092"})
+                .find("--bootstrap-servers (command line) and --embedded-kafka (command line) "
+                      "exclude each other"),
             std::string::npos);
 }
 
@@ -357,34 +423,32 @@ TEST(NodeOptions, YamlErrorsNameFileLineAndKey) {
   const auto dir = source_path("tests/data/node_options/");
   auto msg = parse_error({"--config", dir + "unknown_key.yaml"});
   EXPECT_EQ(msg.rfind(dir + "unknown_key.yaml:3:1: batchsize: unknown key 'batchsize'", 0), 0u)
-    << msg;
+      << msg;
   EXPECT_NE(msg.find("batch-size"), std::string::npos) << msg; // lists allowed keys
   msg = parse_error({"--pipeline", "p", "--config", dir + "bad_value.yaml"});
   EXPECT_EQ(msg.rfind(dir + "bad_value.yaml:3:10: credits: must be at least 1", 0), 0u) << msg;
   msg = parse_error({"--config", dir + "not_a_map.yaml"});
-  EXPECT_NE(msg.find("not_a_map.yaml:2:1: (top level): expected a map"), std::string::npos)
-    << msg;
+  EXPECT_NE(msg.find("not_a_map.yaml:2:1: (top level): expected a map"), std::string::npos) << msg;
   msg = parse_error({"--config", dir + "missing.yaml"});
-  EXPECT_NE(msg.find(dir + "missing.yaml: cannot read node config file"), std::string::npos)
-    << msg;
+  EXPECT_NE(msg.find(dir + "missing.yaml: cannot read node config file"), std::string::npos) << msg;
 }
 
 TEST(NodeOptions, YamlBadValueIsOverriddenOnlyIfValid) {
   // The file is read before the command line, so its errors are reported even when the
   // command line sets the same option.
   const auto dir = source_path("tests/data/node_options/");
-  const auto msg = parse_error({"--pipeline", "p", "--config", dir + "bad_value.yaml",
-                                "--credits", "5"});
+  const auto msg =
+      parse_error({"--pipeline", "p", "--config", dir + "bad_value.yaml", "--credits", "5"});
   EXPECT_NE(msg.find("credits: must be at least 1"), std::string::npos) << msg;
 }
 
 TEST(NodeOptions, HelpListsEveryOptionWithDefault) {
   const auto help = keyflow::config::node_options_help();
   for (const char* name :
-       {"--pipeline", "--bootstrap-servers", "--embedded-kafka", "--embedded-partitions",
-        "--redis", "--state-dir", "--metrics-address", "--workers", "--partition-actors",
-        "--batch-size", "--credits", "--flush-interval-ms", "--sink-flush-ms",
-        "--sink-max-pending", "--group-id", "--log-level", "--config"})
+       {"--pipeline", "--bootstrap-servers", "--embedded-kafka", "--embedded-partitions", "--redis",
+        "--state-dir", "--metrics-address", "--workers", "--partition-actors", "--batch-size",
+        "--credits", "--flush-interval-ms", "--sink-flush-ms", "--sink-max-pending", "--group-id",
+        "--log-level", "--config"})
     EXPECT_NE(help.find(name), std::string::npos) << name;
   EXPECT_NE(help.find("[default: 1024]"), std::string::npos) << help;
   EXPECT_NE(help.find("[default: ./keyflow-state]"), std::string::npos) << help;

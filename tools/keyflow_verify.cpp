@@ -1,0 +1,200 @@
+// keyflow-verify: checks a pipeline's results against what keyflow-gen says it sent.
+// Reads the generator's summary JSON, the profiles in Redis, and optionally the dead-letter
+// and activations topics in Kafka; prints a sample side by side and exits non-zero on any
+// difference. Used by tools/quickstart.sh and the integration tests.
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "config/pipeline_config.hpp"
+#include "kafka/client.hpp"
+#include "operators/aggregate.hpp"
+#include "proto/activation.pb.h"
+#include "proto/dead_letter.pb.h"
+#include "redis/redis_client.hpp"
+
+namespace {
+
+using namespace keyflow;
+
+struct options {
+  std::string summary, redis, pipeline, bootstrap;
+  std::string key_prefix = "profile:";
+  double wait_s = 0;
+  size_t sample = 5;
+};
+
+struct expected_profile {
+  uint64_t count = 0;
+  double sum = 0;
+  int64_t last = 0;
+};
+
+using profile_map = std::map<std::string, expected_profile>;
+
+profile_map load_expected(const nlohmann::json& j) {
+  profile_map out;
+  for (const auto& [k, v] : j.at("per_customer").items())
+    out[k] = {v.at("count").get<uint64_t>(), v.at("sum").get<double>(),
+              v.at("last_event_time_ms").get<int64_t>()};
+  return out;
+}
+
+/// Compares Redis with the expectations; returns mismatching customers (first few printed).
+size_t compare_profiles(const options& o, const profile_map& want,
+                        const std::optional<ops::scorer>& scorer, bool print) {
+  redis::client r{redis::address::parse(o.redis)};
+  size_t bad = 0, shown = 0;
+  if (print)
+    std::cout << fmt::format("{:<12} {:>16} {:>16} {:>20} {:>20} {:>10}\n", "customer",
+                             "count got/want", "", "sum got/want", "", "score");
+  for (const auto& [key, w] : want) {
+    std::map<std::string, std::string> h;
+    for (auto& [f, v] : r.hgetall(o.key_prefix + key))
+      h[f] = v;
+    auto num = [&](const char* f) { return h.count(f) ? std::stod(h[f]) : -1.0; };
+    bool ok = num("count") == static_cast<double>(w.count) && num("sum") == w.sum &&
+              num("last_event_time_ms") == static_cast<double>(w.last);
+    if (ok && scorer) {
+      ops::aggregate_state s{w.count, w.sum, w.last, 0, false, 0};
+      ok = std::fabs(num("score") - scorer->score(s)) < 1e-9;
+    }
+    if (!ok)
+      ++bad;
+    if (print && (shown < o.sample || (!ok && bad <= 10))) {
+      ++shown;
+      std::cout << fmt::format("{:<12} {:>8}/{:<8}{:>8} {:>12}/{:<12}{:>6} {:>10} {}\n", key,
+                               h.count("count") ? h["count"] : "-", w.count, "",
+                               h.count("sum") ? h["sum"] : "-", w.sum, "",
+                               h.count("score") ? h["score"].substr(0, 8) : "-",
+                               ok ? "ok" : "MISMATCH");
+    }
+  }
+  return bad;
+}
+
+/// Reads a whole topic from the beginning; calls f(value) for each record.
+template <class F>
+size_t read_topic(const std::string& bootstrap, const std::string& topic, F f) {
+  kafka::properties props{{"bootstrap.servers", bootstrap}, {"group.id", "keyflow-verify"},
+                          {"enable.auto.commit", "false"}};
+  int parts = kafka::partition_count({{"bootstrap.servers", bootstrap}}, topic);
+  if (parts <= 0)
+    throw std::runtime_error("topic '" + topic + "' does not exist");
+  size_t n = 0;
+  for (int p = 0; p < parts; ++p) {
+    kafka::partition_consumer c{props, topic, p, RD_KAFKA_OFFSET_BEGINNING};
+    kafka::message_batch batch;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      c.poll(batch, 1000, 200);
+      for (auto* m : batch.messages())
+        f(std::string_view{static_cast<const char*>(m->payload), m->len}), ++n;
+      if (batch.messages().empty() && c.lag() == 0)
+        break;
+    }
+  }
+  return n;
+}
+
+int check_dead_letters(const options& o, const nlohmann::json& j, const std::string& topic) {
+  std::map<std::string, size_t> by_code;
+  size_t bad_envelopes = 0;
+  auto n = read_topic(o.bootstrap, topic, [&](std::string_view v) {
+    proto::DeadLetter dl;
+    if (!dl.ParseFromArray(v.data(), static_cast<int>(v.size())) || dl.source_topic().empty() ||
+        dl.source_offset() < 0 || dl.operator_id().empty() || dl.error_message().empty())
+      ++bad_envelopes;
+    ++by_code[dl.error_code()];
+  });
+  size_t want = j.at("malformed").get<size_t>();
+  std::cout << fmt::format("dead letters in '{}': {} (generator sent {} malformed)", topic, n,
+                           want);
+  for (auto& [code, c] : by_code)
+    std::cout << fmt::format(", {}={}", code, c);
+  std::cout << "\n";
+  if (bad_envelopes > 0)
+    std::cout << bad_envelopes << " dead letters lack provenance\n";
+  return n == want && bad_envelopes == 0 ? 0 : 1;
+}
+
+int check_activations(const options& o, const profile_map& want, const ops::scorer& scorer,
+                      const std::string& topic) {
+  std::map<std::string, size_t> seen;
+  read_topic(o.bootstrap, topic, [&](std::string_view v) {
+    proto::Activation a;
+    if (a.ParseFromArray(v.data(), static_cast<int>(v.size())))
+      ++seen[a.customer_id()];
+  });
+  size_t expected = 0, wrong = 0;
+  for (const auto& [key, w] : want) {
+    ops::aggregate_state s{w.count, w.sum, w.last, 0, false, 0};
+    bool should = scorer.score(s) >= scorer.threshold();
+    expected += should;
+    auto got = seen.count(key) ? seen[key] : 0;
+    wrong += should ? (got != 1) : (got != 0);
+  }
+  std::cout << fmt::format("activations in '{}': {} customers (expected {}), {} wrong\n", topic,
+                           seen.size(), expected, wrong);
+  return wrong == 0 && seen.size() == expected ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"keyflow-verify: compare a pipeline's results with keyflow-gen's summary"};
+  app.add_option("--summary", o.summary, "Summary JSON written by keyflow-gen")->required();
+  app.add_option("--redis", o.redis, "Redis address host:port")->required();
+  app.add_option("--pipeline", o.pipeline,
+                 "Pipeline YAML: check scores, dead letters and activations too");
+  app.add_option("--bootstrap-servers", o.bootstrap, "Kafka, to count dead letters/activations");
+  app.add_option("--key-prefix", o.key_prefix, "Profile hash key prefix")->capture_default_str();
+  app.add_option("--wait", o.wait_s, "Retry for up to this many seconds until results match");
+  app.add_option("--sample", o.sample, "Customers to print side by side")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    std::ifstream in{o.summary};
+    if (!in)
+      throw std::runtime_error("cannot read summary '" + o.summary + "'");
+    auto j = nlohmann::json::parse(in);
+    auto want = load_expected(j);
+    std::optional<config::pipeline_config> pipe;
+    std::optional<ops::scorer> scorer;
+    if (!o.pipeline.empty()) {
+      pipe = config::load_pipeline_file(o.pipeline);
+      if (pipe->score)
+        scorer.emplace(*pipe->score);
+      if (pipe->redis_sink)
+        o.key_prefix = pipe->redis_sink->key_prefix;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_s);
+    size_t bad = compare_profiles(o, want, scorer, false);
+    while (bad > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      bad = compare_profiles(o, want, scorer, false);
+    }
+    compare_profiles(o, want, scorer, true);
+    std::cout << fmt::format("profiles: {} customers checked, {} match, {} differ\n", want.size(),
+                             want.size() - bad, bad);
+    int rc = bad == 0 ? 0 : 1;
+    if (pipe && !o.bootstrap.empty()) {
+      rc |= check_dead_letters(o, j, pipe->dead_letter_topic);
+      if (pipe->kafka_sink && scorer)
+        rc |= check_activations(o, want, *scorer, pipe->kafka_sink->topic);
+    }
+    std::cout << (rc == 0 ? "RESULT: all results match\n" : "RESULT: results differ\n");
+    return rc;
+  } catch (const std::exception& e) {
+    std::cerr << "keyflow-verify: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,83 @@
+# Shared shell helpers for tools/quickstart.sh and the integration tests: free ports,
+# starting redis-server / keyflow-broker / keyflowd in a run directory, waiting for them,
+# and stopping everything by PID. Source it; set KF_RUN_DIR and KF_BIN_DIR first.
+
+# kf_free_port: prints a free TCP port on 127.0.0.1.
+kf_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# kf_track PID: remembers a PID to stop in kf_stop_all.
+kf_track() { echo "$1" >> "$KF_RUN_DIR/pids"; }
+
+# kf_stop_all: stops every tracked process (TERM, then KILL after 10 s).
+kf_stop_all() {
+  [ -f "$KF_RUN_DIR/pids" ] || return 0
+  local pids; pids=$(tac "$KF_RUN_DIR/pids")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $pids; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -f "$KF_RUN_DIR/pids"
+}
+
+# kf_wait_for CMD...: retries a command for up to 30 s.
+kf_wait_for() {
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: $*" >&2; return 1
+}
+
+# kf_start_redis: starts redis-server on a free port; sets KF_REDIS (host:port).
+kf_start_redis() {
+  local port; port=$(kf_free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$KF_RUN_DIR" > "$KF_RUN_DIR/redis.log" 2>&1 &
+  kf_track $!
+  KF_REDIS="127.0.0.1:$port"
+  kf_wait_for redis-cli -p "$port" ping
+}
+
+# kf_start_broker TOPIC:N...: starts keyflow-broker; sets KF_BOOTSTRAP.
+kf_start_broker() {
+  local args=()
+  for t in "$@"; do args+=(--topic "$t"); done
+  rm -f "$KF_RUN_DIR/bootstrap"
+  "$KF_BIN_DIR/keyflow-broker" "${args[@]}" --bootstrap-file "$KF_RUN_DIR/bootstrap" \
+    > "$KF_RUN_DIR/broker.log" 2>&1 &
+  kf_track $!
+  kf_wait_for test -s "$KF_RUN_DIR/bootstrap"
+  KF_BOOTSTRAP=$(cat "$KF_RUN_DIR/bootstrap")
+}
+
+# kf_start_node ARGS...: starts keyflowd with extra ARGS; sets KF_NODE_PID and KF_METRICS.
+kf_start_node() {
+  local mport; mport=$(kf_free_port)
+  "$KF_BIN_DIR/keyflowd" --metrics-address "127.0.0.1:$mport" "$@" \
+    > "$KF_RUN_DIR/keyflowd.out" 2> "$KF_RUN_DIR/keyflowd.log" &
+  KF_NODE_PID=$!
+  kf_track $KF_NODE_PID
+  KF_METRICS="http://127.0.0.1:$mport/metrics"
+  kf_wait_for grep -q "keyflowd ready" "$KF_RUN_DIR/keyflowd.out" || {
+    cat "$KF_RUN_DIR/keyflowd.log" >&2; return 1; }
+}
+
+# kf_metric NAME_REGEX: sums the values of matching series from the node's /metrics.
+kf_metric() {
+  curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { printf "%.0f\n", s }'
+}
+
+# kf_wait_processed N [AGG_OP]: waits (up to 120 s) until N records are accounted for: folded
+# into keyed state by the aggregate operator (default id "aggregate") or dead-lettered.
+kf_wait_processed() {
+  local want=$1 op=${2:-aggregate} got=0
+  for _ in $(seq 1200); do
+    local agg dead
+    agg=$(kf_metric "^keyflow_records_in_total.*operator=\"$op\"")
+    dead=$(kf_metric '^keyflow_dead_letters_total')
+    got=$(( ${agg:-0} + ${dead:-0} ))
+    [ "$got" -ge "$want" ] && return 0
+    sleep 0.05
+  done
+  echo "timed out: $got of $want records processed" >&2; return 1
+}
