@@ -22,28 +22,25 @@ rd_kafka_conf_t* make_conf(const properties& props) {
 int partition_count(const properties& props, const std::string& topic, int timeout_ms) {
   char err[512];
   rd_kafka_conf_t* conf = make_conf(props);
-  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", nullptr, 0);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     throw std::runtime_error(std::string{"Kafka client: "} + err);
   }
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  // Ask for all topics rather than naming this one: a Metadata request that names an unknown
+  // topic auto-creates it on brokers that allow it (and always on the embedded one).
   const rd_kafka_metadata_t* md = nullptr;
-  int result = -1;
-  auto rc = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-  if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < md->topic_cnt; ++i)
-      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        result = md->topics[i].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-  } else {
-    rd_kafka_topic_destroy(rkt);
+  auto rc = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+  if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_destroy(rk);
-    throw std::runtime_error("Kafka metadata for topic '" + topic +
-                             "' failed: " + rd_kafka_err2str(rc));
+    throw std::runtime_error("Kafka metadata from " + props.at("bootstrap.servers") +
+                             " failed: " + rd_kafka_err2str(rc));
   }
-  rd_kafka_topic_destroy(rkt);
+  int result = -1;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      result = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
   rd_kafka_destroy(rk);
   return result;
 }
