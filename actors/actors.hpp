@@ -52,6 +52,8 @@ using source_actor = caf::typed_actor<
   caf::reacts_to<atom::poll>,
   /// Timer: publish lag and backpressure metrics.
   caf::reacts_to<atom::tick>,
+  /// Timer: pause the input if still out of credit (sustained backpressure).
+  caf::reacts_to<atom::pause>,
   /// Stops reading and waits for in-flight batches; replies records read.
   caf::replies_to<atom::stop>::with<uint64_t>>;
 

@@ -96,6 +96,7 @@ void process(self_ptr self, const event_batch& batch) {
     auto now = std::chrono::steady_clock::now().time_since_epoch();
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
     st.latency.observe(static_cast<double>(ns - batch.records.front().ingest_ns) * 1e-9, n);
+    st.latency.publish();
   }
   if (st.in != nullptr) {
     st.in->Increment(static_cast<double>(n));
@@ -127,7 +128,6 @@ void on_sink_credit(self_ptr self) {
 void flush_state(self_ptr self) {
   auto& st = self->state;
   auto n = st.chain->flush_state();
-  st.latency.publish();
   if (st.flushed != nullptr) {
     st.flushed->Increment(static_cast<double>(n));
     st.keys->Set(static_cast<double>(st.chain->state_size()));

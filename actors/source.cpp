@@ -1,6 +1,7 @@
 // Source actor: reads a batch, routes it by key group, sends one sub-batch per partition
 // actor, and never has more than `credits` unanswered batches per destination. Out of
-// credit, it pauses its input (Kafka stops fetching) until credit returns.
+// credit, it stops reading; still out of credit after `pause_after`, it pauses its input
+// (Kafka stops fetching) until credit returns.
 
 #include <chrono>
 
@@ -24,6 +25,7 @@ struct source_state {
   uint64_t records_read = 0;
   bool poll_scheduled = false;
   bool blocked = false;
+  bool paused = false;
   bool stopping = false;
   clock_type::time_point blocked_since;
   std::vector<caf::typed_response_promise<uint64_t>> stop_promises;
@@ -121,13 +123,16 @@ void poll(self_ptr self) {
     if (!st.blocked) {
       st.blocked = true;
       st.blocked_since = clock_type::now();
-      st.p.reader->pause();
+      self->delayed_send(self, st.p.flow.pause_after, atom::pause_v);
     }
     return; // on_credit() polls again
   }
   if (st.blocked) {
     st.blocked = false;
-    st.p.reader->resume();
+    if (st.paused) {
+      st.paused = false;
+      st.p.reader->resume();
+    }
     if (st.backpressured != nullptr)
       st.backpressured->Increment(
         std::chrono::duration<double>(clock_type::now() - st.blocked_since).count());
@@ -159,6 +164,15 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
   self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
   return {
     [self](atom::poll) { poll(self); },
+    [self](atom::pause) {
+      auto& st = self->state;
+      // A timer from an earlier blocking episode finds blocked == false or a newer start.
+      if (st.blocked && !st.paused &&
+          clock_type::now() - st.blocked_since >= st.p.flow.pause_after) {
+        st.paused = true;
+        st.p.reader->pause();
+      }
+    },
     [self](atom::tick) {
       auto& st = self->state;
       if (st.lag != nullptr) {

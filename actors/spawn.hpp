@@ -25,6 +25,10 @@ struct flow_settings {
   uint32_t batch_size = 1024; ///< max records a source reads per batch
   uint32_t credits = 4;       ///< unanswered batches allowed per sender->receiver link
   std::chrono::milliseconds idle_poll{5}; ///< source re-poll delay when input is empty
+  /// A source out of credit this long pauses its input. Shorter gaps only stop reading:
+  /// pausing a Kafka partition discards what librdkafka prefetched (bounded by
+  /// queued.max.messages.kbytes), so it is kept for sustained backpressure.
+  std::chrono::milliseconds pause_after{200};
 };
 
 /// Everything a source actor needs.

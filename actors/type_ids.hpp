@@ -23,6 +23,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(keyflow, caf::first_custom_type_id)
   CAF_ADD_ATOM(keyflow, keyflow::atom, flush, "flush")
   CAF_ADD_ATOM(keyflow, keyflow::atom, drain, "drain")
   CAF_ADD_ATOM(keyflow, keyflow::atom, stop, "stop")
+  CAF_ADD_ATOM(keyflow, keyflow::atom, pause, "pause")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

@@ -19,7 +19,12 @@ namespace keyflow::kafka {
 
 namespace {
 
+using clock = std::chrono::steady_clock;
+
 constexpr std::size_t buffer_size = 64 * 1024;
+
+/// A client that sends nothing for this long after connecting is dropped (its slot freed).
+constexpr auto silent_limit = std::chrono::seconds(10);
 
 /// Builds "what: strerror(errno)".
 std::string sys_error(const std::string& what) {
@@ -57,20 +62,27 @@ struct half {
   /// Wants to read: buffer empty and no EOF yet.
   bool wants_read() const { return len == 0 && !eof; }
 
+  /// Reads what `from` has into the empty buffer (or notes EOF); false on a socket error.
+  bool read_some() {
+    if (!wants_read())
+      return true;
+    ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+    if (n > 0) {
+      off = 0;
+      len = static_cast<std::size_t>(n);
+    } else if (n == 0) {
+      eof = true;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return false;
+    }
+    return true;
+  }
+
   /// Moves bytes from `from` to `to` as far as possible without blocking.
   /// Returns false on a socket error (the connection must be dropped).
   bool pump(bool readable) {
-    if (readable && wants_read()) {
-      ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
-      if (n > 0) {
-        off = 0;
-        len = static_cast<std::size_t>(n);
-      } else if (n == 0) {
-        eof = true;
-      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        return false;
-      }
-    }
+    if (readable && !read_some())
+      return false;
     if (len > 0) {
       ssize_t n = ::send(to, buf.data() + off, len, MSG_NOSIGNAL);
       if (n > 0) {
@@ -88,59 +100,107 @@ struct half {
   }
 };
 
-/// A relayed connection: client <-> upstream. Owns both sockets.
+/// Starts a non-blocking connect to addr; returns the socket or -1. `pending` tells whether
+/// the connection is still being set up (completion shows as POLLOUT).
+int start_connect(const sockaddr_in& addr, bool& pending) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  tune_socket(fd);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  pending = rc != 0;
+  if (rc != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// A relayed connection: client <-> upstream. Owns both sockets. The upstream connection
+/// is opened only when the client sends its first bytes (Kafka clients always speak
+/// first), and without blocking: idle or slow connections never stall the others, and
+/// never occupy the mock broker, whose listen backlog is only 5.
 struct relay {
   int client;
-  int upstream;
-  half up{client, upstream};
-  half down{upstream, client};
+  int upstream = -1;
+  bool connecting = false;
+  half up{client, -1};
+  half down{-1, client};
   bool failed = false;
+  clock::time_point accepted = clock::now();
 
-  relay(int c, int u) : client(c), upstream(u) {}
+  explicit relay(int c) : client(c) {}
   relay(const relay&) = delete;
   relay& operator=(const relay&) = delete;
   ~relay() {
     ::close(client);
-    ::close(upstream);
+    if (upstream >= 0)
+      ::close(upstream);
   }
 
-  /// Finished: an error, or both directions closed.
-  bool done() const { return failed || (up.shut && down.shut); }
+  /// Finished: an error, both directions closed, or the client left (or stayed silent for
+  /// silent_limit) before speaking.
+  bool done(clock::time_point now) const {
+    return failed || (up.shut && down.shut) ||
+           (upstream < 0 && (up.eof || now - accepted > silent_limit));
+  }
 
-  /// Poll interest for the client (index 0) or upstream (index 1) socket.
-  short events(int index) const {
+  /// Poll entry for the client (index 0) or upstream (index 1) socket. A socket with
+  /// nothing to do gets fd -1 (ignored by poll): a hung-up peer would otherwise report
+  /// POLLHUP again and again while we wait for the other side to drain.
+  pollfd poll_entry(int index) const {
     const half& reader = index == 0 ? up : down;
     const half& writer = index == 0 ? down : up;
-    return static_cast<short>((reader.wants_read() ? POLLIN : 0) | (writer.len > 0 ? POLLOUT : 0));
+    const int fd = index == 0 ? client : upstream;
+    bool may_read = reader.wants_read() && !(index == 1 && connecting);
+    auto events = static_cast<short>((may_read ? POLLIN : 0) | (writer.len > 0 ? POLLOUT : 0));
+    return {events != 0 && fd >= 0 ? fd : -1, events, 0};
   }
 
-  /// Handles poll results for both sockets.
-  void handle(const pollfd& c, const pollfd& u) {
-    for (const pollfd* p : {&c, &u}) {
-      bool hup_while_blocked = (p->revents & POLLHUP) && !(p->events & POLLIN);
-      if ((p->revents & (POLLERR | POLLNVAL)) || hup_while_blocked) {
-        failed = true;
-        return;
-      }
-    }
+  /// Handles poll results for both sockets. POLLHUP counts as readable: unread data may
+  /// still wait in the socket, and recv() then reports EOF.
+  void handle(const pollfd& c, const pollfd& u, const sockaddr_in& upstream_addr) {
     constexpr short readable = POLLIN | POLLHUP;
-    if (!up.pump((c.revents & readable) != 0) || !down.pump((u.revents & readable) != 0))
+    if ((c.revents | u.revents) & (POLLERR | POLLNVAL)) {
+      failed = true;
+    } else if (upstream < 0) {
+      if ((c.revents & readable) && !up.read_some())
+        failed = true;
+      else if (up.len > 0)
+        open_upstream(upstream_addr);
+    } else if (connecting) {
+      if (u.revents & (POLLOUT | POLLHUP))
+        finish_connect();
+    } else if (!up.pump((c.revents & readable) != 0) || !down.pump((u.revents & readable) != 0)) {
+      failed = true;
+    }
+  }
+
+private:
+  void open_upstream(const sockaddr_in& addr) {
+    upstream = start_connect(addr, connecting);
+    if (upstream < 0) {
+      failed = true;
+      return;
+    }
+    up.to = upstream;
+    down.from = upstream;
+    if (!connecting && !up.pump(false))
+      failed = true;
+  }
+
+  void finish_connect() {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(upstream, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      failed = true;
+      return;
+    }
+    connecting = false;
+    if (!up.pump(false))
       failed = true;
   }
 };
-
-/// Connects a blocking socket to addr, then tunes it; returns -1 on failure.
-int connect_upstream(const sockaddr_in& addr) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  tune_socket(fd);
-  return fd;
-}
 
 } // namespace
 
@@ -189,10 +249,11 @@ void tcp_forwarder::run() {
     fds.push_back({wake_fd_[0], POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
     for (auto& r : relays) {
-      fds.push_back({r->client, r->events(0), 0});
-      fds.push_back({r->upstream, r->events(1), 0});
+      fds.push_back(r->poll_entry(0));
+      fds.push_back(r->poll_entry(1));
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    // Wake up once a second while connections exist, to drop silent ones.
+    if (::poll(fds.data(), fds.size(), relays.empty() ? -1 : 1000) < 0) {
       if (errno == EINTR)
         continue;
       return; // cannot happen with valid fds; relays close on return
@@ -200,8 +261,8 @@ void tcp_forwarder::run() {
     if (fds[0].revents != 0)
       return; // stop requested
     for (std::size_t i = 0; i < relays.size(); ++i)
-      relays[i]->handle(fds[2 + 2 * i], fds[3 + 2 * i]);
-    std::erase_if(relays, [](const auto& r) { return r->done(); });
+      relays[i]->handle(fds[2 + 2 * i], fds[3 + 2 * i], upstream);
+    std::erase_if(relays, [now = clock::now()](const auto& r) { return r->done(now); });
     if (fds[1].revents & POLLIN) {
       int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) {
@@ -209,13 +270,12 @@ void tcp_forwarder::run() {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue; // e.g. the client gave up already
       }
-      int up = relays.size() < max_connections ? connect_upstream(upstream) : -1;
-      if (up < 0) {
+      if (relays.size() >= max_connections) {
         ::close(client);
         continue;
       }
       tune_socket(client);
-      relays.push_back(std::make_unique<relay>(client, up));
+      relays.push_back(std::make_unique<relay>(client));
     }
   }
 }

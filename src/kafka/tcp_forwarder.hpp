@@ -10,7 +10,9 @@
 namespace keyflow::kafka {
 
 /// Relays every TCP connection accepted on 127.0.0.1:port to upstream_host:upstream_port,
-/// byte for byte in both directions, on one background thread (poll loop).
+/// byte for byte in both directions (half-closes included), on one background thread (poll
+/// loop, non-blocking sockets). The upstream connection opens when the client first sends;
+/// a client that stays silent for 10 s is dropped.
 class tcp_forwarder {
 public:
   /// Most connections relayed at once; further ones are accepted and closed at once.

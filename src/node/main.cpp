@@ -66,7 +66,7 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
   kafka::properties consumer_props = props;
   consumer_props["group.id"] = opts.group_id;
   consumer_props["enable.auto.commit"] = "false";
-  consumer_props["queued.max.messages.kbytes"] = "16384";
+  consumer_props["queued.max.messages.kbytes"] = "4096"; // prefetch bound per partition
   int64_t start = pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END
                                                         : RD_KAFKA_OFFSET_BEGINNING;
   for (int p = 0; p < source_partitions; ++p) {
