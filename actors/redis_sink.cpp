@@ -1,5 +1,8 @@
-// Redis sink: coalesces profile updates by key (latest wins) and writes them as pipelined
-// HSETs every `flush_interval` or when `max_pending` keys are buffered. Runs detached: it
+// Redis sink: coalesces profile updates by key (latest wins) and writes them, pipelined,
+// every `flush_interval` or when `max_pending` keys are buffered. Each write is a versioned
+// upsert (Lua script): it applies only if its sequence is newer than the one stored in the
+// hash's `_seq` field, so replaying records after a restore never moves a profile backwards
+// or counts anything twice. Runs detached: it
 // blocks on Redis, and while Redis is slow or down it stops answering with credit, which
 // backpressures the partition actors and, through them, the sources.
 
@@ -18,9 +21,19 @@ namespace keyflow {
 
 namespace {
 
+/// KEYS[1] = profile hash; ARGV[1] = sequence; ARGV[2..] = field/value pairs.
+/// Returns 1 if applied, 0 if the stored version is as new or newer.
+constexpr const char* upsert_script = R"lua(
+local cur = redis.call('HGET', KEYS[1], '_seq')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], '_seq', ARGV[1], unpack(ARGV, 2))
+return 1
+)lua";
+
 struct redis_sink_state {
   redis_sink_params p;
   std::unique_ptr<redis::client> client;
+  std::string script_sha;
   std::unordered_map<std::string, profile_update> pending;
   uint64_t written = 0;
   metrics::local_histogram latency;
@@ -33,9 +46,11 @@ using self_ptr = redis_sink_actor::stateful_pointer<redis_sink_state>;
 
 /// Sends all pending updates; returns false (and keeps them) if Redis failed.
 bool try_write(redis_sink_state& st) {
-  if (!st.client)
+  if (!st.client) {
     st.client = std::make_unique<redis::client>(redis::address::parse(st.p.address));
-  std::string key, count, sum, last, score;
+    st.script_sha = st.client->command({"SCRIPT", "LOAD", upsert_script});
+  }
+  std::string key, seq, count, sum, last, score;
   size_t queued = 0, errors = 0;
   for (const auto& [k, u] : st.pending) {
     key = st.p.key_prefix + k;
@@ -43,14 +58,15 @@ bool try_write(redis_sink_state& st) {
     sum = fmt::format("{}", u.sum);
     last = fmt::format("{}", u.last_event_time_ms);
     score = fmt::format("{}", u.score);
-    st.client->append({"HSET", key, "count", count, "sum", sum, "last_event_time_ms", last,
-                       "score", score});
+    seq = fmt::format("{}", u.seq);
+    st.client->append({"EVALSHA", st.script_sha, "1", key, seq, "count", count, "sum", sum,
+                       "last_event_time_ms", last, "score", score});
     if (++queued % 1000 == 0)
       errors += st.client->exec();
   }
   errors += st.client->exec();
   if (errors > 0)
-    throw std::runtime_error(std::to_string(errors) + " HSET commands were refused");
+    throw std::runtime_error(std::to_string(errors) + " profile upserts were refused");
   return true;
 }
 

@@ -51,12 +51,15 @@ struct profile_update {
   int64_t last_event_time_ms = 0; ///< greatest event time
   double score = 0;               ///< model score (0 without a score operator)
   int64_t ingest_ns = 0;          ///< ingest time of the newest record folded in
+  /// Version of the key's state: updates folded into it so far. The same records give the
+  /// same sequence after a restore and replay, so sinks apply only newer versions.
+  uint64_t seq = 0;
 };
 
 /// Inspects a profile_update.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, profile_update& x) {
-  return f(x.key, x.count, x.sum, x.last_event_time_ms, x.score, x.ingest_ns);
+  return f(x.key, x.count, x.sum, x.last_event_time_ms, x.score, x.ingest_ns, x.seq);
 }
 
 /// A batch of profile updates for a Redis sink.

@@ -64,7 +64,7 @@ void keyed_chain::process(const event_batch& in, chain_output& out) {
   for (const auto& t : touched_) {
     const auto& s = *t.state;
     out.profiles.push_back({std::string{t.key}, s.count, s.sum, s.last_event_time_ms,
-                            scorer_ ? scorer_->score(s) : 0.0, oldest_ingest});
+                            scorer_ ? scorer_->score(s) : 0.0, oldest_ingest, s.count});
   }
 }
 
