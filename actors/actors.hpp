@@ -5,6 +5,7 @@
 ///   source (one per Kafka partition) --event_batch--> partition (one per key-group range)
 ///   partition --profile_batch--> redis sink;  partition --kafka_batch--> kafka sink
 ///   source --kafka_batch (dead letters)--> kafka sink
+///   checkpoint coordinator --checkpoint--> sources --barrier--> partitions --ack--> coordinator
 ///
 /// Every data message is a batch and is answered with a credit (uint32 = 1) once the
 /// receiver has taken it: a sender keeps at most `credits` unanswered batches per receiver.
@@ -41,6 +42,12 @@ using kafka_sink_actor = caf::typed_actor<
 using partition_actor = caf::typed_actor<
   /// Takes a batch of events for its key groups; replies one credit once processed.
   caf::replies_to<event_batch>::with<uint32_t>,
+  /// Checkpoint barrier `id` from source `index`, in order with that source's batches.
+  caf::reacts_to<atom::barrier, uint64_t, uint32_t>,
+  /// From the coordinator: replies once the barriers of checkpoint `id` from every source
+  /// have arrived and the state as of the barrier is written to RocksDB; the reply is the
+  /// alignment time in microseconds.
+  caf::replies_to<atom::checkpoint, uint64_t>::with<uint64_t>,
   /// Timer: write changed state to RocksDB.
   caf::reacts_to<atom::flush>,
   /// Flushes state and waits for its sink batches; replies records processed so far.
@@ -54,7 +61,20 @@ using source_actor = caf::typed_actor<
   caf::reacts_to<atom::tick>,
   /// Timer: pause the input if still out of credit (sustained backpressure).
   caf::reacts_to<atom::pause>,
+  /// Starts checkpoint `id`: sends a barrier to every partition actor after the batches
+  /// already sent, and replies the position (next offset) at the barrier.
+  caf::replies_to<atom::checkpoint, uint64_t>::with<source_position>,
   /// Stops reading and waits for in-flight batches; replies records read.
   caf::replies_to<atom::stop>::with<uint64_t>>;
+
+/// Triggers checkpoints on an interval and on demand, collects the sources' positions and
+/// the partition actors' acknowledgements, then writes the RocksDB checkpoint and its
+/// manifest. Runs detached: writing a checkpoint blocks on disk.
+using checkpoint_coordinator_actor = caf::typed_actor<
+  /// Timer: start a periodic checkpoint unless one is running.
+  caf::reacts_to<atom::tick>,
+  /// Takes a checkpoint now; a non-empty name makes it a named snapshot. Replies the
+  /// checkpoint id once its manifest is written, or an error.
+  caf::replies_to<atom::checkpoint, std::string>::with<uint64_t>>;
 
 } // namespace keyflow

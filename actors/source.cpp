@@ -83,6 +83,7 @@ void send_batches(self_ptr self) {
       continue;
     ++st.in_flight[i];
     event_batch out;
+    out.source = st.p.index;
     out.records.swap(b.records);
     b.records.reserve(out.records.size());
     self->request(st.p.partitions[i], caf::infinite, std::move(out))
@@ -181,6 +182,13 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
           st.lag->Set(static_cast<double>(lag));
       }
       self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+    },
+    [self](atom::checkpoint, uint64_t id) -> source_position {
+      auto& st = self->state;
+      // Everything read so far has been sent; the barrier follows it on every link.
+      for (auto& p : st.p.partitions)
+        self->send(p, atom::barrier_v, id, st.p.index);
+      return st.p.reader->position();
     },
     [self](atom::stop) -> caf::typed_response_promise<uint64_t> {
       auto& st = self->state;

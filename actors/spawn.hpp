@@ -16,6 +16,7 @@
 #include "core/source_reader.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
+#include "state/checkpoint_store.hpp"
 #include "state/state_store.hpp"
 
 namespace keyflow {
@@ -39,6 +40,7 @@ struct source_params {
   kafka_sink_actor dead_letters;          ///< where rejected records go (may be null)
   flow_settings flow;                     ///< batching and credit
   metrics::metrics* metrics = nullptr;    ///< node metrics (may be null)
+  uint32_t index = 0;                     ///< this source's index among the pipeline's sources
 };
 
 /// Spawns a source actor (event-based; polls without blocking).
@@ -54,6 +56,11 @@ struct partition_params {
   flow_settings flow;                                ///< credit to the sinks
   std::chrono::milliseconds flush_interval{1000};    ///< state write-back period
   metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
+  uint32_t sources = 1;        ///< number of sources sending to it (barrier alignment)
+  /// State is written to RocksDB only at checkpoint barriers (not on the flush timer), so a
+  /// RocksDB checkpoint taken after all acknowledgements holds exactly the barrier state.
+  bool checkpointing = false;
+  bool exactly_once = true;    ///< align barriers (hold batches of aligned sources)
 };
 
 /// Spawns a partition actor (event-based).
@@ -81,5 +88,24 @@ struct kafka_sink_params {
 
 /// Spawns a Kafka sink on its own thread.
 kafka_sink_actor spawn_kafka_sink(caf::actor_system& sys, kafka_sink_params params);
+
+/// Everything a checkpoint coordinator needs.
+struct coordinator_params {
+  const config::pipeline_config* pipeline = nullptr; ///< pipeline (outlives the actor)
+  state::state_store* store = nullptr;               ///< node state (outlives the actor)
+  state::checkpoint_store* checkpoints = nullptr;    ///< where checkpoints go (outlives it)
+  std::vector<source_actor> sources;                 ///< all sources of the pipeline
+  std::vector<partition_actor> partitions;           ///< all partition actors
+  std::chrono::milliseconds interval{5000};          ///< periodic trigger; 0 = on demand only
+  std::chrono::milliseconds timeout{60000};          ///< a checkpoint not done by then fails
+  uint64_t first_id = 1;                             ///< id of the first checkpoint
+  uint64_t epoch = 1;                                ///< restore generation, in manifests
+  bool exactly_once = true;                          ///< recorded in manifests
+  metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
+};
+
+/// Spawns the checkpoint coordinator on its own thread (it blocks on disk).
+checkpoint_coordinator_actor spawn_checkpoint_coordinator(caf::actor_system& sys,
+                                                          coordinator_params params);
 
 } // namespace keyflow

@@ -17,6 +17,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(keyflow, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(keyflow, (keyflow::profile_batch))
   CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_message))
   CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_batch))
+  CAF_ADD_TYPE_ID(keyflow, (keyflow::source_position))
 
   CAF_ADD_ATOM(keyflow, keyflow::atom, poll, "poll")
   CAF_ADD_ATOM(keyflow, keyflow::atom, tick, "tick")
@@ -24,6 +25,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(keyflow, caf::first_custom_type_id)
   CAF_ADD_ATOM(keyflow, keyflow::atom, drain, "drain")
   CAF_ADD_ATOM(keyflow, keyflow::atom, stop, "stop")
   CAF_ADD_ATOM(keyflow, keyflow::atom, pause, "pause")
+  CAF_ADD_ATOM(keyflow, keyflow::atom, checkpoint, "checkpoint")
+  CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

@@ -93,7 +93,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 17> options = {{
+const std::array<option_def, 22> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -120,6 +120,17 @@ const std::array<option_def, 17> options = {{
      "Max delay before a sink writes coalesced output, in ms"},
     {"sink-max-pending", &node_options::sink_max_pending,
      "Max coalesced keys a Redis sink holds before writing", nullptr, 1},
+    {"checkpoint-dir", &node_options::checkpoint_dir,
+     "Directory of checkpoints and snapshots; empty = <state-dir>-checkpoints"},
+    {"checkpoint-interval-ms", &node_options::checkpoint_interval_ms,
+     "Period of checkpoints in ms; 0 = only on demand and at a graceful stop"},
+    {"checkpoint-timeout-ms", &node_options::checkpoint_timeout_ms,
+     "A checkpoint not complete after this many ms fails and is retried at the next interval",
+     nullptr, 1},
+    {"checkpoints-retained", &node_options::checkpoints_retained,
+     "Periodic checkpoints kept on disk (named snapshots are kept until deleted)", nullptr, 1},
+    {"restore-snapshot", &node_options::restore_snapshot,
+     "Start from this named snapshot instead of the latest checkpoint"},
     {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
      check_not_empty},
     {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",

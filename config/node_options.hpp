@@ -26,6 +26,11 @@ struct node_options {
   uint32_t flush_interval_ms = 1000; ///< write-back period of keyed state to RocksDB (ms)
   uint32_t sink_flush_ms = 50;    ///< max delay before a sink writes coalesced output (ms)
   uint32_t sink_max_pending = 20000; ///< max coalesced keys a Redis sink holds before writing
+  std::string checkpoint_dir; ///< checkpoints and snapshots; empty = "<state_dir>-checkpoints"
+  uint32_t checkpoint_interval_ms = 5000; ///< checkpoint period; 0 = on demand/at stop only
+  uint32_t checkpoint_timeout_ms = 60000; ///< a checkpoint not done by then fails
+  uint32_t checkpoints_retained = 3;      ///< periodic checkpoints kept
+  std::string restore_snapshot;           ///< start from this named snapshot
   std::string group_id = "keyflow"; ///< Kafka consumer group id (offset commits)
   std::string log_level = "info";  ///< trace, debug, info, warn, error
   std::string node_config;         ///< node YAML file read before the command line

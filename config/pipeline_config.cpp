@@ -260,15 +260,22 @@ std::pair<std::string, field> read_type(const field& item, list allowed, std::st
       .fail(fmt::format("missing required key 'type' (one of: {})", join(allowed)));
 }
 
-/// `pipeline:` name, version, max_parallelism.
+/// `pipeline:` name, version, max_parallelism, mode.
 void read_pipeline_section(const field& f, pipeline_config& cfg) {
-  static constexpr std::array<std::string_view, 3> keys = {"name", "version", "max_parallelism"};
+  static constexpr std::array<std::string_view, 4> keys = {"name", "version", "max_parallelism",
+                                                           "mode"};
+  static constexpr std::array<std::string_view, 2> modes = {"exactly-once", "at-least-once"};
   const map_view m(f, keys);
   cfg.name = as_name(m.require("name"), "pipeline name", max_id_length);
   if (auto v = m.get("version"))
     cfg.version = as_u32(*v, 1, std::numeric_limits<uint32_t>::max());
   if (auto v = m.get("max_parallelism"))
     cfg.max_parallelism = as_u32(*v, 1, 32768);
+  if (auto v = m.get("mode")) {
+    cfg.mode = as_string(*v);
+    if (!contains(modes, cfg.mode))
+      v->fail(fmt::format("mode must be exactly-once or at-least-once, got '{}'", cfg.mode));
+  }
 }
 
 /// `source:` id, topic, start_offset.

@@ -69,6 +69,9 @@ struct pipeline_config {
   std::string name;           ///< required: pipeline name
   uint32_t version = 1;       ///< pipeline version; default 1
   uint32_t max_parallelism = 128; ///< number of key groups, 1..32768; default 128
+  /// "exactly-once" (aligned barriers; default) or "at-least-once" (no alignment: lower
+  /// latency, records after a barrier may be counted again after a restore).
+  std::string mode = "exactly-once";
   source_config source;             ///< the Kafka source
   std::string dead_letter_topic;    ///< required: topic for dead letters
   validate_config validate;         ///< decode + validate operator

@@ -28,6 +28,9 @@ public:
   bool exhausted() const override { return emitted_ >= opts_.events; }
   int64_t lag() const override { return static_cast<int64_t>(opts_.events - emitted_); }
   std::string name() const override { return "datagen/" + std::to_string(index_); }
+  source_position position() const override {
+    return {"datagen", static_cast<int32_t>(index_), static_cast<int64_t>(emitted_)};
+  }
 
   /// Key string of key number `k` (0-based): "c-" + 6+ digits, e.g. "c-000001".
   static std::string key_name(uint32_t k);

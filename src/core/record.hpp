@@ -35,12 +35,26 @@ typename Inspector::result_type inspect(Inspector& f, event_record& x) {
 /// A batch of events for one partition actor.
 struct event_batch {
   std::vector<event_record> records; ///< records in source order
+  uint32_t source = 0;               ///< index of the sending source (barrier alignment)
 };
 
 /// Inspects an event_batch.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
-  return f(x.records);
+  return f(x.records, x.source);
+}
+
+/// Where a source stands: the next offset it will read of its topic-partition.
+struct source_position {
+  std::string topic;    ///< topic (or generator name)
+  int32_t partition = 0; ///< partition (or generator index)
+  int64_t next_offset = 0; ///< next offset to read
+};
+
+/// Inspects a source_position.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, source_position& x) {
+  return f(x.topic, x.partition, x.next_offset);
 }
 
 /// The latest profile of one key, as the Redis sink writes it.

@@ -31,6 +31,8 @@ public:
   virtual void resume() {}
   /// Records available but not yet read, or -1 if unknown.
   virtual int64_t lag() const { return -1; }
+  /// Next offset to read (the position recorded in a checkpoint).
+  virtual source_position position() const = 0;
   /// True when the input has ended for good (a bounded generator); Kafka never ends.
   virtual bool exhausted() const { return false; }
   /// Human-readable name, e.g. "events/3".

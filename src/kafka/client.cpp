@@ -63,6 +63,16 @@ partition_consumer::partition_consumer(const properties& props, std::string topi
   }
   rd_kafka_poll_set_consumer(rk_);
   queue_ = rd_kafka_queue_get_consumer(rk_);
+  // Resolve logical offsets now, so the position recorded in a checkpoint is always a real
+  // offset (a checkpoint taken before the first record must not say "latest").
+  if (start_offset < 0) {
+    int64_t low = 0, high = 0;
+    auto rc = rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), partition_, &low, &high, 10000);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("cannot query offsets of " + topic_ + "/" +
+                               std::to_string(partition_) + ": " + rd_kafka_err2str(rc));
+    start_offset = start_offset == RD_KAFKA_OFFSET_END ? high : low;
+  }
   auto* list = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(list, topic_.c_str(), partition_)->offset = start_offset;
   auto rc = rd_kafka_assign(rk_, list);

@@ -25,6 +25,9 @@ public:
   void resume() override { consumer_.resume(); }
   int64_t lag() const override { return consumer_.lag(); }
   std::string name() const override;
+  source_position position() const override {
+    return {consumer_.topic(), consumer_.partition(), consumer_.next_offset()};
+  }
 
   /// Offset of the next record to read.
   int64_t next_offset() const noexcept { return consumer_.next_offset(); }

@@ -134,6 +134,60 @@ prometheus::Counter& metrics::state_flushed_keys(const std::string& op) {
   return state_flushed_->Add({{"operator", op}});
 }
 
+prometheus::Gauge& metrics::gauge(const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge()
+    .Name(name)
+    .Help(help)
+    .Labels({{"pipeline", pipeline_}})
+    .Register(*registry_)
+    .Add({});
+}
+
+prometheus::Counter& metrics::checkpoints(const std::string& result) {
+  return prometheus::BuildCounter()
+    .Name("keyflow_checkpoints_total")
+    .Help("Checkpoints by result: completed or failed")
+    .Labels({{"pipeline", pipeline_}})
+    .Register(*registry_)
+    .Add({{"result", result}});
+}
+
+prometheus::Counter& metrics::checkpoints_corrupt() {
+  return prometheus::BuildCounter()
+    .Name("keyflow_checkpoints_corrupt_total")
+    .Help("Checkpoints skipped at restore because a file was missing, truncated or altered")
+    .Labels({{"pipeline", pipeline_}})
+    .Register(*registry_)
+    .Add({});
+}
+
+prometheus::Gauge& metrics::checkpoint_duration() {
+  return gauge("keyflow_checkpoint_last_duration_seconds",
+               "Duration of the last completed checkpoint, trigger to manifest written");
+}
+
+prometheus::Gauge& metrics::checkpoint_size() {
+  return gauge("keyflow_checkpoint_last_size_bytes", "Size of the last completed checkpoint");
+}
+
+prometheus::Gauge& metrics::checkpoint_alignment() {
+  return gauge("keyflow_checkpoint_last_alignment_seconds",
+               "Longest barrier alignment of a partition actor in the last checkpoint");
+}
+
+prometheus::Gauge& metrics::checkpoint_id() {
+  return gauge("keyflow_checkpoint_last_id", "Id of the last completed checkpoint");
+}
+
+prometheus::Gauge& metrics::checkpoint_age() {
+  return gauge("keyflow_checkpoint_age_seconds", "Time since the last completed checkpoint");
+}
+
+prometheus::Gauge& metrics::restore_duration() {
+  return gauge("keyflow_restore_duration_seconds",
+               "Time the restore from a checkpoint took when the node started");
+}
+
 local_histogram::local_histogram(prometheus::Histogram* target)
   : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
 

@@ -60,7 +60,26 @@ public:
   /// keyflow_state_flushed_keys_total{operator}: keys written to RocksDB.
   prometheus::Counter& state_flushed_keys(const std::string& op);
 
+  /// keyflow_checkpoints_total{result}: checkpoints completed / failed.
+  prometheus::Counter& checkpoints(const std::string& result);
+  /// keyflow_checkpoints_corrupt_total: checkpoints skipped at restore (missing, truncated or
+  /// altered files).
+  prometheus::Counter& checkpoints_corrupt();
+  /// keyflow_checkpoint_last_duration_seconds: trigger -> manifest written, last completed.
+  prometheus::Gauge& checkpoint_duration();
+  /// keyflow_checkpoint_last_size_bytes: size of the last completed checkpoint.
+  prometheus::Gauge& checkpoint_size();
+  /// keyflow_checkpoint_last_alignment_seconds: longest barrier alignment, last checkpoint.
+  prometheus::Gauge& checkpoint_alignment();
+  /// keyflow_checkpoint_last_id: id of the last completed checkpoint.
+  prometheus::Gauge& checkpoint_id();
+  /// keyflow_checkpoint_age_seconds: time since the last completed checkpoint.
+  prometheus::Gauge& checkpoint_age();
+  /// keyflow_restore_duration_seconds: time the last restore took at start.
+  prometheus::Gauge& restore_duration();
+
 private:
+  prometheus::Gauge& gauge(const std::string& name, const std::string& help);
   std::string pipeline_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -146,6 +146,8 @@ checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManif
   for (auto& f : files)
     *m.add_files() = std::move(f);
   m.set_size_bytes(total);
+  if (before_manifest)
+    before_manifest();
   write_atomically(dir / manifest_name, m.SerializeAsString());
   return {dir.string(), std::move(m)};
 }

@@ -72,6 +72,10 @@ public:
   /// Root directory.
   const std::string& root() const noexcept { return root_; }
 
+  /// Fault injection for tests: called after the RocksDB checkpoint is written and before
+  /// its manifest (a crash here must leave the checkpoint incomplete and ignored).
+  std::function<void()> before_manifest;
+
 private:
   std::string root_;
   uint32_t retain_;

@@ -1,0 +1,219 @@
+// Checkpoint coordinator: triggers checkpoint `id` at every source (which records its
+// position and sends barrier `id` to every partition actor), waits for every partition actor
+// to acknowledge that its state as of the barrier is in RocksDB, then writes a RocksDB
+// checkpoint and, last, its manifest (sources' offsets, files with checksums). A checkpoint
+// that times out or fails is counted and the next one starts at the next interval.
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <deque>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/spawn.hpp"
+
+namespace keyflow {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct pending_request {
+  std::string name;
+  caf::typed_response_promise<uint64_t> promise;
+};
+
+struct coordinator_state {
+  coordinator_params p;
+  uint64_t next_id = 1;
+  // The running checkpoint (id 0: none).
+  uint64_t running = 0;
+  std::string running_name;
+  clock_type::time_point started;
+  int64_t created_at_ms = 0;
+  std::vector<source_position> positions;
+  size_t partition_acks = 0;
+  uint64_t max_alignment_us = 0;
+  std::vector<caf::typed_response_promise<uint64_t>> waiting; // for the running one
+  std::deque<pending_request> queued;                        // on-demand, not started yet
+  clock_type::time_point last_completed = clock_type::now();
+  prometheus::Counter* completed = nullptr;
+  prometheus::Counter* failed = nullptr;
+  static inline const char* name = "keyflow.checkpoint_coordinator";
+};
+
+using self_ptr = checkpoint_coordinator_actor::stateful_pointer<coordinator_state>;
+
+void start(self_ptr self, std::string name);
+
+void finish(self_ptr self) {
+  auto& st = self->state;
+  st.running = 0;
+  st.waiting.clear();
+  if (!st.queued.empty()) {
+    auto next = std::move(st.queued.front());
+    st.queued.pop_front();
+    st.waiting.push_back(next.promise);
+    start(self, next.name);
+  }
+}
+
+void fail(self_ptr self, uint64_t id, const std::string& why) {
+  auto& st = self->state;
+  if (st.running != id)
+    return;
+  spdlog::error("checkpoint {} failed: {}", id, why);
+  if (st.failed != nullptr)
+    st.failed->Increment();
+  for (auto& rp : st.waiting)
+    rp.deliver(make_error(ec::state_error, "checkpoint " + std::to_string(id) + ": " + why));
+  finish(self);
+}
+
+void write_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  proto::CheckpointManifest m;
+  m.set_id(st.running);
+  m.set_epoch(st.p.epoch);
+  m.set_pipeline(st.p.pipeline->name);
+  m.set_pipeline_version(st.p.pipeline->version);
+  m.set_max_parallelism(st.p.pipeline->max_parallelism);
+  m.set_snapshot_name(st.running_name);
+  m.set_created_at_ms(st.created_at_ms);
+  m.set_alignment_ms(st.max_alignment_us / 1000);
+  m.set_mode(st.p.exactly_once ? "exactly-once" : "at-least-once");
+  for (const auto& pos : st.positions) {
+    auto* o = m.add_offsets();
+    o->set_topic(pos.topic);
+    o->set_partition(pos.partition);
+    o->set_offset(pos.next_offset);
+  }
+  auto* op = m.add_operators();
+  op->set_operator_id(st.p.pipeline->aggregate.id);
+  op->set_state_type("aggregate/keyflow.proto.CustomerAggregate");
+  op->set_first_key_group(0);
+  op->set_last_key_group(st.p.pipeline->max_parallelism);
+  auto elapsed = [&] { return clock_type::now() - st.started; };
+  m.set_duration_ms(static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(elapsed()).count()));
+  auto info = st.p.checkpoints->create(st.p.store->db(), std::move(m));
+  if (st.running_name.empty())
+    st.p.checkpoints->prune();
+  auto secs = std::chrono::duration<double>(elapsed()).count();
+  spdlog::info("checkpoint {}{} complete: {} bytes in {:.3f} s (alignment {} us)", st.running,
+               st.running_name.empty() ? "" : " (snapshot '" + st.running_name + "')",
+               info.manifest.size_bytes(), secs, st.max_alignment_us);
+  if (auto* mx = st.p.metrics) {
+    st.completed->Increment();
+    mx->checkpoint_duration().Set(secs);
+    mx->checkpoint_size().Set(static_cast<double>(info.manifest.size_bytes()));
+    mx->checkpoint_alignment().Set(static_cast<double>(st.max_alignment_us) * 1e-6);
+    mx->checkpoint_id().Set(static_cast<double>(st.running));
+  }
+  st.last_completed = clock_type::now();
+  for (auto& rp : st.waiting)
+    rp.deliver(st.running);
+}
+
+void check_done(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  if (st.running != id || st.positions.size() < st.p.sources.size() ||
+      st.partition_acks < st.p.partitions.size())
+    return;
+  try {
+    write_checkpoint(self);
+  } catch (const std::exception& e) {
+    fail(self, id, e.what());
+    return;
+  }
+  finish(self);
+}
+
+void start(self_ptr self, std::string name) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  st.running = id;
+  st.running_name = std::move(name);
+  st.started = clock_type::now();
+  st.created_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  st.positions.clear();
+  st.partition_acks = 0;
+  st.max_alignment_us = 0;
+  auto on_error = [self, id](caf::error& err) { fail(self, id, caf::to_string(err)); };
+  for (auto& src : st.p.sources)
+    self->request(src, st.p.timeout, atom::checkpoint_v, id)
+      .then([self, id](source_position& pos) {
+        if (self->state.running != id)
+          return;
+        self->state.positions.push_back(std::move(pos));
+        check_done(self, id);
+      },
+      on_error);
+  for (auto& part : st.p.partitions)
+    self->request(part, st.p.timeout, atom::checkpoint_v, id)
+      .then([self, id](uint64_t alignment_us) {
+        auto& st = self->state;
+        if (st.running != id)
+          return;
+        ++st.partition_acks;
+        st.max_alignment_us = std::max(st.max_alignment_us, alignment_us);
+        check_done(self, id);
+      },
+      on_error);
+}
+
+checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinator_params params) {
+  auto& st = self->state;
+  st.p = std::move(params);
+  st.next_id = st.p.first_id;
+  if (auto* m = st.p.metrics) {
+    st.completed = &m->checkpoints("completed");
+    st.failed = &m->checkpoints("failed");
+  }
+  if (const char* fp = std::getenv("KEYFLOW_FAIL_POINT");
+      fp != nullptr && std::string_view{fp} == "checkpoint.before_manifest") {
+    spdlog::warn("fail point armed: SIGKILL before the next checkpoint manifest is written");
+    st.p.checkpoints->before_manifest = [] { std::raise(SIGKILL); };
+  }
+  if (st.p.interval.count() > 0)
+    self->delayed_send(self, st.p.interval, atom::tick_v);
+  return {
+    [self](atom::tick) {
+      auto& st = self->state;
+      if (st.running == 0 && st.queued.empty())
+        start(self, {});
+      if (st.p.metrics != nullptr)
+        st.p.metrics->checkpoint_age().Set(
+          std::chrono::duration<double>(clock_type::now() - st.last_completed).count());
+      self->delayed_send(self, st.p.interval, atom::tick_v);
+    },
+    [self](atom::checkpoint, std::string& name) -> caf::typed_response_promise<uint64_t> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<uint64_t>();
+      if (!name.empty() && !state::checkpoint_store::valid_snapshot_name(name)) {
+        rp.deliver(make_error(ec::config_error, "invalid snapshot name '" + name + "'"));
+        return rp;
+      }
+      if (st.running == 0) {
+        st.waiting.push_back(rp);
+        start(self, std::move(name));
+      } else {
+        st.queued.push_back({std::move(name), rp});
+      }
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+checkpoint_coordinator_actor spawn_checkpoint_coordinator(caf::actor_system& sys,
+                                                          coordinator_params params) {
+  return sys.spawn<caf::detached>(coordinator, std::move(params));
+}
+
+} // namespace keyflow
