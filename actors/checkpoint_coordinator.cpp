@@ -1,7 +1,9 @@
 // Checkpoint coordinator: triggers checkpoint `id` at every source (which records its
 // position and sends barrier `id` to every partition actor), waits for every partition actor
-// to acknowledge that its state as of the barrier is in RocksDB, then writes a RocksDB
-// checkpoint and, last, its manifest (sources' offsets, files with checksums). A checkpoint
+// to acknowledge that its state as of the barrier is in RocksDB, has the sinks write out
+// everything they were handed before (so no output of the checkpointed state is only in a
+// buffer), then writes a RocksDB checkpoint and, last, its manifest (sources' offsets, files
+// with checksums). A checkpoint
 // that times out or fails is counted and the next one starts at the next interval.
 
 #include <chrono>
@@ -35,6 +37,8 @@ struct coordinator_state {
   int64_t created_at_ms = 0;
   std::vector<source_position> positions;
   size_t partition_acks = 0;
+  bool sinks_flushing = false;
+  size_t sink_acks = 0;
   uint64_t max_alignment_us = 0;
   std::vector<caf::typed_response_promise<uint64_t>> waiting; // for the running one
   std::deque<pending_request> queued;                        // on-demand, not started yet
@@ -117,11 +121,7 @@ void write_checkpoint(self_ptr self) {
     rp.deliver(st.running);
 }
 
-void check_done(self_ptr self, uint64_t id) {
-  auto& st = self->state;
-  if (st.running != id || st.positions.size() < st.p.sources.size() ||
-      st.partition_acks < st.p.partitions.size())
-    return;
+void write_and_finish(self_ptr self, uint64_t id) {
   try {
     write_checkpoint(self);
   } catch (const std::exception& e) {
@@ -129,6 +129,46 @@ void check_done(self_ptr self, uint64_t id) {
     return;
   }
   finish(self);
+}
+
+size_t sink_count(const coordinator_params& p) {
+  return (p.redis ? 1u : 0u) + (p.kafka ? 1u : 0u);
+}
+
+void on_sink_flushed(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  if (st.running != id || ++st.sink_acks < sink_count(st.p))
+    return;
+  write_and_finish(self, id);
+}
+
+/// Outputs of the state being checkpointed were sent to the sinks before the partition
+/// actors acknowledged; a drain now reaches each sink after them.
+void flush_sinks(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  st.sinks_flushing = true;
+  st.sink_acks = 0;
+  if (sink_count(st.p) == 0) {
+    write_and_finish(self, id);
+    return;
+  }
+  auto on_error = [self, id](caf::error& err) {
+    fail(self, id, "sink flush: " + caf::to_string(err));
+  };
+  if (st.p.redis)
+    self->request(st.p.redis, st.p.timeout, atom::drain_v)
+      .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
+  if (st.p.kafka)
+    self->request(st.p.kafka, st.p.timeout, atom::drain_v)
+      .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
+}
+
+void check_done(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  if (st.running != id || st.sinks_flushing || st.positions.size() < st.p.sources.size() ||
+      st.partition_acks < st.p.partitions.size())
+    return;
+  flush_sinks(self, id);
 }
 
 void start(self_ptr self, std::string name) {
@@ -142,6 +182,7 @@ void start(self_ptr self, std::string name) {
                        .count();
   st.positions.clear();
   st.partition_acks = 0;
+  st.sinks_flushing = false;
   st.max_alignment_us = 0;
   auto on_error = [self, id](caf::error& err) { fail(self, id, caf::to_string(err)); };
   for (auto& src : st.p.sources)

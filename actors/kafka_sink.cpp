@@ -61,11 +61,19 @@ kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params para
       report(self->state);
       self->delayed_send(self, std::chrono::milliseconds(100), atom::tick_v);
     },
-    [self](atom::drain) -> uint64_t {
+    [self](atom::drain) -> caf::result<uint64_t> {
+      // Every record handed over so far must be acknowledged by Kafka; otherwise the
+      // checkpoint that asked must not complete (its outputs would be lost on a crash).
       auto& st = self->state;
-      if (!st.producer->flush(30000))
-        spdlog::error("kafka sink {}: records still undelivered after 30 s", st.p.sink_id);
+      auto failed_before = st.reported_failures;
+      bool flushed = st.producer->flush(30000);
       report(st);
+      if (!flushed)
+        return make_error(ec::kafka_error, "records still undelivered after 30 s");
+      if (st.reported_failures > failed_before)
+        return make_error(ec::kafka_error, std::to_string(st.reported_failures - failed_before) +
+                                             " records failed delivery: " +
+                                             st.producer->last_error());
       return st.producer->delivered();
     },
   };

@@ -96,6 +96,8 @@ struct coordinator_params {
   state::checkpoint_store* checkpoints = nullptr;    ///< where checkpoints go (outlives it)
   std::vector<source_actor> sources;                 ///< all sources of the pipeline
   std::vector<partition_actor> partitions;           ///< all partition actors
+  redis_sink_actor redis;                            ///< flushed before each checkpoint
+  kafka_sink_actor kafka;                            ///< flushed before each checkpoint
   std::chrono::milliseconds interval{5000};          ///< periodic trigger; 0 = on demand only
   std::chrono::milliseconds timeout{60000};          ///< a checkpoint not done by then fails
   uint64_t first_id = 1;                             ///< id of the first checkpoint

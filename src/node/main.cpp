@@ -153,7 +153,7 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
   }
   run.sources = start_sources(sys, opts, pipe, props, source_partitions, from, run, m);
   run.coordinator = spawn_checkpoint_coordinator(
-    sys, {&pipe, &store, &checkpoints, run.sources, run.partitions,
+    sys, {&pipe, &store, &checkpoints, run.sources, run.partitions, run.redis, run.kafka,
           std::chrono::milliseconds(opts.checkpoint_interval_ms),
           std::chrono::milliseconds(opts.checkpoint_timeout_ms), from.next_id, from.epoch,
           exactly_once, &m});
