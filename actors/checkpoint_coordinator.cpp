@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <deque>
+#include <utility>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -215,10 +216,19 @@ checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinat
     st.completed = &m->checkpoints("completed");
     st.failed = &m->checkpoints("failed");
   }
-  if (const char* fp = std::getenv("KEYFLOW_FAIL_POINT");
-      fp != nullptr && std::string_view{fp} == "checkpoint.before_manifest") {
-    spdlog::warn("fail point armed: SIGKILL before the next checkpoint manifest is written");
-    st.p.checkpoints->before_manifest = [] { std::raise(SIGKILL); };
+  // Fault injection for the recovery tests (KEYFLOW_FAIL_POINT):
+  //   checkpoint.before_manifest  SIGKILL after the RocksDB checkpoint, before its manifest
+  //   checkpoint.error            the next checkpoint fails (as on a full disk)
+  if (const char* fp = std::getenv("KEYFLOW_FAIL_POINT"); fp != nullptr) {
+    std::string_view point{fp};
+    spdlog::warn("fail point armed: {}", point);
+    if (point == "checkpoint.before_manifest")
+      st.p.checkpoints->before_manifest = [] { std::raise(SIGKILL); };
+    else if (point == "checkpoint.error")
+      st.p.checkpoints->before_manifest = [fired = false]() mutable {
+        if (!std::exchange(fired, true))
+          throw std::runtime_error("injected checkpoint failure (fail point checkpoint.error)");
+      };
   }
   if (st.p.interval.count() > 0)
     self->delayed_send(self, st.p.interval, atom::tick_v);

@@ -93,7 +93,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 22> options = {{
+const std::array<option_def, 23> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -131,6 +131,8 @@ const std::array<option_def, 22> options = {{
      "Periodic checkpoints kept on disk (named snapshots are kept until deleted)", nullptr, 1},
     {"restore-snapshot", &node_options::restore_snapshot,
      "Start from this named snapshot instead of the latest checkpoint"},
+    {"stop-snapshot", &node_options::stop_snapshot,
+     "At a graceful stop (SIGTERM/SIGINT), write the final checkpoint as this named snapshot"},
     {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
      check_not_empty},
     {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",

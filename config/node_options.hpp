@@ -31,6 +31,7 @@ struct node_options {
   uint32_t checkpoint_timeout_ms = 60000; ///< a checkpoint not done by then fails
   uint32_t checkpoints_retained = 3;      ///< periodic checkpoints kept
   std::string restore_snapshot;           ///< start from this named snapshot
+  std::string stop_snapshot; ///< at a graceful stop, write the final checkpoint as this snapshot
   std::string group_id = "keyflow"; ///< Kafka consumer group id (offset commits)
   std::string log_level = "info";  ///< trace, debug, info, warn, error
   std::string node_config;         ///< node YAML file read before the command line

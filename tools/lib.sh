@@ -10,13 +10,14 @@ kf_free_port() {
 # kf_track PID: remembers a PID to stop in kf_stop_all.
 kf_track() { echo "$1" >> "$KF_RUN_DIR/pids"; }
 
-# kf_stop_all: stops every tracked process (TERM, then KILL after 10 s).
+# kf_stop_all: stops every tracked process, newest first (so keyflowd drains while Kafka and
+# Redis still run): TERM, then KILL after 15 s.
 kf_stop_all() {
   [ -f "$KF_RUN_DIR/pids" ] || return 0
-  local pids; pids=$(tac "$KF_RUN_DIR/pids")
-  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in $pids; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  local p
+  for p in $(tac "$KF_RUN_DIR/pids"); do
+    kill -TERM "$p" 2>/dev/null || continue
+    for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
   rm -f "$KF_RUN_DIR/pids"

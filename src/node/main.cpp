@@ -167,15 +167,22 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
 
 /// Graceful stop: sources stop reading and wait for their batches, a final checkpoint
 /// records exactly where they stopped, then partitions and sinks drain.
-void drain(caf::actor_system& sys, running_pipeline& run) {
+void drain(caf::actor_system& sys, running_pipeline& run, const std::string& snapshot) {
   caf::scoped_actor self{sys};
   auto timeout = std::chrono::seconds(120);
   uint64_t read = 0, processed = 0;
   auto fail = [](caf::error& err) { spdlog::error("drain: {}", caf::to_string(err)); };
   for (auto& s : run.sources)
     self->request(s, timeout, atom::stop_v).receive([&](uint64_t n) { read += n; }, fail);
-  self->request(run.coordinator, timeout, atom::checkpoint_v, std::string{})
-    .receive([](uint64_t id) { spdlog::info("final checkpoint {} written", id); }, fail);
+  self->request(run.coordinator, timeout, atom::checkpoint_v, snapshot)
+    .receive(
+      [&](uint64_t id) {
+        if (snapshot.empty())
+          spdlog::info("final checkpoint {} written", id);
+        else
+          spdlog::info("final checkpoint {} written as snapshot '{}'", id, snapshot);
+      },
+      fail);
   for (auto& p : run.partitions)
     self->request(p, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
   if (run.redis)
@@ -194,6 +201,9 @@ void drain(caf::actor_system& sys, running_pipeline& run) {
 
 int run_node(const config::node_options& opts) {
   auto pipe = config::load_pipeline_file(opts.pipeline);
+  if (!opts.stop_snapshot.empty() && !state::checkpoint_store::valid_snapshot_name(opts.stop_snapshot))
+    throw config::config_error("option --stop-snapshot: invalid snapshot name '" +
+                               opts.stop_snapshot + "' (1-64 characters of A-Z a-z 0-9 . _ -)");
   std::unique_ptr<kafka::embedded_kafka> embedded;
   std::string bootstrap = opts.bootstrap_servers;
   if (opts.embedded_kafka) {
@@ -241,7 +251,7 @@ int run_node(const config::node_options& opts) {
   while (!stop_requested)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("stopping: draining in-flight records");
-  drain(sys, run);
+  drain(sys, run, opts.stop_snapshot);
   return 0;
 }
 
