@@ -22,59 +22,59 @@ namespace keyflow {
 
 /// Writes coalesced profiles to Redis (pipelined HSETs) on its own thread.
 using redis_sink_actor = caf::typed_actor<
-  /// Takes a batch of profile updates; replies one credit once it is buffered.
-  caf::replies_to<profile_batch>::with<uint32_t>,
-  /// Timer: write what is buffered.
-  caf::reacts_to<atom::tick>,
-  /// Writes everything buffered; replies the total number of records written so far.
-  caf::replies_to<atom::drain>::with<uint64_t>>;
+    /// Takes a batch of profile updates; replies one credit once it is buffered.
+    caf::replies_to<profile_batch>::with<uint32_t>,
+    /// Timer: write what is buffered.
+    caf::reacts_to<atom::tick>,
+    /// Writes everything buffered; replies the total number of records written so far.
+    caf::replies_to<atom::drain>::with<uint64_t>>;
 
 /// Produces records (activations, dead letters) to Kafka on its own thread.
 using kafka_sink_actor = caf::typed_actor<
-  /// Takes a batch of records; replies one credit once it is handed to the producer.
-  caf::replies_to<kafka_batch>::with<uint32_t>,
-  /// Timer: serve delivery reports.
-  caf::reacts_to<atom::tick>,
-  /// Waits for every record to be acknowledged; replies records delivered so far.
-  caf::replies_to<atom::drain>::with<uint64_t>>;
+    /// Takes a batch of records; replies one credit once it is handed to the producer.
+    caf::replies_to<kafka_batch>::with<uint32_t>,
+    /// Timer: serve delivery reports.
+    caf::reacts_to<atom::tick>,
+    /// Waits for every record to be acknowledged; replies records delivered so far.
+    caf::replies_to<atom::drain>::with<uint64_t>>;
 
 /// Owns a contiguous key-group range: runs the keyed operator chain over its state.
 using partition_actor = caf::typed_actor<
-  /// Takes a batch of events for its key groups; replies one credit once processed.
-  caf::replies_to<event_batch>::with<uint32_t>,
-  /// Checkpoint barrier `id` from source `index`, in order with that source's batches.
-  caf::reacts_to<atom::barrier, uint64_t, uint32_t>,
-  /// From the coordinator: replies once the barriers of checkpoint `id` from every source
-  /// have arrived and the state as of the barrier is written to RocksDB; the reply is the
-  /// alignment time in microseconds.
-  caf::replies_to<atom::checkpoint, uint64_t>::with<uint64_t>,
-  /// Timer: write changed state to RocksDB.
-  caf::reacts_to<atom::flush>,
-  /// Flushes state and waits for its sink batches; replies records processed so far.
-  caf::replies_to<atom::drain>::with<uint64_t>>;
+    /// Takes a batch of events for its key groups; replies one credit once processed.
+    caf::replies_to<event_batch>::with<uint32_t>,
+    /// Checkpoint barrier `id` from source `index`, in order with that source's batches.
+    caf::reacts_to<atom::barrier, uint64_t, uint32_t>,
+    /// From the coordinator: replies once the barriers of checkpoint `id` from every source
+    /// have arrived and the state as of the barrier is written to RocksDB; the reply is the
+    /// alignment time in microseconds.
+    caf::replies_to<atom::checkpoint, uint64_t>::with<uint64_t>,
+    /// Timer: write changed state to RocksDB.
+    caf::reacts_to<atom::flush>,
+    /// Flushes state and waits for its sink batches; replies records processed so far.
+    caf::replies_to<atom::drain>::with<uint64_t>>;
 
 /// Reads one input (a Kafka partition or a generator), routes records by key group.
 using source_actor = caf::typed_actor<
-  /// Self-message: read the next batch if credit allows.
-  caf::reacts_to<atom::poll>,
-  /// Timer: publish lag and backpressure metrics.
-  caf::reacts_to<atom::tick>,
-  /// Timer: pause the input if still out of credit (sustained backpressure).
-  caf::reacts_to<atom::pause>,
-  /// Starts checkpoint `id`: sends a barrier to every partition actor after the batches
-  /// already sent, and replies the position (next offset) at the barrier.
-  caf::replies_to<atom::checkpoint, uint64_t>::with<source_position>,
-  /// Stops reading and waits for in-flight batches; replies records read.
-  caf::replies_to<atom::stop>::with<uint64_t>>;
+    /// Self-message: read the next batch if credit allows.
+    caf::reacts_to<atom::poll>,
+    /// Timer: publish lag and backpressure metrics.
+    caf::reacts_to<atom::tick>,
+    /// Timer: pause the input if still out of credit (sustained backpressure).
+    caf::reacts_to<atom::pause>,
+    /// Starts checkpoint `id`: sends a barrier to every partition actor after the batches
+    /// already sent, and replies the position (next offset) at the barrier.
+    caf::replies_to<atom::checkpoint, uint64_t>::with<source_position>,
+    /// Stops reading and waits for in-flight batches; replies records read.
+    caf::replies_to<atom::stop>::with<uint64_t>>;
 
 /// Triggers checkpoints on an interval and on demand, collects the sources' positions and
 /// the partition actors' acknowledgements, then writes the RocksDB checkpoint and its
 /// manifest. Runs detached: writing a checkpoint blocks on disk.
 using checkpoint_coordinator_actor = caf::typed_actor<
-  /// Timer: start a periodic checkpoint unless one is running.
-  caf::reacts_to<atom::tick>,
-  /// Takes a checkpoint now; a non-empty name makes it a named snapshot. Replies the
-  /// checkpoint id once its manifest is written, or an error.
-  caf::replies_to<atom::checkpoint, std::string>::with<uint64_t>>;
+    /// Timer: start a periodic checkpoint unless one is running.
+    caf::reacts_to<atom::tick>,
+    /// Takes a checkpoint now; a non-empty name makes it a named snapshot. Replies the
+    /// checkpoint id once its manifest is written, or an error.
+    caf::replies_to<atom::checkpoint, std::string>::with<uint64_t>>;
 
 } // namespace keyflow

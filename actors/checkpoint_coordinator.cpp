@@ -42,7 +42,7 @@ struct coordinator_state {
   size_t sink_acks = 0;
   uint64_t max_alignment_us = 0;
   std::vector<caf::typed_response_promise<uint64_t>> waiting; // for the running one
-  std::deque<pending_request> queued;                        // on-demand, not started yet
+  std::deque<pending_request> queued;                         // on-demand, not started yet
   clock_type::time_point last_completed = clock_type::now();
   prometheus::Counter* completed = nullptr;
   prometheus::Counter* failed = nullptr;
@@ -102,7 +102,7 @@ void write_checkpoint(self_ptr self) {
   op->set_last_key_group(st.p.pipeline->max_parallelism);
   auto elapsed = [&] { return clock_type::now() - st.started; };
   m.set_duration_ms(static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(elapsed()).count()));
+      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed()).count()));
   auto info = st.p.checkpoints->create(st.p.store->db(), std::move(m));
   if (st.running_name.empty())
     st.p.checkpoints->prune();
@@ -158,10 +158,10 @@ void flush_sinks(self_ptr self, uint64_t id) {
   };
   if (st.p.redis)
     self->request(st.p.redis, st.p.timeout, atom::drain_v)
-      .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
+        .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
   if (st.p.kafka)
     self->request(st.p.kafka, st.p.timeout, atom::drain_v)
-      .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
+        .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
 }
 
 void check_done(self_ptr self, uint64_t id) {
@@ -179,8 +179,8 @@ void start(self_ptr self, std::string name) {
   st.running_name = std::move(name);
   st.started = clock_type::now();
   st.created_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
   st.positions.clear();
   st.partition_acks = 0;
   st.sinks_flushing = false;
@@ -188,24 +188,26 @@ void start(self_ptr self, std::string name) {
   auto on_error = [self, id](caf::error& err) { fail(self, id, caf::to_string(err)); };
   for (auto& src : st.p.sources)
     self->request(src, st.p.timeout, atom::checkpoint_v, id)
-      .then([self, id](source_position& pos) {
-        if (self->state.running != id)
-          return;
-        self->state.positions.push_back(std::move(pos));
-        check_done(self, id);
-      },
-      on_error);
+        .then(
+            [self, id](source_position& pos) {
+              if (self->state.running != id)
+                return;
+              self->state.positions.push_back(std::move(pos));
+              check_done(self, id);
+            },
+            on_error);
   for (auto& part : st.p.partitions)
     self->request(part, st.p.timeout, atom::checkpoint_v, id)
-      .then([self, id](uint64_t alignment_us) {
-        auto& st = self->state;
-        if (st.running != id)
-          return;
-        ++st.partition_acks;
-        st.max_alignment_us = std::max(st.max_alignment_us, alignment_us);
-        check_done(self, id);
-      },
-      on_error);
+        .then(
+            [self, id](uint64_t alignment_us) {
+              auto& st = self->state;
+              if (st.running != id)
+                return;
+              ++st.partition_acks;
+              st.max_alignment_us = std::max(st.max_alignment_us, alignment_us);
+              check_done(self, id);
+            },
+            on_error);
 }
 
 checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinator_params params) {
@@ -233,30 +235,30 @@ checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinat
   if (st.p.interval.count() > 0)
     self->delayed_send(self, st.p.interval, atom::tick_v);
   return {
-    [self](atom::tick) {
-      auto& st = self->state;
-      if (st.running == 0 && st.queued.empty())
-        start(self, {});
-      if (st.p.metrics != nullptr)
-        st.p.metrics->checkpoint_age().Set(
-          std::chrono::duration<double>(clock_type::now() - st.last_completed).count());
-      self->delayed_send(self, st.p.interval, atom::tick_v);
-    },
-    [self](atom::checkpoint, std::string& name) -> caf::typed_response_promise<uint64_t> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<uint64_t>();
-      if (!name.empty() && !state::checkpoint_store::valid_snapshot_name(name)) {
-        rp.deliver(make_error(ec::config_error, "invalid snapshot name '" + name + "'"));
+      [self](atom::tick) {
+        auto& st = self->state;
+        if (st.running == 0 && st.queued.empty())
+          start(self, {});
+        if (st.p.metrics != nullptr)
+          st.p.metrics->checkpoint_age().Set(
+              std::chrono::duration<double>(clock_type::now() - st.last_completed).count());
+        self->delayed_send(self, st.p.interval, atom::tick_v);
+      },
+      [self](atom::checkpoint, std::string& name) -> caf::typed_response_promise<uint64_t> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<uint64_t>();
+        if (!name.empty() && !state::checkpoint_store::valid_snapshot_name(name)) {
+          rp.deliver(make_error(ec::config_error, "invalid snapshot name '" + name + "'"));
+          return rp;
+        }
+        if (st.running == 0) {
+          st.waiting.push_back(rp);
+          start(self, std::move(name));
+        } else {
+          st.queued.push_back({std::move(name), rp});
+        }
         return rp;
-      }
-      if (st.running == 0) {
-        st.waiting.push_back(rp);
-        start(self, std::move(name));
-      } else {
-        st.queued.push_back({std::move(name), rp});
-      }
-      return rp;
-    },
+      },
   };
 }
 

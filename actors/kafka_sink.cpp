@@ -1,6 +1,7 @@
 // Kafka sink: hands records to a librdkafka producer (which batches and retries), serves
-// delivery reports on a timer and waits for all of them on drain. Runs detached because a
-// full producer queue blocks, which is how a slow Kafka backpressures the pipeline.
+// delivery reports on a timer and waits for all of them on drain. With a transactional id,
+// records go out in Kafka transactions and every drain (each checkpoint) commits one. Runs detached
+// because a full producer queue blocks, which is how a slow Kafka backpressures the pipeline.
 
 #include <chrono>
 
@@ -20,6 +21,7 @@ struct kafka_sink_state {
   uint64_t reported_delivered = 0;
   prometheus::Counter* writes = nullptr;
   prometheus::Counter* errors = nullptr;
+  prometheus::Counter* transactions = nullptr;
   static inline const char* name = "keyflow.kafka_sink";
 };
 
@@ -42,40 +44,56 @@ void report(kafka_sink_state& st) {
 kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params params) {
   auto& st = self->state;
   st.p = std::move(params);
-  st.producer = std::make_unique<kafka::producer>(st.p.properties);
+  auto props = st.p.properties;
+  if (!st.p.transactional_id.empty())
+    props["transactional.id"] = st.p.transactional_id;
+  st.producer = std::make_unique<kafka::producer>(props);
+  if (!st.p.transactional_id.empty())
+    st.producer->begin_transactions();
   if (auto* m = st.p.metrics) {
     st.writes = &m->sink_writes(st.p.sink_id);
     st.errors = &m->sink_errors(st.p.sink_id);
+    if (!st.p.transactional_id.empty())
+      st.transactions = &m->sink_transactions(st.p.sink_id);
   }
   self->delayed_send(self, std::chrono::milliseconds(100), atom::tick_v);
   return {
-    [self](kafka_batch& batch) -> uint32_t {
-      auto& st = self->state;
-      for (const auto& m : batch.messages)
-        st.producer->send(m.topic, m.key, m.value);
-      st.producer->poll();
-      return 1;
-    },
-    [self](atom::tick) {
-      self->state.producer->poll();
-      report(self->state);
-      self->delayed_send(self, std::chrono::milliseconds(100), atom::tick_v);
-    },
-    [self](atom::drain) -> caf::result<uint64_t> {
-      // Every record handed over so far must be acknowledged by Kafka; otherwise the
-      // checkpoint that asked must not complete (its outputs would be lost on a crash).
-      auto& st = self->state;
-      auto failed_before = st.reported_failures;
-      bool flushed = st.producer->flush(30000);
-      report(st);
-      if (!flushed)
-        return make_error(ec::kafka_error, "records still undelivered after 30 s");
-      if (st.reported_failures > failed_before)
-        return make_error(ec::kafka_error, std::to_string(st.reported_failures - failed_before) +
-                                             " records failed delivery: " +
-                                             st.producer->last_error());
-      return st.producer->delivered();
-    },
+      [self](kafka_batch& batch) -> uint32_t {
+        auto& st = self->state;
+        for (const auto& m : batch.messages)
+          st.producer->send(m.topic, m.key, m.value);
+        st.producer->poll();
+        return 1;
+      },
+      [self](atom::tick) {
+        self->state.producer->poll();
+        report(self->state);
+        self->delayed_send(self, std::chrono::milliseconds(100), atom::tick_v);
+      },
+      [self](atom::drain) -> caf::result<uint64_t> {
+        // Every record handed over so far must be acknowledged by Kafka; otherwise the
+        // checkpoint that asked must not complete (its outputs would be lost on a crash).
+        auto& st = self->state;
+        auto failed_before = st.reported_failures;
+        bool flushed = st.producer->flush(30000);
+        report(st);
+        if (!flushed)
+          return make_error(ec::kafka_error, "records still undelivered after 30 s");
+        if (st.reported_failures > failed_before)
+          return make_error(ec::kafka_error,
+                            std::to_string(st.reported_failures - failed_before) +
+                                " records failed delivery: " + st.producer->last_error());
+        if (st.producer->transactional()) {
+          try {
+            st.producer->commit_transaction();
+            if (st.transactions != nullptr)
+              st.transactions->Increment();
+          } catch (const std::exception& e) {
+            return make_error(ec::kafka_error, e.what());
+          }
+        }
+        return st.producer->delivered();
+      },
   };
 }
 

@@ -40,12 +40,12 @@ struct partition_state {
   uint32_t kafka_in_flight = 0;
   std::deque<input> inbox;
   // Checkpoint alignment.
-  uint64_t aligning = 0;         // checkpoint id being aligned, 0 if none
-  std::vector<bool> aligned;     // per source: its barrier has arrived
+  uint64_t aligning = 0;     // checkpoint id being aligned, 0 if none
+  std::vector<bool> aligned; // per source: its barrier has arrived
   uint32_t aligned_count = 0;
   clock_type::time_point align_start;
-  std::deque<input> held;        // batches from aligned sources (exactly-once mode)
-  uint64_t completed = 0;        // last checkpoint whose state is written
+  std::deque<input> held; // batches from aligned sources (exactly-once mode)
+  uint64_t completed = 0; // last checkpoint whose state is written
   uint64_t last_alignment_us = 0;
   std::map<uint64_t, std::vector<caf::typed_response_promise<uint64_t>>> ack_promises;
   uint64_t processed = 0;
@@ -72,15 +72,16 @@ void send_to_sink(self_ptr self, const auto& sink, uint32_t& in_flight, Batch&& 
                   const char* what) {
   ++in_flight;
   self->request(sink, caf::infinite, std::forward<Batch>(batch))
-    .then([self, &in_flight](uint32_t c) {
-      in_flight -= c;
-      pump(self);
-    },
-    [self, what](caf::error& err) {
-      spdlog::error("partition {}: {} sink failed: {}", self->state.p.index, what,
-                    caf::to_string(err));
-      self->quit(err);
-    });
+      .then(
+          [self, &in_flight](uint32_t c) {
+            in_flight -= c;
+            pump(self);
+          },
+          [self, what](caf::error& err) {
+            spdlog::error("partition {}: {} sink failed: {}", self->state.p.index, what,
+                          caf::to_string(err));
+            self->quit(err);
+          });
 }
 
 void emit(self_ptr self) {
@@ -104,9 +105,9 @@ void process(self_ptr self, const event_batch& batch) {
   auto n = batch.records.size();
   st.processed += n;
   if (n > 0) {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                clock_type::now().time_since_epoch())
-                .count();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+            .count();
     st.latency.observe(static_cast<double>(ns - batch.records.front().ingest_ns) * 1e-9, n);
     st.latency.publish();
   }
@@ -143,8 +144,8 @@ void complete_alignment(self_ptr self) {
   flush_state(self);
   st.completed = st.aligning;
   st.last_alignment_us = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - st.align_start)
-      .count());
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - st.align_start)
+          .count());
   for (auto i = st.ack_promises.begin(); i != st.ack_promises.end() && i->first <= st.completed;
        i = st.ack_promises.erase(i))
     for (auto& rp : i->second)
@@ -235,41 +236,41 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
   if (!st.p.checkpointing)
     self->delayed_send(self, st.p.flush_interval, atom::flush_v);
   return {
-    [self](event_batch& batch) -> caf::typed_response_promise<uint32_t> {
-      auto rp = self->make_response_promise<uint32_t>();
-      self->state.inbox.push_back({std::move(batch), rp, 0});
-      pump(self);
-      return rp;
-    },
-    [self](atom::barrier, uint64_t id, uint32_t source) {
-      input in;
-      in.batch.source = source;
-      in.barrier = id;
-      self->state.inbox.push_back(std::move(in));
-      pump(self);
-    },
-    [self](atom::checkpoint, uint64_t id) -> caf::typed_response_promise<uint64_t> {
-      auto& st = self->state;
-      auto rp = self->make_response_promise<uint64_t>();
-      if (st.completed >= id)
-        rp.deliver(st.last_alignment_us);
-      else
-        st.ack_promises[id].push_back(rp);
-      return rp;
-    },
-    [self](atom::flush) {
-      flush_state(self);
-      self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
-    },
-    [self](atom::drain) -> caf::typed_response_promise<uint64_t> {
-      auto& st = self->state;
-      if (!st.p.checkpointing)
+      [self](event_batch& batch) -> caf::typed_response_promise<uint32_t> {
+        auto rp = self->make_response_promise<uint32_t>();
+        self->state.inbox.push_back({std::move(batch), rp, 0});
+        pump(self);
+        return rp;
+      },
+      [self](atom::barrier, uint64_t id, uint32_t source) {
+        input in;
+        in.batch.source = source;
+        in.barrier = id;
+        self->state.inbox.push_back(std::move(in));
+        pump(self);
+      },
+      [self](atom::checkpoint, uint64_t id) -> caf::typed_response_promise<uint64_t> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<uint64_t>();
+        if (st.completed >= id)
+          rp.deliver(st.last_alignment_us);
+        else
+          st.ack_promises[id].push_back(rp);
+        return rp;
+      },
+      [self](atom::flush) {
         flush_state(self);
-      auto rp = self->make_response_promise<uint64_t>();
-      st.drain_promises.push_back(rp);
-      try_finish_drain(self);
-      return rp;
-    },
+        self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
+      },
+      [self](atom::drain) -> caf::typed_response_promise<uint64_t> {
+        auto& st = self->state;
+        if (!st.p.checkpointing)
+          flush_state(self);
+        auto rp = self->make_response_promise<uint64_t>();
+        st.drain_promises.push_back(rp);
+        try_finish_drain(self);
+        return rp;
+      },
   };
 }
 

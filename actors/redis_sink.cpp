@@ -80,8 +80,8 @@ void write_all(self_ptr self) {
       try_write(st);
       break;
     } catch (const std::exception& e) {
-      spdlog::warn("redis sink {}: write of {} profiles failed, retrying in {} ms: {}", st.p.sink_id,
-                   st.pending.size(), backoff.count(), e.what());
+      spdlog::warn("redis sink {}: write of {} profiles failed, retrying in {} ms: {}",
+                   st.p.sink_id, st.pending.size(), backoff.count(), e.what());
       if (st.errors != nullptr)
         st.errors->Increment(static_cast<double>(st.pending.size()));
       st.client.reset();
@@ -90,8 +90,8 @@ void write_all(self_ptr self) {
     }
   }
   auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-               .count();
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
   for (const auto& [k, u] : st.pending)
     st.latency.observe(static_cast<double>(now - u.ingest_ns) * 1e-9);
   st.latency.publish();
@@ -111,28 +111,28 @@ redis_sink_actor::behavior_type redis_sink(self_ptr self, redis_sink_params para
   }
   self->delayed_send(self, st.p.flush_interval, atom::tick_v);
   return {
-    [self](profile_batch& batch) -> uint32_t {
-      auto& st = self->state;
-      for (auto& u : batch.updates) {
-        auto [it, fresh] = st.pending.try_emplace(u.key, u);
-        if (!fresh) {
-          auto oldest = std::min(it->second.ingest_ns, u.ingest_ns);
-          it->second = std::move(u);
-          it->second.ingest_ns = oldest;
+      [self](profile_batch& batch) -> uint32_t {
+        auto& st = self->state;
+        for (auto& u : batch.updates) {
+          auto [it, fresh] = st.pending.try_emplace(u.key, u);
+          if (!fresh) {
+            auto oldest = std::min(it->second.ingest_ns, u.ingest_ns);
+            it->second = std::move(u);
+            it->second.ingest_ns = oldest;
+          }
         }
-      }
-      if (st.pending.size() >= st.p.max_pending)
+        if (st.pending.size() >= st.p.max_pending)
+          write_all(self);
+        return 1;
+      },
+      [self](atom::tick) {
         write_all(self);
-      return 1;
-    },
-    [self](atom::tick) {
-      write_all(self);
-      self->delayed_send(self, self->state.p.flush_interval, atom::tick_v);
-    },
-    [self](atom::drain) -> uint64_t {
-      write_all(self);
-      return self->state.written;
-    },
+        self->delayed_send(self, self->state.p.flush_interval, atom::tick_v);
+      },
+      [self](atom::drain) -> uint64_t {
+        write_all(self);
+        return self->state.written;
+      },
   };
 }
 

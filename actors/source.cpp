@@ -87,30 +87,32 @@ void send_batches(self_ptr self) {
     out.records.swap(b.records);
     b.records.reserve(out.records.size());
     self->request(st.p.partitions[i], caf::infinite, std::move(out))
-      .then([self, i](uint32_t credit) {
-        self->state.in_flight[i] -= credit;
-        on_credit(self);
-      },
-      [self](caf::error& err) {
-        spdlog::error("source {}: partition actor failed: {}", self->state.p.reader->name(),
-                      caf::to_string(err));
-        self->quit(err);
-      });
+        .then(
+            [self, i](uint32_t credit) {
+              self->state.in_flight[i] -= credit;
+              on_credit(self);
+            },
+            [self](caf::error& err) {
+              spdlog::error("source {}: partition actor failed: {}", self->state.p.reader->name(),
+                            caf::to_string(err));
+              self->quit(err);
+            });
   }
   if (!st.dead.empty() && st.p.dead_letters) {
     ++st.dead_in_flight;
     kafka_batch out;
     out.messages.swap(st.dead);
     self->request(st.p.dead_letters, caf::infinite, std::move(out))
-      .then([self](uint32_t credit) {
-        self->state.dead_in_flight -= credit;
-        on_credit(self);
-      },
-      [self](caf::error& err) {
-        spdlog::error("source {}: dead-letter sink failed: {}", self->state.p.reader->name(),
-                      caf::to_string(err));
-        self->quit(err);
-      });
+        .then(
+            [self](uint32_t credit) {
+              self->state.dead_in_flight -= credit;
+              on_credit(self);
+            },
+            [self](caf::error& err) {
+              spdlog::error("source {}: dead-letter sink failed: {}", self->state.p.reader->name(),
+                            caf::to_string(err));
+              self->quit(err);
+            });
   }
   st.dead.clear();
 }
@@ -136,7 +138,7 @@ void poll(self_ptr self) {
     }
     if (st.backpressured != nullptr)
       st.backpressured->Increment(
-        std::chrono::duration<double>(clock_type::now() - st.blocked_since).count());
+          std::chrono::duration<double>(clock_type::now() - st.blocked_since).count());
   }
   auto n = st.p.reader->read(*st.routes, st.dead, st.p.flow.batch_size);
   st.records_read += n;
@@ -152,55 +154,56 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
   auto& st = self->state;
   st.p = std::move(params);
   st.routes =
-    std::make_unique<router>(st.p.max_parallelism, static_cast<uint32_t>(st.p.partitions.size()));
+      std::make_unique<router>(st.p.max_parallelism, static_cast<uint32_t>(st.p.partitions.size()));
   st.in_flight.assign(st.p.partitions.size(), 0);
   if (st.p.metrics != nullptr) {
     auto name = st.p.reader->name();
     st.backpressured = &st.p.metrics->backpressured_seconds("source " + name);
     auto slash = name.rfind('/');
     if (slash != std::string::npos)
-      st.lag = &st.p.metrics->consumer_lag(name.substr(0, slash), std::stoi(name.substr(slash + 1)));
+      st.lag =
+          &st.p.metrics->consumer_lag(name.substr(0, slash), std::stoi(name.substr(slash + 1)));
   }
   schedule_poll(self, false);
   self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
   return {
-    [self](atom::poll) { poll(self); },
-    [self](atom::pause) {
-      auto& st = self->state;
-      // A timer from an earlier blocking episode finds blocked == false or a newer start.
-      if (st.blocked && !st.paused &&
-          clock_type::now() - st.blocked_since >= st.p.flow.pause_after) {
-        st.paused = true;
+      [self](atom::poll) { poll(self); },
+      [self](atom::pause) {
+        auto& st = self->state;
+        // A timer from an earlier blocking episode finds blocked == false or a newer start.
+        if (st.blocked && !st.paused &&
+            clock_type::now() - st.blocked_since >= st.p.flow.pause_after) {
+          st.paused = true;
+          st.p.reader->pause();
+        }
+      },
+      [self](atom::tick) {
+        auto& st = self->state;
+        if (st.lag != nullptr) {
+          auto lag = st.p.reader->lag();
+          if (lag >= 0)
+            st.lag->Set(static_cast<double>(lag));
+        }
+        self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+      },
+      [self](atom::checkpoint, uint64_t id) -> source_position {
+        auto& st = self->state;
+        // Everything read so far has been sent; the barrier follows it on every link.
+        for (auto& p : st.p.partitions)
+          self->send(p, atom::barrier_v, id, st.p.index);
+        return st.p.reader->position();
+      },
+      [self](atom::stop) -> caf::typed_response_promise<uint64_t> {
+        auto& st = self->state;
+        st.stopping = true;
         st.p.reader->pause();
-      }
-    },
-    [self](atom::tick) {
-      auto& st = self->state;
-      if (st.lag != nullptr) {
-        auto lag = st.p.reader->lag();
-        if (lag >= 0)
-          st.lag->Set(static_cast<double>(lag));
-      }
-      self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
-    },
-    [self](atom::checkpoint, uint64_t id) -> source_position {
-      auto& st = self->state;
-      // Everything read so far has been sent; the barrier follows it on every link.
-      for (auto& p : st.p.partitions)
-        self->send(p, atom::barrier_v, id, st.p.index);
-      return st.p.reader->position();
-    },
-    [self](atom::stop) -> caf::typed_response_promise<uint64_t> {
-      auto& st = self->state;
-      st.stopping = true;
-      st.p.reader->pause();
-      auto rp = self->make_response_promise<uint64_t>();
-      if (st.idle())
-        rp.deliver(st.records_read);
-      else
-        st.stop_promises.push_back(rp);
-      return rp;
-    },
+        auto rp = self->make_response_promise<uint64_t>();
+        if (st.idle())
+          rp.deliver(st.records_read);
+        else
+          st.stop_promises.push_back(rp);
+        return rp;
+      },
   };
 }
 

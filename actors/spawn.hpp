@@ -23,8 +23,8 @@ namespace keyflow {
 
 /// Flow-control settings shared by all actors of a pipeline.
 struct flow_settings {
-  uint32_t batch_size = 1024; ///< max records a source reads per batch
-  uint32_t credits = 4;       ///< unanswered batches allowed per sender->receiver link
+  uint32_t batch_size = 1024;             ///< max records a source reads per batch
+  uint32_t credits = 4;                   ///< unanswered batches allowed per sender->receiver link
   std::chrono::milliseconds idle_poll{5}; ///< source re-poll delay when input is empty
   /// A source out of credit this long pauses its input. Shorter gaps only stop reading:
   /// pausing a Kafka partition discards what librdkafka prefetched (bounded by
@@ -34,13 +34,13 @@ struct flow_settings {
 
 /// Everything a source actor needs.
 struct source_params {
-  std::shared_ptr<source_reader> reader;  ///< input
-  uint32_t max_parallelism = 128;         ///< key groups
+  std::shared_ptr<source_reader> reader;   ///< input
+  uint32_t max_parallelism = 128;          ///< key groups
   std::vector<partition_actor> partitions; ///< destinations, in key-group order
-  kafka_sink_actor dead_letters;          ///< where rejected records go (may be null)
-  flow_settings flow;                     ///< batching and credit
-  metrics::metrics* metrics = nullptr;    ///< node metrics (may be null)
-  uint32_t index = 0;                     ///< this source's index among the pipeline's sources
+  kafka_sink_actor dead_letters;           ///< where rejected records go (may be null)
+  flow_settings flow;                      ///< batching and credit
+  metrics::metrics* metrics = nullptr;     ///< node metrics (may be null)
+  uint32_t index = 0;                      ///< this source's index among the pipeline's sources
 };
 
 /// Spawns a source actor (event-based; polls without blocking).
@@ -56,11 +56,11 @@ struct partition_params {
   flow_settings flow;                                ///< credit to the sinks
   std::chrono::milliseconds flush_interval{1000};    ///< state write-back period
   metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
-  uint32_t sources = 1;        ///< number of sources sending to it (barrier alignment)
+  uint32_t sources = 1; ///< number of sources sending to it (barrier alignment)
   /// State is written to RocksDB only at checkpoint barriers (not on the flush timer), so a
   /// RocksDB checkpoint taken after all acknowledgements holds exactly the barrier state.
   bool checkpointing = false;
-  bool exactly_once = true;    ///< align barriers (hold batches of aligned sources)
+  bool exactly_once = true; ///< align barriers (hold batches of aligned sources)
 };
 
 /// Spawns a partition actor (event-based).
@@ -68,12 +68,12 @@ partition_actor spawn_partition(caf::actor_system& sys, partition_params params)
 
 /// Settings of a Redis sink.
 struct redis_sink_params {
-  std::string address;                       ///< host:port
-  std::string key_prefix = "profile:";       ///< hash key prefix
-  std::string sink_id = "profiles";          ///< operator id (metrics label)
+  std::string address;                          ///< host:port
+  std::string key_prefix = "profile:";          ///< hash key prefix
+  std::string sink_id = "profiles";             ///< operator id (metrics label)
   std::chrono::milliseconds flush_interval{50}; ///< max delay before writing
-  uint32_t max_pending = 20000;              ///< coalesced keys before a forced write
-  metrics::metrics* metrics = nullptr;       ///< node metrics (may be null)
+  uint32_t max_pending = 20000;                 ///< coalesced keys before a forced write
+  metrics::metrics* metrics = nullptr;          ///< node metrics (may be null)
 };
 
 /// Spawns a Redis sink on its own thread (it blocks on I/O).
@@ -84,6 +84,9 @@ struct kafka_sink_params {
   kafka::properties properties;        ///< producer properties (bootstrap.servers, ...)
   std::string sink_id = "kafka";       ///< metrics label
   metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
+  /// Non-empty: exactly-once delivery; records go out in Kafka transactions with this
+  /// transactional.id, committed at every checkpoint (drain).
+  std::string transactional_id;
 };
 
 /// Spawns a Kafka sink on its own thread.

@@ -12,19 +12,19 @@ namespace keyflow::config {
 
 /// All options of a keyflowd node. Defaults are the values below.
 struct node_options {
-  std::string pipeline;          ///< pipeline YAML file; required
-  std::string bootstrap_servers; ///< Kafka bootstrap servers; empty with --embedded-kafka
-  bool embedded_kafka = false;   ///< run an in-process librdkafka mock cluster; default off
+  std::string pipeline;             ///< pipeline YAML file; required
+  std::string bootstrap_servers;    ///< Kafka bootstrap servers; empty with --embedded-kafka
+  bool embedded_kafka = false;      ///< run an in-process librdkafka mock cluster; default off
   uint32_t embedded_partitions = 4; ///< partitions of topics the embedded Kafka creates; default 4
-  std::string redis = "";         ///< Redis address host:port; empty disables the Redis sink
-  std::string state_dir = "./keyflow-state"; ///< RocksDB directory of this node
+  std::string redis = "";           ///< Redis address host:port; empty disables the Redis sink
+  std::string state_dir = "./keyflow-state";      ///< RocksDB directory of this node
   std::string metrics_address = "127.0.0.1:9464"; ///< Prometheus /metrics listen address
-  uint32_t workers = 0;           ///< CAF scheduler threads; 0 = number of cores
-  uint32_t partition_actors = 0;  ///< partition actors; 0 = number of workers
-  uint32_t batch_size = 1024;     ///< max records per batch between actors; default 1024
-  uint32_t credits = 4;           ///< batches in flight per sender->receiver link; default 4
+  uint32_t workers = 0;                           ///< CAF scheduler threads; 0 = number of cores
+  uint32_t partition_actors = 0;                  ///< partition actors; 0 = number of workers
+  uint32_t batch_size = 1024;        ///< max records per batch between actors; default 1024
+  uint32_t credits = 4;              ///< batches in flight per sender->receiver link; default 4
   uint32_t flush_interval_ms = 1000; ///< write-back period of keyed state to RocksDB (ms)
-  uint32_t sink_flush_ms = 50;    ///< max delay before a sink writes coalesced output (ms)
+  uint32_t sink_flush_ms = 50;       ///< max delay before a sink writes coalesced output (ms)
   uint32_t sink_max_pending = 20000; ///< max coalesced keys a Redis sink holds before writing
   std::string checkpoint_dir; ///< checkpoints and snapshots; empty = "<state_dir>-checkpoints"
   uint32_t checkpoint_interval_ms = 5000; ///< checkpoint period; 0 = on demand/at stop only
@@ -33,8 +33,8 @@ struct node_options {
   std::string restore_snapshot;           ///< start from this named snapshot
   std::string stop_snapshot; ///< at a graceful stop, write the final checkpoint as this snapshot
   std::string group_id = "keyflow"; ///< Kafka consumer group id (offset commits)
-  std::string log_level = "info";  ///< trace, debug, info, warn, error
-  std::string node_config;         ///< node YAML file read before the command line
+  std::string log_level = "info";   ///< trace, debug, info, warn, error
+  std::string node_config;          ///< node YAML file read before the command line
 };
 
 /// Parses argv (and the node YAML named by --config) into options. On --help prints the

@@ -386,7 +386,8 @@ void read_operators(const field& f, pipeline_config& cfg, uniqueness& seen) {
 /// `sinks:` at most one redis and one kafka sink; kafka needs a score operator.
 void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
   static constexpr std::array<std::string_view, 3> redis_keys = {"id", "type", "key_prefix"};
-  static constexpr std::array<std::string_view, 3> kafka_keys = {"id", "type", "topic"};
+  static constexpr std::array<std::string_view, 4> kafka_keys = {"id", "type", "topic", "delivery"};
+  static constexpr std::array<std::string_view, 2> deliveries = {"at-least-once", "exactly-once"};
   std::map<std::string, std::string> first_of_type;
   for (const field& item : as_list(f)) {
     const auto [type, type_field] = read_type(item, sink_types, "sink");
@@ -408,6 +409,12 @@ void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
     const field topic = m.require("topic");
     sink.topic = as_topic(topic);
     seen.topic(topic, sink.topic);
+    if (auto v = m.get("delivery")) {
+      sink.delivery = as_string(*v);
+      if (!contains(deliveries, sink.delivery))
+        v->fail(
+            fmt::format("delivery must be at-least-once or exactly-once, got '{}'", sink.delivery));
+    }
     if (!cfg.score)
       item.fail("a kafka sink writes activations (score >= threshold) and needs a 'score' "
                 "operator; add one after 'aggregate' or remove this sink");

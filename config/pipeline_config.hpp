@@ -23,8 +23,8 @@ public:
 
 /// Where records come from: one Kafka topic of protobuf `keyflow.proto.Event`.
 struct source_config {
-  std::string id = "source";        ///< operator id of the source; default "source"
-  std::string topic;                ///< required: Kafka topic to read
+  std::string id = "source";             ///< operator id of the source; default "source"
+  std::string topic;                     ///< required: Kafka topic to read
   std::string start_offset = "earliest"; ///< "earliest" or "latest" when no offset is known
 };
 
@@ -37,7 +37,7 @@ struct validate_config {
 
 /// Per-key count / sum / last event time, keyed by `key` (a field of Event).
 struct aggregate_config {
-  std::string id = "aggregate"; ///< operator id; also the RocksDB column family name
+  std::string id = "aggregate";    ///< operator id; also the RocksDB column family name
   std::string key = "customer_id"; ///< key field; only "customer_id" in this version
 };
 
@@ -61,22 +61,26 @@ struct redis_sink_config {
 struct kafka_sink_config {
   std::string id = "activations"; ///< operator id
   std::string topic;              ///< required: output topic
+  /// "at-least-once" (default: idempotent producer, records may repeat after a crash) or
+  /// "exactly-once" (Kafka transactions committed at each checkpoint; read_committed
+  /// consumers see each record once). Dead letters share this sink's producer.
+  std::string delivery = "at-least-once";
 };
 
 /// A whole pipeline: source -> validate -> aggregate -> score -> sinks.
 struct pipeline_config {
-  std::string file;           ///< path the pipeline was loaded from ("<string>" if none)
-  std::string name;           ///< required: pipeline name
-  uint32_t version = 1;       ///< pipeline version; default 1
+  std::string file;               ///< path the pipeline was loaded from ("<string>" if none)
+  std::string name;               ///< required: pipeline name
+  uint32_t version = 1;           ///< pipeline version; default 1
   uint32_t max_parallelism = 128; ///< number of key groups, 1..32768; default 128
   /// "exactly-once" (aligned barriers; default) or "at-least-once" (no alignment: lower
   /// latency, records after a barrier may be counted again after a restore).
   std::string mode = "exactly-once";
-  source_config source;             ///< the Kafka source
-  std::string dead_letter_topic;    ///< required: topic for dead letters
-  validate_config validate;         ///< decode + validate operator
-  aggregate_config aggregate;       ///< keyed aggregate operator
-  std::optional<score_config> score; ///< optional score operator
+  source_config source;                        ///< the Kafka source
+  std::string dead_letter_topic;               ///< required: topic for dead letters
+  validate_config validate;                    ///< decode + validate operator
+  aggregate_config aggregate;                  ///< keyed aggregate operator
+  std::optional<score_config> score;           ///< optional score operator
   std::optional<redis_sink_config> redis_sink; ///< optional Redis profile sink
   std::optional<kafka_sink_config> kafka_sink; ///< optional activations sink (needs score)
 };

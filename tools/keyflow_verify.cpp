@@ -9,8 +9,9 @@
 #include <iostream>
 #include <map>
 #include <set>
-#include <tuple>
+#include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -74,11 +75,10 @@ size_t compare_profiles(const options& o, const profile_map& want,
       ++bad;
     if (print && (shown < o.sample || (!ok && bad <= 10))) {
       ++shown;
-      std::cout << fmt::format("{:<12} {:>8}/{:<8}{:>8} {:>12}/{:<12}{:>6} {:>10} {}\n", key,
-                               h.count("count") ? h["count"] : "-", w.count, "",
-                               h.count("sum") ? h["sum"] : "-", w.sum, "",
-                               h.count("score") ? h["score"].substr(0, 8) : "-",
-                               ok ? "ok" : "MISMATCH");
+      std::cout << fmt::format(
+          "{:<12} {:>8}/{:<8}{:>8} {:>12}/{:<12}{:>6} {:>10} {}\n", key,
+          h.count("count") ? h["count"] : "-", w.count, "", h.count("sum") ? h["sum"] : "-", w.sum,
+          "", h.count("score") ? h["score"].substr(0, 8) : "-", ok ? "ok" : "MISMATCH");
     }
   }
   return bad;
@@ -87,8 +87,12 @@ size_t compare_profiles(const options& o, const profile_map& want,
 /// Reads a whole topic from the beginning; calls f(value) for each record.
 template <class F>
 size_t read_topic(const std::string& bootstrap, const std::string& topic, F f) {
-  kafka::properties props{{"bootstrap.servers", bootstrap}, {"group.id", "keyflow-verify"},
-                          {"enable.auto.commit", "false"}};
+  // read_uncommitted: the embedded Kafka (librdkafka's mock cluster) writes no transaction
+  // markers, so its last stable offset cannot be trusted; every record counts as written.
+  kafka::properties props{{"bootstrap.servers", bootstrap},
+                          {"group.id", "keyflow-verify"},
+                          {"enable.auto.commit", "false"},
+                          {"isolation.level", "read_uncommitted"}};
   int parts = kafka::partition_count({{"bootstrap.servers", bootstrap}}, topic);
   if (parts <= 0)
     throw std::runtime_error("topic '" + topic + "' does not exist");
@@ -108,7 +112,8 @@ size_t read_topic(const std::string& bootstrap, const std::string& topic, F f) {
   return n;
 }
 
-int check_dead_letters(const options& o, const nlohmann::json& j, const std::string& topic) {
+int check_dead_letters(const options& o, const nlohmann::json& j, const std::string& topic,
+                       std::ostream& out) {
   std::map<std::string, size_t> by_code;
   std::set<std::tuple<std::string, int32_t, int64_t>> origins;
   size_t bad_envelopes = 0, duplicates = 0;
@@ -127,21 +132,20 @@ int check_dead_letters(const options& o, const nlohmann::json& j, const std::str
   // again. With --at-least-once-kafka, copies of the same source offset count once.
   size_t n = o.at_least_once_kafka ? origins.size() : total;
   if (duplicates > 0)
-    std::cout << fmt::format("dead letters: {} copies of already dead-lettered offsets{}\n",
-                             duplicates, o.at_least_once_kafka ? " (allowed)" : "");
+    out << fmt::format("dead letters: {} copies of already dead-lettered offsets{}\n", duplicates,
+                       o.at_least_once_kafka ? " (allowed)" : "");
   size_t want = j.at("malformed").get<size_t>();
-  std::cout << fmt::format("dead letters in '{}': {} (generator sent {} malformed)", topic, n,
-                           want);
+  out << fmt::format("dead letters in '{}': {} (generator sent {} malformed)", topic, n, want);
   for (auto& [code, c] : by_code)
-    std::cout << fmt::format(", {}={}", code, c);
-  std::cout << "\n";
+    out << fmt::format(", {}={}", code, c);
+  out << "\n";
   if (bad_envelopes > 0)
-    std::cout << bad_envelopes << " dead letters lack provenance\n";
+    out << bad_envelopes << " dead letters lack provenance\n";
   return n == want && bad_envelopes == 0 ? 0 : 1;
 }
 
 int check_activations(const options& o, const profile_map& want, const ops::scorer& scorer,
-                      const std::string& topic) {
+                      const std::string& topic, std::ostream& out) {
   std::map<std::string, size_t> seen;
   read_topic(o.bootstrap, topic, [&](std::string_view v) {
     proto::Activation a;
@@ -158,8 +162,8 @@ int check_activations(const options& o, const profile_map& want, const ops::scor
     bool ok = !should ? got == 0 : o.at_least_once_kafka ? got >= 1 : got == 1;
     wrong += !ok;
   }
-  std::cout << fmt::format("activations in '{}': {} customers (expected {}), {} wrong\n", topic,
-                           seen.size(), expected, wrong);
+  out << fmt::format("activations in '{}': {} customers (expected {}), {} wrong\n", topic,
+                     seen.size(), expected, wrong);
   return wrong == 0 && seen.size() == expected ? 0 : 1;
 }
 
@@ -206,9 +210,22 @@ int main(int argc, char** argv) {
                              want.size() - bad, bad);
     int rc = bad == 0 ? 0 : 1;
     if (pipe && !o.bootstrap.empty()) {
-      rc |= check_dead_letters(o, j, pipe->dead_letter_topic);
-      if (pipe->kafka_sink && scorer)
-        rc |= check_activations(o, want, *scorer, pipe->kafka_sink->topic);
+      // Kafka outputs may trail the profiles by a producer round trip: retry until --wait.
+      std::ostringstream report;
+      auto check_kafka = [&] {
+        report.str({});
+        int krc = check_dead_letters(o, j, pipe->dead_letter_topic, report);
+        if (pipe->kafka_sink && scorer)
+          krc |= check_activations(o, want, *scorer, pipe->kafka_sink->topic, report);
+        return krc;
+      };
+      int krc = check_kafka();
+      while (krc != 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        krc = check_kafka();
+      }
+      std::cout << report.str();
+      rc |= krc;
     }
     std::cout << (rc == 0 ? "RESULT: all results match\n" : "RESULT: results differ\n");
     return rc;

@@ -23,7 +23,7 @@ std::string datagen_reader::key_name(uint32_t k) {
 }
 
 datagen_reader::datagen_reader(datagen_options opts, uint32_t index)
-  : opts_(opts), index_(index), rng_(opts.seed * 1000003 + index) {
+    : opts_(opts), index_(index), rng_(opts.seed * 1000003 + index) {
   keys_.reserve(opts_.keys);
   for (uint32_t k = 0; k < opts_.keys; ++k)
     keys_.push_back(key_name(k));

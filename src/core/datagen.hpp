@@ -13,9 +13,9 @@ namespace keyflow {
 
 /// Settings of a generator source.
 struct datagen_options {
-  uint64_t events = 1'000'000; ///< events to emit in total (this reader)
-  uint32_t keys = 100'000;     ///< distinct keys, "c-000001".. ; default 100k
-  uint64_t seed = 42;          ///< random seed
+  uint64_t events = 1'000'000;          ///< events to emit in total (this reader)
+  uint32_t keys = 100'000;              ///< distinct keys, "c-000001".. ; default 100k
+  uint64_t seed = 42;                   ///< random seed
   int64_t base_time_ms = 1767225600000; ///< event time of the first event (2026-01-01)
 };
 

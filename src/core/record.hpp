@@ -28,8 +28,8 @@ struct event_record {
 /// Inspects an event_record (CAF 0.17 inspect protocol).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
-  return f(x.key, x.event_id, x.type, x.value, x.event_time_ms, x.ingest_ns, x.offset,
-           x.partition, x.key_group);
+  return f(x.key, x.event_id, x.type, x.value, x.event_time_ms, x.ingest_ns, x.offset, x.partition,
+           x.key_group);
 }
 
 /// A batch of events for one partition actor.
@@ -46,8 +46,8 @@ typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
 
 /// Where a source stands: the next offset it will read of its topic-partition.
 struct source_position {
-  std::string topic;    ///< topic (or generator name)
-  int32_t partition = 0; ///< partition (or generator index)
+  std::string topic;       ///< topic (or generator name)
+  int32_t partition = 0;   ///< partition (or generator index)
   int64_t next_offset = 0; ///< next offset to read
 };
 

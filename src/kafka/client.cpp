@@ -53,7 +53,7 @@ void message_batch::clear() {
 
 partition_consumer::partition_consumer(const properties& props, std::string topic,
                                        int32_t partition, int64_t start_offset)
-  : topic_(std::move(topic)), partition_(partition) {
+    : topic_(std::move(topic)), partition_(partition) {
   char err[512];
   rd_kafka_conf_t* conf = make_conf(props);
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -137,7 +137,7 @@ void partition_consumer::resume() {
 int64_t partition_consumer::lag() const {
   int64_t low = -1, high = -1;
   if (rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), partition_, &low, &high) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR ||
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
       high < 0)
     return -1;
   if (next_offset_ < 0)
@@ -179,11 +179,10 @@ void producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
 
 void producer::send(const std::string& topic, std::string_view key, std::string_view value) {
   for (;;) {
-    auto rc = rd_kafka_producev(
-      rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    auto rc = rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+                                RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (rc == RD_KAFKA_RESP_ERR_NO_ERROR)
       return;
     if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -194,6 +193,39 @@ void producer::send(const std::string& topic, std::string_view key, std::string_
 
 bool producer::flush(int timeout_ms) {
   return rd_kafka_flush(rk_, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+namespace {
+
+/// Throws (and destroys `err`) if it is set.
+void check(rd_kafka_error_t* err, const char* what) {
+  if (err == nullptr)
+    return;
+  std::string msg = std::string{what} + ": " + rd_kafka_error_string(err);
+  rd_kafka_error_destroy(err);
+  throw std::runtime_error(msg);
+}
+
+} // namespace
+
+void producer::begin_transactions(int timeout_ms) {
+  check(rd_kafka_init_transactions(rk_, timeout_ms), "Kafka init_transactions");
+  check(rd_kafka_begin_transaction(rk_), "Kafka begin_transaction");
+  transactional_ = true;
+}
+
+void producer::commit_transaction(int timeout_ms) {
+  if (auto* err = rd_kafka_commit_transaction(rk_, timeout_ms)) {
+    std::string msg = std::string{"Kafka commit_transaction: "} + rd_kafka_error_string(err);
+    bool abortable = rd_kafka_error_txn_requires_abort(err);
+    rd_kafka_error_destroy(err);
+    if (abortable)
+      if (auto* aerr = rd_kafka_abort_transaction(rk_, timeout_ms))
+        rd_kafka_error_destroy(aerr);
+    check(rd_kafka_begin_transaction(rk_), "Kafka begin_transaction");
+    throw std::runtime_error(msg);
+  }
+  check(rd_kafka_begin_transaction(rk_), "Kafka begin_transaction");
 }
 
 std::string producer::last_error() const {

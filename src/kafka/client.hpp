@@ -104,6 +104,18 @@ public:
   /// Waits up to `timeout_ms` for all records to be delivered; true if none is left.
   bool flush(int timeout_ms);
 
+  /// Initialises transactions (needs `transactional.id`), fencing older producers with the
+  /// same id and aborting their open transaction, then begins the first transaction.
+  /// Throws std::runtime_error on failure.
+  void begin_transactions(int timeout_ms = 30000);
+
+  /// Commits the open transaction (flushing first) and begins the next one. Throws
+  /// std::runtime_error naming the cause; the transaction is aborted then.
+  void commit_transaction(int timeout_ms = 30000);
+
+  /// True once begin_transactions() succeeded.
+  bool transactional() const noexcept { return transactional_; }
+
   /// Records acknowledged by the broker.
   uint64_t delivered() const noexcept { return delivered_.load(); }
   /// Records that failed for good.
@@ -117,6 +129,7 @@ private:
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> failed_{0};
   std::string last_error_;
+  bool transactional_ = false;
 };
 
 } // namespace keyflow::kafka

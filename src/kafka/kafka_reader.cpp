@@ -8,10 +8,8 @@ namespace keyflow::kafka {
 
 kafka_reader::kafka_reader(const config::pipeline_config& cfg, const properties& props,
                            int32_t partition, int64_t start_offset, metrics::metrics* m)
-  : cfg_(&cfg),
-    consumer_(props, cfg.source.topic, partition, start_offset),
-    validator_(cfg.validate),
-    metrics_(m) {
+    : cfg_(&cfg), consumer_(props, cfg.source.topic, partition, start_offset),
+      validator_(cfg.validate), metrics_(m) {
   if (metrics_ != nullptr) {
     in_ = &metrics_->records_in(cfg.validate.id);
     out_ = &metrics_->records_out(cfg.validate.id);
@@ -27,8 +25,8 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
   if (n == 0)
     return 0;
   auto ingest = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::steady_clock::now().time_since_epoch())
-                  .count();
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
   size_t good = 0;
   ops::rejection why;
   for (auto* m : batch_.messages()) {
@@ -61,9 +59,9 @@ void kafka_reader::reject(const rd_kafka_message_t* m, const ops::rejection& why
   std::string_view value{static_cast<const char*>(m->payload), m->len};
   spdlog::debug("dead letter: {}/{}@{} operator={} reason={}: {}", from.topic, from.partition,
                 from.offset, validator_.id(), to_string(why.code), why.message);
-  dead.push_back({cfg_->dead_letter_topic, std::string{key},
-                  ops::make_dead_letter(key, value, from, validator_.id(), why, cfg_->name,
-                                        cfg_->version)});
+  dead.push_back(
+      {cfg_->dead_letter_topic, std::string{key},
+       ops::make_dead_letter(key, value, from, validator_.id(), why, cfg_->name, cfg_->version)});
   if (metrics_ != nullptr) {
     auto reason = std::string{to_string(why.code)};
     auto i = dead_by_reason_.find(reason);

@@ -7,71 +7,72 @@ namespace keyflow::metrics {
 
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   static const prometheus::Histogram::BucketBoundaries buckets{
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
   return buckets;
 }
 
 metrics::metrics(std::string pipeline)
-  : pipeline_(std::move(pipeline)), registry_(std::make_shared<prometheus::Registry>()) {
+    : pipeline_(std::move(pipeline)), registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
   const std::map<std::string, std::string> labels{{"pipeline", pipeline_}};
   records_in_ = &BuildCounter()
-                   .Name("keyflow_records_in_total")
-                   .Help("Records received by an operator")
-                   .Labels(labels)
-                   .Register(*registry_);
+                     .Name("keyflow_records_in_total")
+                     .Help("Records received by an operator")
+                     .Labels(labels)
+                     .Register(*registry_);
   records_out_ = &BuildCounter()
-                    .Name("keyflow_records_out_total")
-                    .Help("Records emitted by an operator")
-                    .Labels(labels)
-                    .Register(*registry_);
+                      .Name("keyflow_records_out_total")
+                      .Help("Records emitted by an operator")
+                      .Labels(labels)
+                      .Register(*registry_);
   dead_letters_ = &BuildCounter()
-                     .Name("keyflow_dead_letters_total")
-                     .Help("Records sent to the dead-letter topic, by operator and reason")
-                     .Labels(labels)
-                     .Register(*registry_);
-  processing_latency_ = &BuildHistogram()
-                           .Name("keyflow_processing_latency_seconds")
-                           .Help("Time from reading a record at the source to updating keyed state")
-                           .Labels(labels)
-                           .Register(*registry_);
+                       .Name("keyflow_dead_letters_total")
+                       .Help("Records sent to the dead-letter topic, by operator and reason")
+                       .Labels(labels)
+                       .Register(*registry_);
+  processing_latency_ =
+      &BuildHistogram()
+           .Name("keyflow_processing_latency_seconds")
+           .Help("Time from reading a record at the source to updating keyed state")
+           .Labels(labels)
+           .Register(*registry_);
   e2e_latency_ = &BuildHistogram()
-                    .Name("keyflow_end_to_end_latency_seconds")
-                    .Help("Time from reading a record at the source to its result being written "
-                          "by a sink")
-                    .Labels(labels)
-                    .Register(*registry_);
+                      .Name("keyflow_end_to_end_latency_seconds")
+                      .Help("Time from reading a record at the source to its result being written "
+                            "by a sink")
+                      .Labels(labels)
+                      .Register(*registry_);
   consumer_lag_ = &BuildGauge()
-                     .Name("keyflow_consumer_lag_records")
-                     .Help("Kafka consumer lag: high watermark minus next offset to read")
+                       .Name("keyflow_consumer_lag_records")
+                       .Help("Kafka consumer lag: high watermark minus next offset to read")
+                       .Labels(labels)
+                       .Register(*registry_);
+  backpressured_ = &BuildCounter()
+                        .Name("keyflow_backpressured_seconds_total")
+                        .Help("Time an actor spent waiting for credit from downstream")
+                        .Labels(labels)
+                        .Register(*registry_);
+  sink_writes_ = &BuildCounter()
+                      .Name("keyflow_sink_writes_total")
+                      .Help("Records written by a sink")
+                      .Labels(labels)
+                      .Register(*registry_);
+  sink_errors_ = &BuildCounter()
+                      .Name("keyflow_sink_errors_total")
+                      .Help("Failed sink write attempts (each is retried)")
+                      .Labels(labels)
+                      .Register(*registry_);
+  state_keys_ = &BuildGauge()
+                     .Name("keyflow_state_keys")
+                     .Help("Keys in the in-memory working copy of keyed state")
                      .Labels(labels)
                      .Register(*registry_);
-  backpressured_ = &BuildCounter()
-                      .Name("keyflow_backpressured_seconds_total")
-                      .Help("Time an actor spent waiting for credit from downstream")
-                      .Labels(labels)
-                      .Register(*registry_);
-  sink_writes_ = &BuildCounter()
-                    .Name("keyflow_sink_writes_total")
-                    .Help("Records written by a sink")
-                    .Labels(labels)
-                    .Register(*registry_);
-  sink_errors_ = &BuildCounter()
-                    .Name("keyflow_sink_errors_total")
-                    .Help("Failed sink write attempts (each is retried)")
-                    .Labels(labels)
-                    .Register(*registry_);
-  state_keys_ = &BuildGauge()
-                   .Name("keyflow_state_keys")
-                   .Help("Keys in the in-memory working copy of keyed state")
-                   .Labels(labels)
-                   .Register(*registry_);
   state_flushed_ = &BuildCounter()
-                      .Name("keyflow_state_flushed_keys_total")
-                      .Help("Keyed state entries written to RocksDB")
-                      .Labels(labels)
-                      .Register(*registry_);
+                        .Name("keyflow_state_flushed_keys_total")
+                        .Help("Keyed state entries written to RocksDB")
+                        .Labels(labels)
+                        .Register(*registry_);
 }
 
 void metrics::serve(const std::string& address) {
@@ -136,29 +137,38 @@ prometheus::Counter& metrics::state_flushed_keys(const std::string& op) {
 
 prometheus::Gauge& metrics::gauge(const std::string& name, const std::string& help) {
   return prometheus::BuildGauge()
-    .Name(name)
-    .Help(help)
-    .Labels({{"pipeline", pipeline_}})
-    .Register(*registry_)
-    .Add({});
+      .Name(name)
+      .Help(help)
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({});
 }
 
 prometheus::Counter& metrics::checkpoints(const std::string& result) {
   return prometheus::BuildCounter()
-    .Name("keyflow_checkpoints_total")
-    .Help("Checkpoints by result: completed or failed")
-    .Labels({{"pipeline", pipeline_}})
-    .Register(*registry_)
-    .Add({{"result", result}});
+      .Name("keyflow_checkpoints_total")
+      .Help("Checkpoints by result: completed or failed")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"result", result}});
 }
 
 prometheus::Counter& metrics::checkpoints_corrupt() {
   return prometheus::BuildCounter()
-    .Name("keyflow_checkpoints_corrupt_total")
-    .Help("Checkpoints skipped at restore because a file was missing, truncated or altered")
-    .Labels({{"pipeline", pipeline_}})
-    .Register(*registry_)
-    .Add({});
+      .Name("keyflow_checkpoints_corrupt_total")
+      .Help("Checkpoints skipped at restore because a file was missing, truncated or altered")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({});
+}
+
+prometheus::Counter& metrics::sink_transactions(const std::string& sink) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_sink_transactions_total")
+      .Help("Kafka transactions committed by an exactly-once sink (one per checkpoint)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"sink", sink}});
 }
 
 prometheus::Gauge& metrics::checkpoint_duration() {
@@ -189,7 +199,7 @@ prometheus::Gauge& metrics::restore_duration() {
 }
 
 local_histogram::local_histogram(prometheus::Histogram* target)
-  : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
+    : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
 
 void local_histogram::observe(double v, size_t count) noexcept {
   auto i = std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin();
@@ -208,4 +218,3 @@ void local_histogram::publish() {
 }
 
 } // namespace keyflow::metrics
-

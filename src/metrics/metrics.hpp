@@ -75,6 +75,8 @@ public:
   prometheus::Gauge& checkpoint_id();
   /// keyflow_checkpoint_age_seconds: time since the last completed checkpoint.
   prometheus::Gauge& checkpoint_age();
+  /// keyflow_sink_transactions_total{sink}: Kafka transactions committed (exactly-once sink).
+  prometheus::Counter& sink_transactions(const std::string& sink);
   /// keyflow_restore_duration_seconds: time the last restore took at start.
   prometheus::Gauge& restore_duration();
 

@@ -16,6 +16,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "actors/spawn.hpp"
 #include "config/node_options.hpp"
 #include "config/pipeline_config.hpp"
@@ -109,20 +111,25 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const config::no
   kafka::properties consumer_props = props;
   consumer_props["group.id"] = opts.group_id;
   consumer_props["enable.auto.commit"] = "false";
-  consumer_props["auto.offset.reset"] = "earliest"; // a restored offset below the log start
+  consumer_props["auto.offset.reset"] = "earliest";      // a restored offset below the log start
   consumer_props["queued.max.messages.kbytes"] = "4096"; // prefetch bound per partition
-  int64_t fresh = pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END
-                                                        : RD_KAFKA_OFFSET_BEGINNING;
+  int64_t fresh =
+      pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
   std::vector<source_actor> sources;
   for (int p = 0; p < partitions; ++p) {
     auto i = from.offsets.find({pipe.source.topic, p});
     // A partition the checkpoint does not know (the topic grew) starts from the beginning.
     int64_t start = i != from.offsets.end() ? i->second
-                    : from.checkpoint         ? RD_KAFKA_OFFSET_BEGINNING
-                                              : fresh;
+                    : from.checkpoint       ? RD_KAFKA_OFFSET_BEGINNING
+                                            : fresh;
     auto reader = std::make_shared<kafka::kafka_reader>(pipe, consumer_props, p, start, &m);
-    source_params sp{reader, pipe.max_parallelism, run.partitions, run.kafka,
-                     flow_settings{opts.batch_size, opts.credits}, &m, static_cast<uint32_t>(p)};
+    source_params sp{reader,
+                     pipe.max_parallelism,
+                     run.partitions,
+                     run.kafka,
+                     flow_settings{opts.batch_size, opts.credits},
+                     &m,
+                     static_cast<uint32_t>(p)};
     sources.push_back(spawn_source(sys, std::move(sp)));
   }
   return sources;
@@ -139,24 +146,35 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
     run.redis = spawn_redis_sink(sys, {opts.redis, pipe.redis_sink->key_prefix, pipe.redis_sink->id,
                                        std::chrono::milliseconds(opts.sink_flush_ms),
                                        opts.sink_max_pending, &m});
-  run.kafka = spawn_kafka_sink(sys, {props, "kafka", &m});
-  uint32_t workers = opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
+  kafka_sink_params kp{props, "kafka", &m, {}};
+  if (pipe.kafka_sink && pipe.kafka_sink->delivery == "exactly-once")
+    kp.transactional_id = "keyflow-" + pipe.name + "-" + pipe.kafka_sink->id;
+  run.kafka = spawn_kafka_sink(sys, std::move(kp));
+  uint32_t workers =
+      opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
   uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
   parallelism = std::min(parallelism, pipe.max_parallelism);
   bool exactly_once = pipe.mode == "exactly-once";
   for (uint32_t i = 0; i < parallelism; ++i) {
-    partition_params pp{&pipe, &store, i, run.redis,
-                        pipe.kafka_sink ? run.kafka : kafka_sink_actor{}, flow,
-                        std::chrono::milliseconds(opts.flush_interval_ms), &m,
-                        static_cast<uint32_t>(source_partitions), true, exactly_once};
+    partition_params pp{&pipe,
+                        &store,
+                        i,
+                        run.redis,
+                        pipe.kafka_sink ? run.kafka : kafka_sink_actor{},
+                        flow,
+                        std::chrono::milliseconds(opts.flush_interval_ms),
+                        &m,
+                        static_cast<uint32_t>(source_partitions),
+                        true,
+                        exactly_once};
     run.partitions.push_back(spawn_partition(sys, std::move(pp)));
   }
   run.sources = start_sources(sys, opts, pipe, props, source_partitions, from, run, m);
   run.coordinator = spawn_checkpoint_coordinator(
-    sys, {&pipe, &store, &checkpoints, run.sources, run.partitions, run.redis, run.kafka,
-          std::chrono::milliseconds(opts.checkpoint_interval_ms),
-          std::chrono::milliseconds(opts.checkpoint_timeout_ms), from.next_id, from.epoch,
-          exactly_once, &m});
+      sys, {&pipe, &store, &checkpoints, run.sources, run.partitions, run.redis, run.kafka,
+            std::chrono::milliseconds(opts.checkpoint_interval_ms),
+            std::chrono::milliseconds(opts.checkpoint_timeout_ms), from.next_id, from.epoch,
+            exactly_once, &m});
   spdlog::info("pipeline '{}' v{} ({}): {} source actors ({} partitions of '{}'), {} partition "
                "actors over {} key groups, checkpoints every {} ms into {}",
                pipe.name, pipe.version, pipe.mode, run.sources.size(), source_partitions,
@@ -175,14 +193,14 @@ void drain(caf::actor_system& sys, running_pipeline& run, const std::string& sna
   for (auto& s : run.sources)
     self->request(s, timeout, atom::stop_v).receive([&](uint64_t n) { read += n; }, fail);
   self->request(run.coordinator, timeout, atom::checkpoint_v, snapshot)
-    .receive(
-      [&](uint64_t id) {
-        if (snapshot.empty())
-          spdlog::info("final checkpoint {} written", id);
-        else
-          spdlog::info("final checkpoint {} written as snapshot '{}'", id, snapshot);
-      },
-      fail);
+      .receive(
+          [&](uint64_t id) {
+            if (snapshot.empty())
+              spdlog::info("final checkpoint {} written", id);
+            else
+              spdlog::info("final checkpoint {} written as snapshot '{}'", id, snapshot);
+          },
+          fail);
   for (auto& p : run.partitions)
     self->request(p, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
   if (run.redis)
@@ -201,7 +219,8 @@ void drain(caf::actor_system& sys, running_pipeline& run, const std::string& sna
 
 int run_node(const config::node_options& opts) {
   auto pipe = config::load_pipeline_file(opts.pipeline);
-  if (!opts.stop_snapshot.empty() && !state::checkpoint_store::valid_snapshot_name(opts.stop_snapshot))
+  if (!opts.stop_snapshot.empty() &&
+      !state::checkpoint_store::valid_snapshot_name(opts.stop_snapshot))
     throw config::config_error("option --stop-snapshot: invalid snapshot name '" +
                                opts.stop_snapshot + "' (1-64 characters of A-Z a-z 0-9 . _ -)");
   std::unique_ptr<kafka::embedded_kafka> embedded;
@@ -232,7 +251,7 @@ int run_node(const config::node_options& opts) {
   if (state_path.filename().empty()) // "state/" names the same directory as "state"
     state_path = state_path.parent_path();
   auto checkpoint_dir =
-    opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
+      opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
   state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
   auto from = restore(opts, pipe, checkpoints, m);
   auto store = state::state_store::open(opts.state_dir, {pipe.aggregate.id});
@@ -269,6 +288,12 @@ int main(int argc, char** argv) {
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("keyflowd"));
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
+  // libprotobuf logs one line per malformed record (e.g. invalid UTF-8) straight to stderr;
+  // such records already become dead letters, counted in metrics, so only debug shows them.
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string& msg) {
+        spdlog::debug("protobuf: {}", msg);
+      });
   try {
     return run_node(opts);
   } catch (const config::config_error& e) {

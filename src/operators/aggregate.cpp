@@ -29,7 +29,7 @@ bool decode(std::string_view bytes, aggregate_state& s) {
 }
 
 scorer::scorer(const config::score_config& cfg)
-  : id_(cfg.id), bias_(cfg.bias), threshold_(cfg.threshold) {
+    : id_(cfg.id), bias_(cfg.bias), threshold_(cfg.threshold) {
   auto weight = [&](const char* name) {
     auto i = cfg.weights.find(name);
     return i == cfg.weights.end() ? 0.0 : i->second;

@@ -20,9 +20,8 @@ rocksdb::ColumnFamilyHandle* column_family(state::state_store& store, const std:
 
 keyed_chain::keyed_chain(const config::pipeline_config& cfg, state::state_store& store,
                          bool emit_profiles)
-  : pipeline_(cfg.name),
-    state_(store, column_family(store, cfg.aggregate.id)),
-    emit_profiles_(emit_profiles) {
+    : pipeline_(cfg.name), state_(store, column_family(store, cfg.aggregate.id)),
+      emit_profiles_(emit_profiles) {
   if (cfg.score)
     scorer_.emplace(*cfg.score);
   if (cfg.kafka_sink)

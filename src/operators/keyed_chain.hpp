@@ -17,7 +17,7 @@ namespace keyflow::ops {
 
 /// What one input batch produced.
 struct chain_output {
-  std::vector<profile_update> profiles; ///< one per key touched by the batch
+  std::vector<profile_update> profiles;   ///< one per key touched by the batch
   std::vector<kafka_message> activations; ///< keys whose score crossed the threshold
   /// Clears both vectors, keeping capacity.
   void clear() {
@@ -46,9 +46,7 @@ public:
   size_t state_size() const noexcept { return state_.size(); }
 
   /// Current state of `key` (memory or RocksDB), nullptr if never seen.
-  const aggregate_state* find(std::string_view key, key_group_t kg) {
-    return state_.find(key, kg);
-  }
+  const aggregate_state* find(std::string_view key, key_group_t kg) { return state_.find(key, kg); }
 
 private:
   using state_type = state::keyed_state<aggregate_state, aggregate_codec>;

@@ -24,8 +24,8 @@ validator::validator(const config::validate_config& cfg) : id_(cfg.id) {
 
 bool validator::decode(std::string_view value, event_record& out, rejection& why) {
   if (!event_.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    why = {ec::decode_error,
-           "bytes are not a valid keyflow.proto.Event (" + std::to_string(value.size()) + " bytes)"};
+    why = {ec::decode_error, "bytes are not a valid keyflow.proto.Event (" +
+                                 std::to_string(value.size()) + " bytes)"};
     return false;
   }
   auto missing = [&](const char* field) {

@@ -83,7 +83,7 @@ std::string sha256_file(const std::string& path) {
 }
 
 checkpoint_store::checkpoint_store(std::string root, uint32_t retain)
-  : root_(std::move(root)), retain_(std::max(1u, retain)) {
+    : root_(std::move(root)), retain_(std::max(1u, retain)) {
   fs::create_directories(fs::path{root_} / "snapshots");
 }
 
@@ -95,8 +95,8 @@ bool checkpoint_store::valid_snapshot_name(std::string_view name) {
   if (name.empty() || name.size() > 64 || name == "." || name == "..")
     return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -116,8 +116,8 @@ checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManif
     s = chk->CreateCheckpoint((dir / "rocksdb").string());
   if (!s.ok()) {
     fs::remove_all(dir);
-    throw std::runtime_error("RocksDB checkpoint into " + dir.string() + " failed: " +
-                             s.ToString());
+    throw std::runtime_error("RocksDB checkpoint into " + dir.string() +
+                             " failed: " + s.ToString());
   }
   uint64_t total = 0;
   std::vector<proto::CheckpointFile> files;
@@ -152,8 +152,7 @@ checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManif
   return {dir.string(), std::move(m)};
 }
 
-std::string checkpoint_store::verify(const std::string& dir,
-                                     proto::CheckpointManifest* out) const {
+std::string checkpoint_store::verify(const std::string& dir, proto::CheckpointManifest* out) const {
   fs::path d{dir};
   std::ifstream in{d / manifest_name, std::ios::binary};
   if (!in)
@@ -190,8 +189,8 @@ std::vector<uint64_t> checkpoint_store::checkpoint_ids() const {
   return ids;
 }
 
-std::optional<checkpoint_info> checkpoint_store::latest_valid(
-  const bad_checkpoint_handler& on_bad) const {
+std::optional<checkpoint_info>
+checkpoint_store::latest_valid(const bad_checkpoint_handler& on_bad) const {
   for (auto id : checkpoint_ids()) {
     checkpoint_info info{checkpoint_dir(id), {}};
     auto why = verify(info.dir, &info.manifest);

@@ -24,8 +24,8 @@ namespace keyflow::state {
 
 /// A checkpoint or snapshot found on disk.
 struct checkpoint_info {
-  std::string dir;                     ///< its directory
-  proto::CheckpointManifest manifest;  ///< its manifest
+  std::string dir;                    ///< its directory
+  proto::CheckpointManifest manifest; ///< its manifest
 };
 
 /// Reports a checkpoint that failed verification: its directory and why.

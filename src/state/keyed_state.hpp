@@ -61,8 +61,10 @@ public:
     auto i = map_.find(key);
     if (i == map_.end()) {
       i = load(key, kg);
-      if (!i->second.stored)
+      if (!i->second.stored) {
+        map_.erase(i); // a lookup of an absent key must not create it
         return nullptr;
+      }
     }
     return &i->second.value;
   }

@@ -7,12 +7,13 @@
 #   3. a node with a new, empty state directory (as in another region) started with
 #      --restore-snapshot resumes from the snapshot's offsets: results exact;
 #   4. a missing snapshot and an unsafe name are refused before anything starts.
+# A last phase runs the Kafka sink in exactly-once mode (transactions committed at each
+# checkpoint) on a fresh pipeline: its outputs are exact and transactions are counted.
 #
 # Usage: snapshot_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
 BIN=$1
 ROOT=$2
-PIPELINE=$ROOT/config/pipelines/cdp.yaml
 
 export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-snapshot.XXXXXX)
 export KF_BIN_DIR=$BIN
@@ -20,6 +21,11 @@ export KF_BIN_DIR=$BIN
 source "$ROOT/tools/lib.sh"
 finish() {
   local rc=$?
+  if [ $rc -ne 0 ] && [ -n "${KF_BOOTSTRAP:-}" ]; then
+    for t in events events-dlq activations; do
+      echo "--- records in $t: $(timeout 20 kcat -b "$KF_BOOTSTRAP" -C -t $t -e -q -f '%o\n' | wc -l)"
+    done
+  fi
   kf_stop_all
   if [ $rc -ne 0 ]; then
     echo "--- last keyflowd log:"; grep -v '^%' "$KF_RUN_DIR/keyflowd.log" | tail -20 || true
@@ -30,6 +36,7 @@ finish() {
 }
 trap finish EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+PIPELINE=$ROOT/config/pipelines/cdp.yaml
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
@@ -83,3 +90,24 @@ wait "$GEN"
 "$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary.json" --redis "$KF_REDIS" \
   --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" --wait 60 --sample 3 \
   --at-least-once-kafka
+
+echo "== exactly-once Kafka sink (transactions), on its own topics"
+kill -TERM "$KF_NODE_PID"; wait "$KF_NODE_PID" || fail "region B exited non-zero"
+TXN=$KF_RUN_DIR/cdp-exactly-once.yaml
+sed -e 's/^    topic: activations$/    topic: activations-txn\n    delivery: exactly-once/' \
+    -e 's/^  topic: events-dlq$/  topic: events-dlq-txn/' -e 's/^  topic: events$/  topic: events-txn/' \
+    -e 's/^  name: cdp$/  name: cdp-txn/' "$ROOT/config/pipelines/cdp.yaml" > "$TXN"
+grep -q "delivery: exactly-once" "$TXN" || fail "could not make the exactly-once pipeline"
+kf_stop_all
+kf_start_redis
+kf_start_broker events-txn:4 events-dlq-txn:1 activations-txn:1
+kf_start_node --pipeline "$TXN" --bootstrap-servers "$KF_BOOTSTRAP" --redis "$KF_REDIS" \
+  --state-dir "$KF_RUN_DIR/txn" --checkpoint-interval-ms 200
+"$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --topic events-txn --events 30000 \
+  --customers 300 --malformed 0.01 --seed 5 --summary "$KF_RUN_DIR/summary-txn.json" \
+  2> "$KF_RUN_DIR/gen-txn.log"
+"$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary-txn.json" --redis "$KF_REDIS" \
+  --pipeline "$TXN" --bootstrap-servers "$KF_BOOTSTRAP" --wait 60 --sample 2
+txns=$(kf_metric '^keyflow_sink_transactions_total')
+echo "   transactions committed: $txns"
+[ "$txns" -ge 2 ] || fail "exactly-once Kafka sink committed $txns transactions"

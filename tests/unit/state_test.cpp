@@ -1,0 +1,336 @@
+/// \file
+/// Unit tests of keyed state: the RocksDB key layout (2-byte big-endian key group prefix),
+/// column families across reopen, and the write-back keyed_state (flush, reload, dirty
+/// tracking, lookups of absent keys).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+
+#include "core/key_group.hpp"
+#include "operators/aggregate.hpp"
+#include "state/keyed_state.hpp"
+#include "state/state_store.hpp"
+
+namespace {
+
+using keyflow::key_group_of;
+using keyflow::key_group_t;
+using keyflow::state::state_store;
+
+/// A temporary directory under /tmp, removed with its contents at the end of the scope.
+class temp_dir {
+public:
+  temp_dir() {
+    std::string tmpl = "/tmp/keyflow-state-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::string path(const std::string& child = "db") const { return path_ + "/" + child; }
+
+private:
+  std::string path_;
+};
+
+/// A codec of int64 values as decimal text (so RocksDB contents are easy to check).
+struct int_codec {
+  static std::string encode(const int64_t& v) { return std::to_string(v); }
+  static bool decode(std::string_view b, int64_t& v) {
+    if (b.empty() || b.size() > 20)
+      return false;
+    try {
+      size_t used = 0;
+      v = std::stoll(std::string{b}, &used);
+      return used == b.size();
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+};
+
+using int_state = keyflow::state::keyed_state<int64_t, int_codec>;
+
+/// Every (key, value) of a column family, in RocksDB order.
+std::vector<std::pair<std::string, std::string>> scan(state_store& store,
+                                                      const std::string& cf_name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto* cf = store.column_family(cf_name);
+  if (cf == nullptr) {
+    ADD_FAILURE() << "no column family " << cf_name;
+    return out;
+  }
+  std::unique_ptr<rocksdb::Iterator> it{store.db()->NewIterator(rocksdb::ReadOptions{}, cf)};
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  return out;
+}
+
+// --- key layout ------------------------------------------------------------------------------
+
+TEST(StateKey, IsTwoByteBigEndianKeyGroupThenKey) {
+  EXPECT_EQ(keyflow::state::state_key(0, "abc"), std::string("\x00\x00"
+                                                             "abc",
+                                                             5));
+  EXPECT_EQ(keyflow::state::state_key(1, "k"), std::string("\x00\x01"
+                                                           "k",
+                                                           3));
+  EXPECT_EQ(keyflow::state::state_key(0x012c, "abc"), std::string("\x01\x2c"
+                                                                  "abc",
+                                                                  5));
+  EXPECT_EQ(keyflow::state::state_key(0x7fff, ""), std::string("\x7f\xff", 2));
+  EXPECT_EQ(keyflow::state::state_key(0xffff, "x"), std::string("\xff\xff"
+                                                                "x",
+                                                                3));
+  for (uint32_t kg : {0u, 1u, 127u, 128u, 255u, 256u, 300u, 4095u, 32767u, 65535u}) {
+    const auto k = keyflow::state::state_key(static_cast<key_group_t>(kg), "some-key");
+    EXPECT_EQ(keyflow::state::key_group_of_state_key(k), kg);
+    EXPECT_EQ(k.substr(2), "some-key");
+  }
+  std::string buf = "left over";
+  keyflow::state::state_key_into(buf, 513, "z");
+  EXPECT_EQ(buf, std::string("\x02\x01"
+                             "z",
+                             3));
+}
+
+TEST(StateStore, KeysInRocksDbArePrefixedByTheirKeyGroup) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"agg"});
+  int_state st{*store, store->column_family("agg")};
+  std::map<std::string, key_group_t> groups;
+  const uint32_t max_p = 1024; // key groups above 255 exercise the high byte
+  for (int i = 0; i < 500; ++i) {
+    const auto key = "c-" + std::to_string(i);
+    const auto kg = key_group_of(key, max_p);
+    groups[key] = kg;
+    st.update(key, kg) = i;
+  }
+  ASSERT_EQ(st.flush(), 500u);
+  const auto rows = scan(*store, "agg");
+  ASSERT_EQ(rows.size(), 500u);
+  std::set<std::string> seen;
+  uint32_t previous_kg = 0;
+  bool high_byte_used = false;
+  for (const auto& [k, v] : rows) {
+    ASSERT_GE(k.size(), 2u);
+    const uint32_t kg = (static_cast<unsigned char>(k[0]) << 8) | static_cast<unsigned char>(k[1]);
+    const std::string key = k.substr(2);
+    ASSERT_TRUE(groups.count(key)) << "unexpected key " << key;
+    EXPECT_EQ(kg, groups[key]) << key;
+    EXPECT_EQ(keyflow::state::key_group_of_state_key(k), kg);
+    EXPECT_EQ(v, std::to_string(std::stoi(key.substr(2))));
+    // Big-endian prefixes sort by key group: a key-group range is one contiguous key range.
+    EXPECT_GE(kg, previous_kg) << "key groups out of order at " << key;
+    previous_kg = kg;
+    high_byte_used |= kg > 255;
+    seen.insert(key);
+  }
+  EXPECT_EQ(seen.size(), 500u);
+  EXPECT_TRUE(high_byte_used);
+}
+
+TEST(StateStore, ColumnFamiliesPersistAcrossReopen) {
+  temp_dir dir;
+  {
+    auto store = state_store::open(dir.path(), {"a", "b"});
+    ASSERT_NE(store->column_family("a"), nullptr);
+    ASSERT_NE(store->column_family("b"), nullptr);
+    EXPECT_EQ(store->column_family("c"), nullptr);
+    EXPECT_EQ(store->dir(), dir.path());
+    rocksdb::WriteBatch batch;
+    batch.Put(store->column_family("a"), "ka", "va");
+    batch.Put(store->column_family("b"), "kb", "vb");
+    ASSERT_TRUE(store->write(batch).ok());
+  }
+  {
+    // Reopened without naming them: the families on disk are opened too, with their data.
+    auto store = state_store::open(dir.path(), {});
+    ASSERT_NE(store->column_family("a"), nullptr);
+    ASSERT_NE(store->column_family("b"), nullptr);
+    std::string v;
+    ASSERT_TRUE(store->get(store->column_family("a"), "ka", &v).ok());
+    EXPECT_EQ(v, "va");
+    ASSERT_TRUE(store->get(store->column_family("b"), "kb", &v).ok());
+    EXPECT_EQ(v, "vb");
+    EXPECT_TRUE(store->get(store->column_family("a"), "kb", &v).IsNotFound());
+  }
+  {
+    // Adding a family keeps the others.
+    auto store = state_store::open(dir.path(), {"c"});
+    ASSERT_NE(store->column_family("a"), nullptr);
+    ASSERT_NE(store->column_family("b"), nullptr);
+    ASSERT_NE(store->column_family("c"), nullptr);
+    std::string v;
+    ASSERT_TRUE(store->get(store->column_family("b"), "kb", &v).ok());
+    EXPECT_EQ(v, "vb");
+  }
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir.path(), &names).ok());
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
+            (std::set<std::string>{"default", "a", "b", "c"}));
+}
+
+TEST(StateStore, OpenFailureNamesTheDirectory) {
+  temp_dir dir;
+  const auto file = dir.path("not-a-dir");
+  std::ofstream{file} << "x";
+  try {
+    state_store::open(file, {"agg"});
+    FAIL() << "opened a regular file as a database";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+  }
+}
+
+// --- keyed_state -----------------------------------------------------------------------------
+
+TEST(KeyedState, FlushedValuesAreFoundAfterReopen) {
+  temp_dir dir;
+  {
+    auto store = state_store::open(dir.path(), {"agg"});
+    keyflow::state::keyed_state<keyflow::ops::aggregate_state, keyflow::ops::aggregate_codec> st{
+        *store, store->column_family("agg")};
+    for (int i = 0; i < 100; ++i) {
+      const auto key = "c-" + std::to_string(i);
+      auto& s = st.update(key, key_group_of(key, 128));
+      s.count = static_cast<uint64_t>(i) + 1;
+      s.sum = i * 0.25;
+      s.last_event_time_ms = 1000 + i;
+      s.activated = i % 3 == 0;
+    }
+    EXPECT_EQ(st.size(), 100u);
+    EXPECT_EQ(st.flush(), 100u);
+  }
+  auto store = state_store::open(dir.path(), {"agg"});
+  keyflow::state::keyed_state<keyflow::ops::aggregate_state, keyflow::ops::aggregate_codec> st{
+      *store, store->column_family("agg")};
+  EXPECT_EQ(st.size(), 0u) << "a new working copy starts empty";
+  for (int i = 0; i < 100; ++i) {
+    const auto key = "c-" + std::to_string(i);
+    const auto* s = st.find(key, key_group_of(key, 128));
+    ASSERT_NE(s, nullptr) << key;
+    EXPECT_EQ(s->count, static_cast<uint64_t>(i) + 1);
+    EXPECT_EQ(s->sum, i * 0.25);
+    EXPECT_EQ(s->last_event_time_ms, 1000 + i);
+    EXPECT_EQ(s->activated, i % 3 == 0);
+  }
+  // update() of a stored key continues from the stored value.
+  auto& s = st.update("c-5", key_group_of("c-5", 128));
+  EXPECT_EQ(s.count, 6u);
+  EXPECT_EQ(st.dirty_count(), 1u);
+}
+
+TEST(KeyedState, FlushWritesOnlyChangedKeys) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  auto* cf = store->column_family("s");
+  int_state st{*store, cf};
+  st.update("a", 1) = 1;
+  st.update("b", 2) = 2;
+  st.update("c", 3) = 3;
+  st.update("a", 1) = 10; // twice before a flush: one write
+  EXPECT_EQ(st.dirty_count(), 3u);
+  EXPECT_EQ(st.flush(), 3u);
+  EXPECT_EQ(st.dirty_count(), 0u);
+  EXPECT_EQ(st.flush(), 0u) << "nothing changed since the last flush";
+
+  // Plant markers behind the cache's back: a flush that rewrote unchanged keys would
+  // overwrite them.
+  rocksdb::WriteBatch marks;
+  marks.Put(cf, keyflow::state::state_key(2, "b"), "777");
+  marks.Put(cf, keyflow::state::state_key(3, "c"), "888");
+  ASSERT_TRUE(store->write(marks).ok());
+
+  st.update("a", 1) += 5;
+  EXPECT_EQ(st.dirty_count(), 1u);
+  EXPECT_EQ(st.flush(), 1u);
+  std::string v;
+  ASSERT_TRUE(store->get(cf, keyflow::state::state_key(1, "a"), &v).ok());
+  EXPECT_EQ(v, "15");
+  ASSERT_TRUE(store->get(cf, keyflow::state::state_key(2, "b"), &v).ok());
+  EXPECT_EQ(v, "777") << "unchanged key b was written again";
+  ASSERT_TRUE(store->get(cf, keyflow::state::state_key(3, "c"), &v).ok());
+  EXPECT_EQ(v, "888") << "unchanged key c was written again";
+
+  // find() reads without marking dirty.
+  ASSERT_NE(st.find("b", 2), nullptr);
+  EXPECT_EQ(st.dirty_count(), 0u);
+  EXPECT_EQ(st.flush(), 0u);
+}
+
+TEST(KeyedState, FindOfAMissingKeyReturnsNull) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  int_state st{*store, store->column_family("s")};
+  st.update("present", 4) = 1;
+  EXPECT_EQ(st.find("absent", 4), nullptr);
+  // Asking again must give the same answer: the first miss must not leave a phantom entry.
+  EXPECT_EQ(st.find("absent", 4), nullptr) << "second find() of a missing key";
+  EXPECT_EQ(st.find("absent", 4), nullptr) << "third find() of a missing key";
+  // An updated but unflushed key is found in memory.
+  const auto* p = st.find("present", 4);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(*p, 1);
+  EXPECT_EQ(st.flush(), 1u);
+}
+
+TEST(KeyedState, FindOfMissingKeysDoesNotGrowTheWorkingCopy) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  int_state st{*store, store->column_family("s")};
+  st.update("present", 0) = 1;
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_EQ(st.find("absent-" + std::to_string(i), 0), nullptr);
+  EXPECT_EQ(st.size(), 1u) << "lookups of absent keys added entries to the working copy";
+  std::vector<std::string> visited;
+  st.for_each(
+      [&](std::string_view key, key_group_t, const int64_t&) { visited.emplace_back(key); });
+  EXPECT_EQ(visited.size(), 1u) << "for_each visits keys that were only looked up";
+  EXPECT_NE(std::find(visited.begin(), visited.end(), "present"), visited.end());
+}
+
+TEST(KeyedState, CorruptStoredValueIsReportedWithTheKey) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  auto* cf = store->column_family("s");
+  rocksdb::WriteBatch b;
+  b.Put(cf, keyflow::state::state_key(9, "bad-key"), "not a number");
+  ASSERT_TRUE(store->write(b).ok());
+  int_state st{*store, cf};
+  try {
+    st.find("bad-key", 9);
+    FAIL() << "corrupt value accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad-key"), std::string::npos) << e.what();
+  }
+}
+
+TEST(KeyedState, RefusesAnUnknownColumnFamily) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  EXPECT_THROW((int_state{*store, store->column_family("nope")}), std::invalid_argument);
+}
+
+} // namespace
