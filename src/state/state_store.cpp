@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 
 namespace keyflow::state {
 
@@ -33,10 +31,8 @@ namespace {
 
 rocksdb::ColumnFamilyOptions cf_options() {
   rocksdb::ColumnFamilyOptions opts;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.whole_key_filtering = true;
-  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Point lookups only (a key group's keys are cut out by range later, not scanned now):
+  // 64 MiB block cache, bloom filters and hash index on data blocks.
   opts.OptimizeForPointLookup(64);
   return opts;
 }
