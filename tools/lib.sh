@@ -82,3 +82,22 @@ kf_wait_processed() {
   done
   echo "timed out: $got of $want records processed" >&2; return 1
 }
+
+# kf_test_finish: EXIT trap for integration tests. On failure it prints the record counts of
+# the reference topics and the node's last log lines and keeps the run directory; on
+# success it removes it. Always stops what was started.
+kf_test_finish() {
+  local rc=$?
+  if [ $rc -ne 0 ] && [ -n "${KF_BOOTSTRAP:-}" ]; then
+    for t in events events-dlq activations; do
+      echo "--- records in $t: $(timeout 20 kcat -b "$KF_BOOTSTRAP" -C -t $t -e -q -f '%o\n' | wc -l)"
+    done
+  fi
+  kf_stop_all
+  if [ $rc -ne 0 ]; then
+    echo "--- last keyflowd log:"; grep -v '^%' "$KF_RUN_DIR/keyflowd.log" | tail -30 || true
+    echo "(run dir kept: $KF_RUN_DIR)"
+  else
+    rm -rf "$KF_RUN_DIR"
+  fi
+}

@@ -24,22 +24,7 @@ export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-recovery.XXXXXX)
 export KF_BIN_DIR=$BIN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
-finish() {
-  local rc=$?
-  if [ $rc -ne 0 ] && [ -n "${KF_BOOTSTRAP:-}" ]; then
-    for t in events events-dlq activations; do
-      echo "--- records in $t: $(timeout 20 kcat -b "$KF_BOOTSTRAP" -C -t $t -e -q -f '%o\n' | wc -l)"
-    done
-  fi
-  kf_stop_all
-  if [ $rc -ne 0 ]; then
-    echo "--- last keyflowd log:"; tail -30 "$KF_RUN_DIR/keyflowd.log" || true
-    echo "(run dir kept: $KF_RUN_DIR)"
-  else
-    rm -rf "$KF_RUN_DIR"
-  fi
-}
-trap finish EXIT
+trap kf_test_finish EXIT
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
