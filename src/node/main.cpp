@@ -31,9 +31,14 @@ using namespace keyflow;
 using clock_type = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t stop_requested = 0;
+volatile std::sig_atomic_t checkpoint_requested = 0;
 
 void on_signal(int) {
   stop_requested = 1;
+}
+
+void on_checkpoint_signal(int) {
+  checkpoint_requested = 1;
 }
 
 /// Fails with a message naming the topic unless it exists; returns its partition count.
@@ -267,8 +272,14 @@ int run_node(const config::node_options& opts) {
   std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics\n",
               pipe.name.c_str(), bootstrap.c_str(), m.port());
   std::fflush(stdout);
-  while (!stop_requested)
+  while (!stop_requested) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (checkpoint_requested) { // SIGUSR1: a checkpoint now, outside the interval
+      checkpoint_requested = 0;
+      caf::anon_send(run.coordinator, atom::checkpoint_v, std::string{});
+      spdlog::info("checkpoint requested (SIGUSR1)");
+    }
+  }
   spdlog::info("stopping: draining in-flight records");
   drain(sys, run, opts.stop_snapshot);
   return 0;
@@ -279,6 +290,7 @@ int run_node(const config::node_options& opts) {
 int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_checkpoint_signal);
   config::node_options opts;
   try {
     opts = config::parse_node_options(argc, argv);

@@ -8,7 +8,8 @@
 #      --restore-snapshot resumes from the snapshot's offsets: results exact;
 #   4. a missing snapshot and an unsafe name are refused before anything starts.
 # A last phase runs the Kafka sink in exactly-once mode (transactions committed at each
-# checkpoint) on a fresh pipeline: its outputs are exact and transactions are counted.
+# checkpoint) on a fresh pipeline without a checkpoint interval: each SIGUSR1 takes one
+# checkpoint, outputs are exact and transactions are counted.
 #
 # Usage: snapshot_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
@@ -87,12 +88,23 @@ kf_stop_all
 kf_start_redis
 kf_start_broker events-txn:4 events-dlq-txn:1 activations-txn:1
 kf_start_node --pipeline "$TXN" --bootstrap-servers "$KF_BOOTSTRAP" --redis "$KF_REDIS" \
-  --state-dir "$KF_RUN_DIR/txn" --checkpoint-interval-ms 200
+  --state-dir "$KF_RUN_DIR/txn" --checkpoint-interval-ms 0
 "$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --topic events-txn --events 30000 \
   --customers 300 --malformed 0.01 --seed 5 --summary "$KF_RUN_DIR/summary-txn.json" \
   2> "$KF_RUN_DIR/gen-txn.log"
 "$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary-txn.json" --redis "$KF_REDIS" \
   --pipeline "$TXN" --bootstrap-servers "$KF_BOOTSTRAP" --wait 60 --sample 2
+# No interval: checkpoints (and so transaction commits) only on SIGUSR1.
+[ "$(kf_metric '^keyflow_checkpoints_total')" -eq 0 ] || fail "checkpoint without interval"
+for n in 1 2; do
+  kill -USR1 "$KF_NODE_PID"
+  for _ in $(seq 200); do
+    [ "$(kf_metric '^keyflow_checkpoints_total.*result="completed"')" -ge $n ] && break
+    sleep 0.05
+  done
+done
+[ "$(kf_metric '^keyflow_checkpoints_total.*result="completed"')" -eq 2 ] ||
+  fail "SIGUSR1 did not take exactly one checkpoint each"
 txns=$(kf_metric '^keyflow_sink_transactions_total')
 echo "   transactions committed: $txns"
 [ "$txns" -ge 2 ] || fail "exactly-once Kafka sink committed $txns transactions"
