@@ -84,6 +84,22 @@ std::string check_servers(const std::string& v) {
   }
 }
 
+/// Checks "key=value;key=value" librdkafka properties.
+std::string check_kafka_properties(const std::string& v) {
+  size_t start = 0;
+  while (start < v.size()) {
+    auto end = v.find(';', start);
+    auto item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fmt::format("expected key=value[;key=value...], got '{}'", item);
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
+  }
+  return {};
+}
+
 /// Checks a log level name.
 std::string check_log_level(const std::string& v) {
   for (auto level : log_levels)
@@ -93,11 +109,15 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 23> options = {{
+const std::array<option_def, 24> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
      check_servers},
+    {"kafka-properties", &node_options::kafka_properties,
+     "Extra librdkafka properties for every Kafka client, key=value;key=value (security, "
+     "prefetch: e.g. queued.min.messages=1000000)",
+     check_kafka_properties},
     {"embedded-kafka", &node_options::embedded_kafka,
      "Run an in-process Kafka (librdkafka mock cluster) instead of --bootstrap-servers"},
     {"embedded-partitions", &node_options::embedded_partitions,

@@ -12,8 +12,10 @@ namespace keyflow::config {
 
 /// All options of a keyflowd node. Defaults are the values below.
 struct node_options {
-  std::string pipeline;             ///< pipeline YAML file; required
-  std::string bootstrap_servers;    ///< Kafka bootstrap servers; empty with --embedded-kafka
+  std::string pipeline;          ///< pipeline YAML file; required
+  std::string bootstrap_servers; ///< Kafka bootstrap servers; empty with --embedded-kafka
+  /// Extra librdkafka properties for every client, "key=value;key=value"; default none.
+  std::string kafka_properties;
   bool embedded_kafka = false;      ///< run an in-process librdkafka mock cluster; default off
   uint32_t embedded_partitions = 4; ///< partitions of topics the embedded Kafka creates; default 4
   std::string redis = "";           ///< Redis address host:port; empty disables the Redis sink

@@ -116,8 +116,8 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const config::no
   kafka::properties consumer_props = props;
   consumer_props["group.id"] = opts.group_id;
   consumer_props["enable.auto.commit"] = "false";
-  consumer_props["auto.offset.reset"] = "earliest";      // a restored offset below the log start
-  consumer_props["queued.max.messages.kbytes"] = "4096"; // prefetch bound per partition
+  consumer_props["auto.offset.reset"] = "earliest"; // a restored offset below the log start
+  consumer_props.emplace("queued.max.messages.kbytes", "4096"); // prefetch bound; overridable
   int64_t fresh =
       pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
   std::vector<source_actor> sources;
@@ -240,6 +240,13 @@ int run_node(const config::node_options& opts) {
     spdlog::info("embedded Kafka (librdkafka mock cluster) at {}", bootstrap);
   }
   kafka::properties props{{"bootstrap.servers", bootstrap}};
+  for (size_t start = 0; start < opts.kafka_properties.size();) { // "k=v;k=v", checked already
+    auto end = opts.kafka_properties.find(';', start);
+    auto item = opts.kafka_properties.substr(start, end == std::string::npos ? end : end - start);
+    auto eq = item.find('=');
+    props[item.substr(0, eq)] = item.substr(eq + 1);
+    start = end == std::string::npos ? opts.kafka_properties.size() : end + 1;
+  }
   int partitions = require_topic(props, pipe.source.topic, "source");
   require_topic(props, pipe.dead_letter_topic, "dead-letter");
   if (pipe.kafka_sink)

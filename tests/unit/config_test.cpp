@@ -442,6 +442,16 @@ TEST(NodeOptions, YamlBadValueIsOverriddenOnlyIfValid) {
   EXPECT_NE(msg.find("credits: must be at least 1"), std::string::npos) << msg;
 }
 
+TEST(NodeOptions, KafkaPropertiesAreKeyValuePairs) {
+  const auto o = parse({"--pipeline", "p.yaml", "--embedded-kafka", "--kafka-properties",
+                        "queued.min.messages=1000000;security.protocol=plaintext"});
+  EXPECT_EQ(o.kafka_properties, "queued.min.messages=1000000;security.protocol=plaintext");
+  const auto msg =
+      parse_error({"--pipeline", "p.yaml", "--embedded-kafka", "--kafka-properties", "a=1;oops"});
+  EXPECT_NE(msg.find("--kafka-properties"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'oops'"), std::string::npos) << msg;
+}
+
 TEST(NodeOptions, HelpListsEveryOptionWithDefault) {
   const auto help = keyflow::config::node_options_help();
   for (const char* name :
