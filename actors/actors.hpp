@@ -48,6 +48,9 @@ using partition_actor = caf::typed_actor<
     /// have arrived and the state as of the barrier is written to RocksDB; the reply is the
     /// alignment time in microseconds.
     caf::replies_to<atom::checkpoint, uint64_t>::with<uint64_t>,
+    /// From the coordinator: checkpoint `id` is finished (written or failed); changed state
+    /// may be written to RocksDB again before the next barrier.
+    caf::reacts_to<atom::done, uint64_t>,
     /// Timer: write changed state to RocksDB.
     caf::reacts_to<atom::flush>,
     /// Flushes state and waits for its sink batches; replies records processed so far.

@@ -55,6 +55,9 @@ void start(self_ptr self, std::string name);
 
 void finish(self_ptr self) {
   auto& st = self->state;
+  // Completed or failed: partition actors may write changed state to RocksDB again.
+  for (auto& part : st.p.partitions)
+    self->send(part, atom::done_v, st.running);
   st.running = 0;
   st.waiting.clear();
   if (!st.queued.empty()) {

@@ -5,9 +5,10 @@
 // sinks have credit; a barrier marks its source as aligned. In exactly-once mode, batches
 // from an aligned source wait (unanswered, so the source runs out of credit) until the
 // barriers of every source have arrived; then the state as of the barrier is written to
-// RocksDB and the checkpoint acknowledged. In at-least-once mode nothing waits. State is
-// written to RocksDB only at barriers (or on the flush timer when checkpoints are off), so
-// the coordinator's RocksDB checkpoint captures exactly the state at the barrier.
+// RocksDB and the checkpoint acknowledged. In at-least-once mode nothing waits. Changed
+// state is also written on the flush timer, which spreads the cost over the interval,
+// except between acknowledging a barrier and the coordinator's `done`: meanwhile the RocksDB
+// checkpoint is being taken and must see exactly the state at the barrier.
 
 #include <chrono>
 #include <deque>
@@ -45,7 +46,8 @@ struct partition_state {
   uint32_t aligned_count = 0;
   clock_type::time_point align_start;
   std::deque<input> held; // batches from aligned sources (exactly-once mode)
-  uint64_t completed = 0; // last checkpoint whose state is written
+  uint64_t completed = 0;     // last checkpoint whose state is written
+  bool writes_allowed = true; // false from a barrier acknowledgement until `done`
   uint64_t last_alignment_us = 0;
   std::map<uint64_t, std::vector<caf::typed_response_promise<uint64_t>>> ack_promises;
   uint64_t processed = 0;
@@ -142,6 +144,8 @@ void release_held(partition_state& st) {
 void complete_alignment(self_ptr self) {
   auto& st = self->state;
   flush_state(self);
+  if (st.p.checkpointing)
+    st.writes_allowed = false;
   st.completed = st.aligning;
   st.last_alignment_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - st.align_start)
@@ -233,8 +237,7 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     st.keys = &m->state_keys(op + "/" + std::to_string(st.p.index));
     st.latency = metrics::local_histogram{&m->processing_latency()};
   }
-  if (!st.p.checkpointing)
-    self->delayed_send(self, st.p.flush_interval, atom::flush_v);
+  self->delayed_send(self, st.p.flush_interval, atom::flush_v);
   return {
       [self](event_batch& batch) -> caf::typed_response_promise<uint32_t> {
         auto rp = self->make_response_promise<uint32_t>();
@@ -258,8 +261,13 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
           st.ack_promises[id].push_back(rp);
         return rp;
       },
+      [self](atom::done, uint64_t id) {
+        if (id >= self->state.completed)
+          self->state.writes_allowed = true;
+      },
       [self](atom::flush) {
-        flush_state(self);
+        if (self->state.writes_allowed)
+          flush_state(self);
         self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
       },
       [self](atom::drain) -> caf::typed_response_promise<uint64_t> {

@@ -57,8 +57,8 @@ struct partition_params {
   std::chrono::milliseconds flush_interval{1000};    ///< state write-back period
   metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
   uint32_t sources = 1; ///< number of sources sending to it (barrier alignment)
-  /// State is written to RocksDB only at checkpoint barriers (not on the flush timer), so a
-  /// RocksDB checkpoint taken after all acknowledgements holds exactly the barrier state.
+  /// Part of checkpoints: after acknowledging a barrier, no state is written to RocksDB
+  /// until the coordinator's `done`, so its RocksDB checkpoint holds the barrier state.
   bool checkpointing = false;
   bool exactly_once = true; ///< align barriers (hold batches of aligned sources)
 };

@@ -27,6 +27,7 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, stop, "stop")
 CAF_ADD_ATOM(keyflow, keyflow::atom, pause, "pause")
 CAF_ADD_ATOM(keyflow, keyflow::atom, checkpoint, "checkpoint")
 CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
+CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

@@ -492,6 +492,26 @@ TEST_F(pipeline_actors, AlignedBarrierHoldsBatchesOfAlignedSources) {
   EXPECT_EQ(ask(part, atom::drain_v), 15u);
 }
 
+/// Between acknowledging a barrier and the coordinator's `done`, the flush timer writes
+/// nothing (the RocksDB checkpoint is being taken); after `done` it writes again.
+TEST_F(pipeline_actors, NoStateWritesBetweenBarrierAckAndDone) {
+  const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
+  spawn_partitions(1, flow, 1, /*checkpointing=*/true, /*exactly_once=*/true);
+  auto part = partitions[0];
+  self->request(part, caf::infinite, batch_of("k", 2, 0));
+  self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0});
+  self->request(part, caf::infinite, batch_of("k", 3, 0));
+  sched.run();
+  EXPECT_EQ(stored_state(0, 1).at("k").count, 2u); // the barrier state
+  self->send(part, atom::flush_v);                 // the timer, before `done`
+  sched.run();
+  EXPECT_EQ(stored_state(0, 1).at("k").count, 2u);
+  self->send(part, atom::done_v, uint64_t{1});
+  self->send(part, atom::flush_v);
+  sched.run();
+  EXPECT_EQ(stored_state(0, 1).at("k").count, 5u);
+}
+
 /// At-least-once: barriers never hold a batch back.
 TEST_F(pipeline_actors, UnalignedBarrierHoldsNothing) {
   const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
