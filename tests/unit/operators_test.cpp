@@ -31,6 +31,7 @@
 #include "proto/event.pb.h"
 #include "proto/state.pb.h"
 #include "state/state_store.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -41,26 +42,7 @@ using keyflow::key_group_of;
 namespace ops = keyflow::ops;
 namespace config = keyflow::config;
 
-/// A temporary directory under /tmp, removed with its contents at the end of the scope.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl = "/tmp/keyflow-operators-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string path(const std::string& child = "state") const { return path_ + "/" + child; }
-
-private:
-  std::string path_;
-};
+using keyflow::test::temp_dir;
 
 /// Silences protobuf's own error log for the scope (restores the previous handler).
 class quiet_protobuf {

@@ -25,6 +25,7 @@
 #include "operators/aggregate.hpp"
 #include "state/keyed_state.hpp"
 #include "state/state_store.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -32,26 +33,7 @@ using keyflow::key_group_of;
 using keyflow::key_group_t;
 using keyflow::state::state_store;
 
-/// A temporary directory under /tmp, removed with its contents at the end of the scope.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl = "/tmp/keyflow-state-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string path(const std::string& child = "db") const { return path_ + "/" + child; }
-
-private:
-  std::string path_;
-};
+using keyflow::test::temp_dir;
 
 /// A codec of int64 values as decimal text (so RocksDB contents are easy to check).
 struct int_codec {
