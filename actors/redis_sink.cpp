@@ -21,14 +21,25 @@ namespace keyflow {
 
 namespace {
 
-/// KEYS[1] = profile hash; ARGV[1] = sequence; ARGV[2..] = field/value pairs.
-/// Returns 1 if applied, 0 if the stored version is as new or newer.
+/// Upserts of several profiles in one call. KEYS[i] = profile hash i; ARGV holds 5 values per
+/// key: sequence, count, sum, last_event_time_ms, score. A key is written only if its
+/// sequence is newer than the `_seq` stored in the hash. Returns the number written.
 constexpr const char* upsert_script = R"lua(
-local cur = redis.call('HGET', KEYS[1], '_seq')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], '_seq', ARGV[1], unpack(ARGV, 2))
-return 1
+local written = 0
+for i = 1, #KEYS do
+  local a = (i - 1) * 5
+  local cur = redis.call('HGET', KEYS[i], '_seq')
+  if not cur or tonumber(cur) < tonumber(ARGV[a + 1]) then
+    redis.call('HSET', KEYS[i], '_seq', ARGV[a + 1], 'count', ARGV[a + 2], 'sum', ARGV[a + 3],
+               'last_event_time_ms', ARGV[a + 4], 'score', ARGV[a + 5])
+    written = written + 1
+  end
+end
+return written
 )lua";
+
+/// Profiles per script call: amortizes the call overhead in Redis.
+constexpr size_t keys_per_call = 64;
 
 struct redis_sink_state {
   redis_sink_params p;
@@ -50,20 +61,34 @@ bool try_write(redis_sink_state& st) {
     st.client = std::make_unique<redis::client>(redis::address::parse(st.p.address));
     st.script_sha = st.client->command({"SCRIPT", "LOAD", upsert_script});
   }
-  std::string key, seq, count, sum, last, score;
-  size_t queued = 0, errors = 0;
-  for (const auto& [k, u] : st.pending) {
-    key = st.p.key_prefix + k;
-    count = fmt::format("{}", u.count);
-    sum = fmt::format("{}", u.sum);
-    last = fmt::format("{}", u.last_event_time_ms);
-    score = fmt::format("{}", u.score);
-    seq = fmt::format("{}", u.seq);
-    st.client->append({"EVALSHA", st.script_sha, "1", key, seq, "count", count, "sum", sum,
-                       "last_event_time_ms", last, "score", score});
-    if (++queued % 1000 == 0)
+  // One EVALSHA per `keys_per_call` profiles (hiredis copies the arguments at append).
+  std::vector<std::string> keys, values;
+  std::vector<std::string_view> args;
+  size_t errors = 0, calls = 0;
+  auto flush_call = [&] {
+    if (keys.empty())
+      return;
+    auto n = std::to_string(keys.size());
+    args.assign({"EVALSHA", st.script_sha, n});
+    args.insert(args.end(), keys.begin(), keys.end());
+    args.insert(args.end(), values.begin(), values.end());
+    st.client->append(args);
+    keys.clear();
+    values.clear();
+    if (++calls % 32 == 0)
       errors += st.client->exec();
+  };
+  for (const auto& [k, u] : st.pending) {
+    keys.push_back(st.p.key_prefix + k);
+    values.push_back(fmt::format("{}", u.seq));
+    values.push_back(fmt::format("{}", u.count));
+    values.push_back(fmt::format("{}", u.sum));
+    values.push_back(fmt::format("{}", u.last_event_time_ms));
+    values.push_back(fmt::format("{}", u.score));
+    if (keys.size() == keys_per_call)
+      flush_call();
   }
+  flush_call();
   errors += st.client->exec();
   if (errors > 0)
     throw std::runtime_error(std::to_string(errors) + " profile upserts were refused");
