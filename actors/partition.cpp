@@ -45,7 +45,7 @@ struct partition_state {
   std::vector<bool> aligned; // per source: its barrier has arrived
   uint32_t aligned_count = 0;
   clock_type::time_point align_start;
-  std::deque<input> held; // batches from aligned sources (exactly-once mode)
+  std::deque<input> held;     // batches from aligned sources (exactly-once mode)
   uint64_t completed = 0;     // last checkpoint whose state is written
   bool writes_allowed = true; // false from a barrier acknowledgement until `done`
   uint64_t last_alignment_us = 0;
@@ -123,6 +123,8 @@ void process(self_ptr self, const event_batch& batch) {
 void flush_state(self_ptr self) {
   auto& st = self->state;
   auto n = st.chain->flush_state();
+  if (st.p.max_state_keys > 0) // everything is in RocksDB now: unchanged keys may go
+    st.chain->evict_to(st.p.max_state_keys);
   if (st.flushed != nullptr) {
     st.flushed->Increment(static_cast<double>(n));
     st.keys->Set(static_cast<double>(st.chain->state_size()));

@@ -61,6 +61,9 @@ struct partition_params {
   /// until the coordinator's `done`, so its RocksDB checkpoint holds the barrier state.
   bool checkpointing = false;
   bool exactly_once = true; ///< align barriers (hold batches of aligned sources)
+  /// Keys kept in the in-memory working copy after a state write; the rest are read from
+  /// RocksDB when needed. 0 = no limit.
+  size_t max_state_keys = 0;
 };
 
 /// Spawns a partition actor (event-based).

@@ -109,7 +109,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 24> options = {{
+const std::array<option_def, 25> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -136,6 +136,9 @@ const std::array<option_def, 24> options = {{
     {"credits", &node_options::credits, "Batches in flight per sender->receiver link", nullptr, 1},
     {"flush-interval-ms", &node_options::flush_interval_ms,
      "Period of writing keyed state back to RocksDB, in ms", nullptr, 1},
+    {"state-cache-keys", &node_options::state_cache_keys,
+     "Keys a partition actor keeps in memory after each state write-back; the rest are read "
+     "from RocksDB on access (0 = keep all)"},
     {"sink-flush-ms", &node_options::sink_flush_ms,
      "Max delay before a sink writes coalesced output, in ms"},
     {"sink-max-pending", &node_options::sink_max_pending,

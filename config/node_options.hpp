@@ -26,6 +26,8 @@ struct node_options {
   uint32_t batch_size = 1024;        ///< max records per batch between actors; default 1024
   uint32_t credits = 4;              ///< batches in flight per sender->receiver link; default 4
   uint32_t flush_interval_ms = 1000; ///< write-back period of keyed state to RocksDB (ms)
+  /// Keys a partition actor keeps in memory after each write-back (0 = all); default 2M.
+  uint32_t state_cache_keys = 2000000;
   uint32_t sink_flush_ms = 50;       ///< max delay before a sink writes coalesced output (ms)
   uint32_t sink_max_pending = 20000; ///< max coalesced keys a Redis sink holds before writing
   std::string checkpoint_dir; ///< checkpoints and snapshots; empty = "<state_dir>-checkpoints"

@@ -172,6 +172,7 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
                         static_cast<uint32_t>(source_partitions),
                         true,
                         exactly_once};
+    pp.max_state_keys = opts.state_cache_keys;
     run.partitions.push_back(spawn_partition(sys, std::move(pp)));
   }
   run.sources = start_sources(sys, opts, pipe, props, source_partitions, from, run, m);

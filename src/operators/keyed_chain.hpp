@@ -42,6 +42,9 @@ public:
   /// Writes changed state to RocksDB; returns the number of keys written.
   size_t flush_state() { return state_.flush(); }
 
+  /// Drops unchanged keys from the working copy down to `max_keys` (see keyed_state).
+  size_t evict_to(size_t max_keys) { return state_.evict_to(max_keys); }
+
   /// Keys in the working copy.
   size_t state_size() const noexcept { return state_.size(); }
 

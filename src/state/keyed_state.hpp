@@ -89,6 +89,24 @@ public:
     return n;
   }
 
+  /// Drops unchanged entries (already in RocksDB) until at most `max_keys` remain, or no
+  /// unchanged entry is left; they are loaded again on their next access. Returns how many
+  /// were dropped. Bounds the working copy's memory; changed entries are never dropped.
+  size_t evict_to(size_t max_keys) {
+    if (map_.size() <= max_keys)
+      return 0;
+    size_t dropped = 0;
+    for (auto i = map_.begin(); i != map_.end() && map_.size() > max_keys;) {
+      if (i->second.dirty) {
+        ++i;
+        continue;
+      }
+      i = map_.erase(i);
+      ++dropped;
+    }
+    return dropped;
+  }
+
   /// Number of keys in the working copy.
   size_t size() const noexcept { return map_.size(); }
 

@@ -95,13 +95,13 @@ grep -q "$newest is unusable" "$KF_RUN_DIR/keyflowd.log" ||
   { echo "keyflow_checkpoints_corrupt_total did not count the corrupted checkpoint" >&2; exit 1; }
 grep "unusable\|restored checkpoint" "$KF_RUN_DIR/keyflowd.log" | head -2
 
-echo "== restore into 3, then 1 partition actors"
+echo "== restore into 3, then 1 partition actors (keeping only 100 keys in memory)"
 wait_checkpoints 1
 crash
 node --partition-actors 3
 wait_checkpoints 1
 crash
-node --partition-actors 1
+node --partition-actors 1 --state-cache-keys 100   # most keys re-read from RocksDB
 
 echo "== verify"
 "$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary.json" --redis "$KF_REDIS" \

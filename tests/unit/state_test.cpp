@@ -262,6 +262,30 @@ TEST(KeyedState, FlushWritesOnlyChangedKeys) {
   EXPECT_EQ(st.flush(), 0u);
 }
 
+TEST(KeyedState, EvictionDropsOnlyUnchangedKeysWhichReloadFromRocksDb) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  int_state st{*store, store->column_family("s")};
+  for (int i = 0; i < 100; ++i)
+    st.update("k" + std::to_string(i), static_cast<key_group_t>(i % 8)) = i;
+  st.flush();
+  st.update("k7", 7) += 1000; // changed after the flush: must stay in memory
+  EXPECT_EQ(st.evict_to(10), 90u);
+  EXPECT_EQ(st.size(), 10u);
+  EXPECT_EQ(st.dirty_count(), 1u);
+  EXPECT_EQ(*st.find("k7", 7), 1007) << "a changed key was dropped";
+  // Dropped keys come back from RocksDB with their flushed values.
+  for (int i = 0; i < 100; ++i) {
+    const auto* v = st.find("k" + std::to_string(i), static_cast<key_group_t>(i % 8));
+    ASSERT_NE(v, nullptr) << i;
+    EXPECT_EQ(*v, i == 7 ? 1007 : i);
+  }
+  // Nothing unchanged left to drop beyond the changed key.
+  st.evict_to(0);
+  EXPECT_EQ(st.size(), 1u);
+  EXPECT_EQ(st.flush(), 1u);
+}
+
 TEST(KeyedState, FindOfAMissingKeyReturnsNull) {
   temp_dir dir;
   auto store = state_store::open(dir.path(), {"s"});
