@@ -7,20 +7,18 @@
 # so that nothing but the fault can stop the node; a control run with the reference pipeline
 # shows they do start a node.
 #
-# Usage: bad_config_test.sh KEYFLOWD KEYFLOW_BROKER REPO_ROOT
+# Usage: bad_config_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 KEYFLOWD KEYFLOW_BROKER REPO_ROOT" >&2
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BIN_DIR REPO_ROOT" >&2
   exit 2
 fi
-ROOT=$3
+ROOT=$2
 
 RUN=$(mktemp -d /tmp/keyflow-it-bad-config.XXXXXX)
-mkdir -p "$RUN/bin" "$RUN/pipelines"
-ln -s "$1" "$RUN/bin/keyflowd"
-ln -s "$2" "$RUN/bin/keyflow-broker"
-export KF_BIN_DIR=$RUN/bin
+mkdir -p "$RUN/pipelines"
+export KF_BIN_DIR=$1
 export KF_RUN_DIR=$RUN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"

@@ -9,23 +9,18 @@
 # Each case also checks /metrics with promtool and that SIGTERM makes keyflowd exit 0
 # within 30 s.
 #
-# Usage: pipeline_test.sh KEYFLOWD KEYFLOW_BROKER KEYFLOW_GEN KEYFLOW_VERIFY REPO_ROOT
+# Usage: pipeline_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
 
-if [ $# -ne 5 ]; then
-  echo "usage: $0 KEYFLOWD KEYFLOW_BROKER KEYFLOW_GEN KEYFLOW_VERIFY REPO_ROOT" >&2
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BIN_DIR REPO_ROOT" >&2
   exit 2
 fi
-ROOT=$5
+ROOT=$2
 PIPELINE=$ROOT/config/pipelines/cdp.yaml
 
 RUN=$(mktemp -d /tmp/keyflow-it-pipeline.XXXXXX)
-mkdir -p "$RUN/bin"
-ln -s "$1" "$RUN/bin/keyflowd"
-ln -s "$2" "$RUN/bin/keyflow-broker"
-ln -s "$3" "$RUN/bin/keyflow-gen"
-ln -s "$4" "$RUN/bin/keyflow-verify"
-export KF_BIN_DIR=$RUN/bin
+export KF_BIN_DIR=$1
 export KF_RUN_DIR=$RUN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
