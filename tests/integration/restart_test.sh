@@ -21,19 +21,7 @@ export KF_RUN_DIR=$RUN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
 
-cleanup() {
-  local rc=$?
-  set +e
-  kf_stop_all
-  if [ $rc -eq 0 ]; then
-    rm -rf "$RUN"
-  else
-    tail -n 20 "$RUN/keyflowd.log" >&2 2>/dev/null
-    echo "FAILED; run directory kept: $RUN" >&2
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap kf_test_finish EXIT
 
 fail() {
   echo "FAIL: $*" >&2
