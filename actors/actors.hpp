@@ -2,9 +2,10 @@
 /// \file
 /// Every typed actor interface of Keyflow. Read this file to see who talks to whom.
 ///
-///   source (one per Kafka partition) --event_batch--> partition (one per key-group range)
-///   partition --profile_batch--> redis sink;  partition --kafka_batch--> kafka sink
-///   source --kafka_batch (dead letters)--> kafka sink
+///   source (one per Kafka partition) --record_batch, watermark--> partition (stage 0)
+///   partition (stage k) --record_batch, watermark, barrier--> partition (stage k+1; key_by)
+///   partition --record_batch--> redis / kafka sinks;  partition --lookup_request--> lookup
+///   source, partition --kafka_batch (dead letters)--> dead-letter kafka sink
 ///   checkpoint coordinator --checkpoint--> sources --barrier--> partitions --ack--> coordinator
 ///
 /// Every data message is a batch and is answered with a credit (uint32 = 1) once the
@@ -16,32 +17,49 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/type_ids.hpp"
+#include "core/lookup.hpp"
 #include "core/record.hpp"
 
 namespace keyflow {
 
-/// Writes coalesced profiles to Redis (pipelined HSETs) on its own thread.
+/// Writes result records to Redis hashes (versioned upserts, pipelined) on its own thread.
 using redis_sink_actor = caf::typed_actor<
-    /// Takes a batch of profile updates; replies one credit once it is buffered.
-    caf::replies_to<profile_batch>::with<uint32_t>,
+    /// Takes a batch of result records; replies one credit once it is buffered.
+    caf::replies_to<record_batch>::with<uint32_t>,
     /// Timer: write what is buffered.
     caf::reacts_to<atom::tick>,
     /// Writes everything buffered; replies the total number of records written so far.
     caf::replies_to<atom::drain>::with<uint64_t>>;
 
-/// Produces records (activations, dead letters) to Kafka on its own thread.
+/// Produces records (results as JSON, dead letters) to Kafka on its own thread.
 using kafka_sink_actor = caf::typed_actor<
-    /// Takes a batch of records; replies one credit once it is handed to the producer.
+    /// Takes serialized records; replies one credit once they are handed to the producer.
     caf::replies_to<kafka_batch>::with<uint32_t>,
+    /// Takes result records, writes them as JSON; replies one credit once handed over.
+    caf::replies_to<record_batch>::with<uint32_t>,
     /// Timer: serve delivery reports.
     caf::reacts_to<atom::tick>,
     /// Waits for every record to be acknowledged; replies records delivered so far.
     caf::replies_to<atom::drain>::with<uint64_t>>;
 
+/// Reads entity hashes from Redis for enrich operators: collects the keys of concurrent
+/// requests into micro-batches (up to a size or a delay), reads them with pipelined HMGETs
+/// and answers each request. Runs detached: it blocks on Redis. While Redis is slow its
+/// answers are late, which holds back the partition actors waiting for them (backpressure).
+using lookup_actor = caf::typed_actor<
+    /// Looks up entity hashes; replies one entry per key, in order.
+    caf::replies_to<lookup_request>::with<lookup_reply>,
+    /// Timer: send the micro-batch collected so far.
+    caf::reacts_to<atom::tick>>;
+
 /// Owns a contiguous key-group range: runs the keyed operator chain over its state.
 using partition_actor = caf::typed_actor<
-    /// Takes a batch of events for its key groups; replies one credit once processed.
-    caf::replies_to<event_batch>::with<uint32_t>,
+    /// Takes a batch of records for its key groups; replies one credit once processed.
+    caf::replies_to<record_batch>::with<uint32_t>,
+    /// Input `index` (a source or an upstream partition actor) advanced its watermark to
+    /// `wm`; `idle`: it has had no input for its idle timeout (ignored while others are
+    /// active). In order with that input's batches.
+    caf::reacts_to<atom::watermark, int64_t, uint32_t, bool>,
     /// Checkpoint barrier `id` from source `index`, in order with that source's batches.
     caf::reacts_to<atom::barrier, uint64_t, uint32_t>,
     /// From the coordinator: replies once the barriers of checkpoint `id` from every source

@@ -85,9 +85,9 @@ void write_checkpoint(self_ptr self) {
   proto::CheckpointManifest m;
   m.set_id(st.running);
   m.set_epoch(st.p.epoch);
-  m.set_pipeline(st.p.pipeline->name);
-  m.set_pipeline_version(st.p.pipeline->version);
-  m.set_max_parallelism(st.p.pipeline->max_parallelism);
+  m.set_pipeline(st.p.plan->cfg.name);
+  m.set_pipeline_version(st.p.plan->cfg.version);
+  m.set_max_parallelism(st.p.plan->cfg.max_parallelism);
   m.set_snapshot_name(st.running_name);
   m.set_created_at_ms(st.created_at_ms);
   m.set_alignment_ms(st.max_alignment_us / 1000);
@@ -98,11 +98,16 @@ void write_checkpoint(self_ptr self) {
     o->set_partition(pos.partition);
     o->set_offset(pos.next_offset);
   }
-  auto* op = m.add_operators();
-  op->set_operator_id(st.p.pipeline->aggregate.id);
-  op->set_state_type("aggregate/keyflow.proto.CustomerAggregate");
-  op->set_first_key_group(0);
-  op->set_last_key_group(st.p.pipeline->max_parallelism);
+  for (const auto& planned : st.p.plan->ops) {
+    if (!planned.stateful)
+      continue;
+    auto* op = m.add_operators();
+    op->set_operator_id(planned.cfg->id);
+    op->set_state_type(planned.cfg->type +
+                       (planned.cfg->kind.empty() ? "" : "/" + planned.cfg->kind));
+    op->set_first_key_group(0);
+    op->set_last_key_group(st.p.plan->cfg.max_parallelism);
+  }
   auto elapsed = [&] { return clock_type::now() - st.started; };
   m.set_duration_ms(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(elapsed()).count()));
@@ -136,7 +141,7 @@ void write_and_finish(self_ptr self, uint64_t id) {
 }
 
 size_t sink_count(const coordinator_params& p) {
-  return (p.redis ? 1u : 0u) + (p.kafka ? 1u : 0u);
+  return p.redis.size() + p.kafka.size();
 }
 
 void on_sink_flushed(self_ptr self, uint64_t id) {
@@ -159,11 +164,11 @@ void flush_sinks(self_ptr self, uint64_t id) {
   auto on_error = [self, id](caf::error& err) {
     fail(self, id, "sink flush: " + caf::to_string(err));
   };
-  if (st.p.redis)
-    self->request(st.p.redis, st.p.timeout, atom::drain_v)
+  for (auto& sink : st.p.redis)
+    self->request(sink, st.p.timeout, atom::drain_v)
         .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
-  if (st.p.kafka)
-    self->request(st.p.kafka, st.p.timeout, atom::drain_v)
+  for (auto& sink : st.p.kafka)
+    self->request(sink, st.p.timeout, atom::drain_v)
         .then([self, id](uint64_t) { on_sink_flushed(self, id); }, on_error);
 }
 

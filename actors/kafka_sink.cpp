@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include <caf/all.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
@@ -26,6 +27,52 @@ struct kafka_sink_state {
 };
 
 using self_ptr = kafka_sink_actor::stateful_pointer<kafka_sink_state>;
+
+/// Appends `s` as a JSON string literal.
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+/// A result record as one JSON object: key, event_time_ms, seq, then the fields.
+void to_json(const kafka_sink_params& p, const record& r, std::string& out) {
+  out.clear();
+  out += "{\"key\":";
+  append_json_string(out, r.key);
+  out += fmt::format(",\"event_time_ms\":{},\"seq\":{}", r.event_time_ms, r.seq);
+  for (size_t i = 0; i < p.slots.size(); ++i) {
+    out.push_back(',');
+    append_json_string(out, p.fields[i]);
+    out.push_back(':');
+    auto slot = static_cast<size_t>(p.slots[i]);
+    const value v = slot < r.fields.size() ? r.fields[slot] : value{};
+    switch (v.type) {
+      case value_type::int64:
+        out += std::to_string(v.i);
+        break;
+      case value_type::dbl:
+        out += fmt::format("{:.17g}", v.d);
+        break;
+      case value_type::string:
+        append_json_string(out, v.s);
+        break;
+      default:
+        out += "null";
+    }
+  }
+  out.push_back('}');
+}
 
 void report(kafka_sink_state& st) {
   auto delivered = st.producer->delivered();
@@ -62,6 +109,16 @@ kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params para
         auto& st = self->state;
         for (const auto& m : batch.messages)
           st.producer->send(m.topic, m.key, m.value);
+        st.producer->poll();
+        return 1;
+      },
+      [self](record_batch& batch) -> uint32_t {
+        auto& st = self->state;
+        std::string json;
+        for (const auto& r : batch.records) {
+          to_json(st.p, r, json);
+          st.producer->send(st.p.topic, r.key, json);
+        }
         st.producer->poll();
         return 1;
       },

@@ -1,15 +1,22 @@
-// Partition actor: owns a key-group range, runs the keyed operator chain over its state,
-// hands outputs to the sinks with bounded credit, and takes part in checkpoints.
+// Partition actor: owns a key-group range of one stage, runs the stage's operators over its
+// state (pipeline/stage_runner), hands outputs to the sinks and to the next stage with
+// bounded credit, tracks watermarks and takes part in checkpoints.
 //
-// Inputs (batches and barriers) go through one FIFO inbox. A batch is processed when the
-// sinks have credit; a barrier marks its source as aligned. In exactly-once mode, batches
-// from an aligned source wait (unanswered, so the source runs out of credit) until the
-// barriers of every source have arrived; then the state as of the barrier is written to
-// RocksDB and the checkpoint acknowledged. In at-least-once mode nothing waits. Changed
-// state is also written on the flush timer, which spreads the cost over the interval,
-// except between acknowledging a barrier and the coordinator's `done`: meanwhile the RocksDB
-// checkpoint is being taken and must see exactly the state at the barrier.
+// Inputs (batches, watermarks and barriers) go through one FIFO inbox. A batch is processed
+// when every receiver downstream has credit; an enrich operator may suspend a batch until
+// its lookups are answered, and the inbox waits behind it (order is kept, the actor is never
+// blocked). A barrier marks its input as aligned. In exactly-once mode, items from an
+// aligned input wait (unanswered, so that input runs out of credit) until the barriers of
+// every input have arrived; then the state as of the barrier is written to RocksDB, the
+// barrier is forwarded to the next stage and the checkpoint acknowledged. In at-least-once
+// mode nothing waits. Changed state is also written on the flush timer, except between
+// acknowledging a barrier and the coordinator's `done`: meanwhile the RocksDB checkpoint is
+// being taken and must see exactly the state at the barrier.
+//
+// Watermarks: the input watermark is the minimum over the inputs that are not idle (the
+// maximum if all are idle); operators see it after the batch that advanced it.
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -18,7 +25,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
-#include "operators/keyed_chain.hpp"
+#include "core/router.hpp"
+#include "pipeline/stage_runner.hpp"
+#include "state/ttl.hpp"
 
 namespace keyflow {
 
@@ -26,112 +35,272 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// An inbox item: a batch (with the promise of its credit) or a barrier.
+enum class item_kind : uint8_t { batch, watermark, barrier };
+
+/// An inbox item: a batch (with the promise of its credit), a watermark or a barrier.
 struct input {
-  event_batch batch;
+  item_kind kind = item_kind::batch;
+  record_batch batch; // batch.source = sender; batch.watermark for watermark items
   caf::typed_response_promise<uint32_t> promise;
-  uint64_t barrier = 0; // non-zero: a barrier of this checkpoint id from batch.source
+  uint64_t barrier = 0;
+  bool idle = false;
+  size_t count = 0;            // records in the batch (the runner takes them)
+  int64_t first_ingest_ns = 0; // ingest time of its first record (latency)
 };
 
 struct partition_state {
   partition_params p;
-  std::unique_ptr<ops::keyed_chain> chain;
-  ops::chain_output out;
-  uint32_t redis_in_flight = 0;
-  uint32_t kafka_in_flight = 0;
+  std::unique_ptr<pipeline::stage_runner> runner;
   std::deque<input> inbox;
+  bool busy = false; // the front batch waits for an enrichment lookup
+  // Watermarks per input.
+  std::vector<int64_t> in_wm;
+  std::vector<bool> in_idle;
+  // Credit per receiver.
+  std::vector<uint32_t> sink_in_flight;
+  std::vector<uint32_t> down_in_flight;
+  uint32_t dead_in_flight = 0;
+  std::unique_ptr<router> down_routes;
+  std::vector<int64_t> down_sent_wm;
   // Checkpoint alignment.
   uint64_t aligning = 0;     // checkpoint id being aligned, 0 if none
-  std::vector<bool> aligned; // per source: its barrier has arrived
+  std::vector<bool> aligned; // per input: its barrier has arrived
   uint32_t aligned_count = 0;
   clock_type::time_point align_start;
-  std::deque<input> held;     // batches from aligned sources (exactly-once mode)
+  std::deque<input> held;     // items from aligned inputs (exactly-once mode)
   uint64_t completed = 0;     // last checkpoint whose state is written
   bool writes_allowed = true; // false from a barrier acknowledgement until `done`
   uint64_t last_alignment_us = 0;
   std::map<uint64_t, std::vector<caf::typed_response_promise<uint64_t>>> ack_promises;
   uint64_t processed = 0;
   std::vector<caf::typed_response_promise<uint64_t>> drain_promises;
+  // Metrics.
   metrics::local_histogram latency;
-  prometheus::Counter* in = nullptr;
-  prometheus::Counter* out_count = nullptr;
+  std::vector<prometheus::Counter*> op_in;
+  std::vector<prometheus::Counter*> op_out;
+  std::vector<prometheus::Counter*> op_dups;
+  std::vector<uint64_t> dups_seen;
   prometheus::Counter* flushed = nullptr;
   prometheus::Gauge* keys = nullptr;
+  prometheus::Gauge* wm_gauge = nullptr;
+  prometheus::Gauge* wm_lag = nullptr;
   static inline const char* name = "keyflow.partition";
 
-  bool sinks_have_credit() const {
-    return redis_in_flight < p.flow.credits && kafka_in_flight < p.flow.credits;
+  bool has_credit() const {
+    for (auto n : sink_in_flight)
+      if (n >= p.flow.credits)
+        return false;
+    for (auto n : down_in_flight)
+      if (n >= p.flow.credits)
+        return false;
+    return dead_in_flight < p.flow.credits;
   }
-  bool idle() const { return inbox.empty() && redis_in_flight == 0 && kafka_in_flight == 0; }
+  bool idle() const {
+    if (!inbox.empty() || busy || dead_in_flight > 0)
+      return false;
+    for (auto n : sink_in_flight)
+      if (n > 0)
+        return false;
+    for (auto n : down_in_flight)
+      if (n > 0)
+        return false;
+    return true;
+  }
+  /// Minimum over active inputs; maximum if every input is idle.
+  int64_t input_watermark() const {
+    int64_t lo = INT64_MAX, hi = no_watermark;
+    bool any_active = false;
+    for (size_t i = 0; i < in_wm.size(); ++i) {
+      hi = std::max(hi, in_wm[i]);
+      if (!in_idle[i]) {
+        any_active = true;
+        lo = std::min(lo, in_wm[i]);
+      }
+    }
+    return any_active ? lo : hi;
+  }
 };
 
 using self_ptr = partition_actor::stateful_pointer<partition_state>;
 
 void pump(self_ptr self);
 
-template <class Batch>
-void send_to_sink(self_ptr self, const auto& sink, uint32_t& in_flight, Batch&& batch,
+template <class Actor, class Batch>
+void send_counted(self_ptr self, const Actor& to, uint32_t& in_flight, Batch&& batch,
                   const char* what) {
   ++in_flight;
-  self->request(sink, caf::infinite, std::forward<Batch>(batch))
+  self->request(to, caf::infinite, std::forward<Batch>(batch))
       .then(
           [self, &in_flight](uint32_t c) {
             in_flight -= c;
             pump(self);
           },
           [self, what](caf::error& err) {
-            spdlog::error("partition {}: {} sink failed: {}", self->state.p.index, what,
-                          caf::to_string(err));
+            spdlog::error("partition {}/{}: {} failed: {}", self->state.p.stage,
+                          self->state.p.index, what, caf::to_string(err));
             self->quit(err);
           });
 }
 
+/// Sends what the last batch produced: sink records, next-stage records, dead letters, and
+/// watermarks to next-stage actors that got no batch.
 void emit(self_ptr self) {
   auto& st = self->state;
-  if (!st.out.profiles.empty() && st.p.redis) {
-    profile_batch b;
-    b.updates.swap(st.out.profiles);
-    send_to_sink(self, st.p.redis, st.redis_in_flight, std::move(b), "Redis");
+  auto& r = *st.runner;
+  for (size_t k = 0; k < st.p.sinks.size(); ++k) {
+    auto& link = st.p.sinks[k];
+    auto& recs = r.sink_output(link.index);
+    if (recs.empty())
+      continue;
+    record_batch b;
+    b.records.swap(recs);
+    b.source = st.p.index;
+    if (link.redis)
+      send_counted(self, link.redis, st.sink_in_flight[k], std::move(b), "Redis sink");
+    else
+      send_counted(self, link.kafka, st.sink_in_flight[k], std::move(b), "Kafka sink");
   }
-  if (!st.out.activations.empty() && st.p.kafka) {
+  if (!st.p.downstream.empty()) {
+    for (auto& rec : r.downstream())
+      st.down_routes->route(std::move(rec));
+    auto wm = r.watermark();
+    for (uint32_t i = 0; i < st.down_routes->parallelism(); ++i) {
+      auto& b = st.down_routes->batch(i);
+      if (b.records.empty())
+        continue;
+      record_batch out;
+      out.records.swap(b.records);
+      out.source = st.p.index;
+      out.watermark = wm;
+      st.down_sent_wm[i] = wm;
+      send_counted(self, st.p.downstream[i], st.down_in_flight[i], std::move(out), "next stage");
+    }
+    for (size_t i = 0; i < st.p.downstream.size(); ++i)
+      if (st.down_sent_wm[i] < wm) {
+        st.down_sent_wm[i] = wm;
+        self->send(st.p.downstream[i], atom::watermark_v, wm, st.p.index, false);
+      }
+  }
+  auto& dead = r.dead_letters();
+  if (!dead.empty() && st.p.dead_letters) {
     kafka_batch b;
-    b.messages.swap(st.out.activations);
-    send_to_sink(self, st.p.kafka, st.kafka_in_flight, std::move(b), "Kafka");
+    b.messages.swap(dead);
+    send_counted(self, st.p.dead_letters, st.dead_in_flight, std::move(b), "dead-letter sink");
   }
-  st.out.clear();
+  r.clear_outputs();
 }
 
-void process(self_ptr self, const event_batch& batch) {
+void publish_metrics(self_ptr self, size_t n, int64_t first_ingest_ns) {
   auto& st = self->state;
-  st.chain->process(batch, st.out);
-  auto n = batch.records.size();
-  st.processed += n;
   if (n > 0) {
     auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
             .count();
-    st.latency.observe(static_cast<double>(ns - batch.records.front().ingest_ns) * 1e-9, n);
+    st.latency.observe(static_cast<double>(ns - first_ingest_ns) * 1e-9, n);
     st.latency.publish();
   }
-  if (st.in != nullptr) {
-    st.in->Increment(static_cast<double>(n));
-    st.out_count->Increment(static_cast<double>(st.out.profiles.size()));
+  if (st.op_in.empty())
+    return;
+  const auto& ops = st.runner->operators();
+  const auto& outs = st.runner->last_outputs();
+  const auto& inputs = st.runner->inputs();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto in = inputs[i] < 0 ? n : outs[static_cast<size_t>(inputs[i])];
+    st.op_in[i]->Increment(static_cast<double>(in));
+    st.op_out[i]->Increment(static_cast<double>(outs[i]));
+    auto d = ops[i]->duplicates();
+    if (d > st.dups_seen[i]) {
+      st.op_dups[i]->Increment(static_cast<double>(d - st.dups_seen[i]));
+      st.dups_seen[i] = d;
+    }
   }
+  auto wm = st.runner->watermark();
+  if (wm != no_watermark) {
+    st.wm_gauge->Set(static_cast<double>(wm));
+    st.wm_lag->Set(static_cast<double>(state::wall_clock_ms() - wm) * 1e-3);
+  }
+}
+
+/// Runs the runner until the batch is done or a lookup is outstanding.
+void advance(self_ptr self, std::shared_ptr<input> item);
+
+void finish(self_ptr self, input& item) {
+  auto& st = self->state;
+  st.busy = false;
+  st.processed += item.count;
   emit(self);
+  publish_metrics(self, item.count, item.first_ingest_ns);
+  if (item.kind == item_kind::batch)
+    item.promise.deliver(uint32_t{1});
+}
+
+void advance(self_ptr self, std::shared_ptr<input> item) {
+  auto& st = self->state;
+  lookup_request req;
+  int op = -1;
+  if (st.runner->run(req, op)) {
+    finish(self, *item);
+    pump(self);
+    return;
+  }
+  st.busy = true;
+  auto lookup = st.p.lookups.at(st.runner->operators()[static_cast<size_t>(op)]->id());
+  auto shared_req = std::make_shared<lookup_request>(std::move(req));
+  self->request(lookup, caf::infinite, *shared_req)
+      .then(
+          [self, item, shared_req, op](lookup_reply& reply) {
+            self->state.runner->complete(op, *shared_req, reply);
+            advance(self, item);
+          },
+          [self](caf::error& err) {
+            spdlog::error("partition {}/{}: lookup failed: {}", self->state.p.stage,
+                          self->state.p.index, caf::to_string(err));
+            self->quit(err);
+          });
+}
+
+/// Starts processing an item (batch or watermark) that left the inbox.
+void process(self_ptr self, input&& front) {
+  auto& st = self->state;
+  auto src = front.batch.source;
+  if (src < st.in_wm.size()) {
+    if (front.kind == item_kind::batch)
+      st.in_idle[src] = false;
+    else
+      st.in_idle[src] = front.idle;
+    st.in_wm[src] = std::max(st.in_wm[src], front.batch.watermark);
+  }
+  auto wm = st.input_watermark();
+  std::optional<int64_t> advanced;
+  if (wm > st.runner->watermark())
+    advanced = wm;
+  if (front.kind == item_kind::watermark && !advanced)
+    return; // nothing to do
+  auto item = std::make_shared<input>(std::move(front));
+  std::vector<record> recs;
+  if (item->kind == item_kind::batch) {
+    recs = std::move(item->batch.records);
+    item->batch.records.clear();
+    item->count = recs.size();
+    if (!recs.empty())
+      item->first_ingest_ns = recs.front().ingest_ns;
+  }
+  st.runner->start(std::move(recs), advanced);
+  advance(self, item);
 }
 
 void flush_state(self_ptr self) {
   auto& st = self->state;
-  auto n = st.chain->flush_state();
+  auto n = st.runner->flush_state();
   if (st.p.max_state_keys > 0) // everything is in RocksDB now: unchanged keys may go
-    st.chain->evict_to(st.p.max_state_keys);
+    st.runner->evict_to(st.p.max_state_keys);
   if (st.flushed != nullptr) {
     st.flushed->Increment(static_cast<double>(n));
-    st.keys->Set(static_cast<double>(st.chain->state_size()));
+    st.keys->Set(static_cast<double>(st.runner->state_size()));
   }
 }
 
-/// Ends an alignment: held batches came after their source's barrier, so they go to the
+/// Ends an alignment: held items came after their input's barrier, so they go to the
 /// front of the inbox, in their order.
 void release_held(partition_state& st) {
   st.aligned_count = 0;
@@ -142,13 +311,16 @@ void release_held(partition_state& st) {
   }
 }
 
-/// All barriers of the current checkpoint are in: write the state and acknowledge.
+/// All barriers of the current checkpoint are in: write the state, pass the barrier on
+/// and acknowledge.
 void complete_alignment(self_ptr self) {
   auto& st = self->state;
   flush_state(self);
   if (st.p.checkpointing)
     st.writes_allowed = false;
   st.completed = st.aligning;
+  for (auto& d : st.p.downstream) // after every record this state produced
+    self->send(d, atom::barrier_v, st.aligning, st.p.index);
   st.last_alignment_us = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - st.align_start)
           .count());
@@ -163,19 +335,21 @@ void complete_alignment(self_ptr self) {
 void on_barrier(self_ptr self, uint64_t id, uint32_t source) {
   auto& st = self->state;
   if (source >= st.aligned.size()) {
-    spdlog::error("partition {}: barrier from unknown source {}", st.p.index, source);
+    spdlog::error("partition {}/{}: barrier from unknown input {}", st.p.stage, st.p.index,
+                  source);
     return;
   }
   if (st.aligning == 0) {
     st.aligning = id;
     st.align_start = clock_type::now();
   } else if (id < st.aligning) {
-    spdlog::warn("partition {}: stale barrier {} while aligning {}; ignored", st.p.index, id,
-                 st.aligning);
+    spdlog::warn("partition {}/{}: stale barrier {} while aligning {}; ignored", st.p.stage,
+                 st.p.index, id, st.aligning);
     return;
   } else if (id > st.aligning) {
     // The coordinator gave up on the older checkpoint: release what it held, align anew.
-    spdlog::warn("partition {}: checkpoint {} abandoned for {}", st.p.index, st.aligning, id);
+    spdlog::warn("partition {}/{}: checkpoint {} abandoned for {}", st.p.stage, st.p.index,
+                 st.aligning, id);
     release_held(st);
     st.aligning = id;
     st.align_start = clock_type::now();
@@ -197,12 +371,12 @@ void try_finish_drain(self_ptr self) {
   st.drain_promises.clear();
 }
 
-/// Works through the inbox as far as sink credit and alignment allow.
+/// Works through the inbox as far as credit, lookups and alignment allow.
 void pump(self_ptr self) {
   auto& st = self->state;
-  while (!st.inbox.empty()) {
+  while (!st.inbox.empty() && !st.busy) {
     auto& front = st.inbox.front();
-    if (front.barrier != 0) {
+    if (front.kind == item_kind::barrier) {
       auto id = front.barrier;
       auto src = front.batch.source;
       st.inbox.pop_front();
@@ -215,12 +389,11 @@ void pump(self_ptr self) {
       st.inbox.pop_front();
       continue;
     }
-    if (!st.sinks_have_credit())
+    if (!st.has_credit())
       break;
     auto item = std::move(front);
     st.inbox.pop_front();
-    process(self, item.batch);
-    item.promise.deliver(uint32_t{1});
+    process(self, std::move(item));
   }
   try_finish_drain(self);
 }
@@ -228,27 +401,69 @@ void pump(self_ptr self) {
 partition_actor::behavior_type partition(self_ptr self, partition_params params) {
   auto& st = self->state;
   st.p = std::move(params);
-  st.chain = std::make_unique<ops::keyed_chain>(*st.p.pipeline, *st.p.store,
-                                                static_cast<bool>(st.p.redis));
-  st.aligned.assign(std::max(1u, st.p.sources), false);
+  const auto& plan = *st.p.plan;
+  ops::op_env env;
+  env.store = st.p.store;
+  env.pipeline = plan.cfg.name;
+  env.pipeline_version = plan.cfg.version;
+  env.dead_letter_topic = plan.cfg.dead_letter_topic;
+  env.source_topic = plan.cfg.source.topic;
+  env.metrics = st.p.metrics;
+  auto range = range_for_actor(plan.cfg.max_parallelism, st.p.parallelism, st.p.index);
+  env.first_key_group = static_cast<key_group_t>(range.first);
+  env.last_key_group = static_cast<key_group_t>(range.last - 1);
+  env.instance = st.p.index;
+  env.now_ms = state::wall_clock_ms;
+  st.runner = std::make_unique<pipeline::stage_runner>(st.p.plan, st.p.stage, env);
+  auto inputs = std::max(1u, st.p.sources);
+  st.aligned.assign(inputs, false);
+  st.in_wm.assign(inputs, no_watermark);
+  st.in_idle.assign(inputs, false);
+  st.sink_in_flight.assign(st.p.sinks.size(), 0);
+  st.down_in_flight.assign(st.p.downstream.size(), 0);
+  st.down_sent_wm.assign(st.p.downstream.size(), no_watermark);
+  if (!st.p.downstream.empty())
+    st.down_routes = std::make_unique<router>(plan.cfg.max_parallelism,
+                                              static_cast<uint32_t>(st.p.downstream.size()));
   if (auto* m = st.p.metrics) {
-    const auto& op = st.p.pipeline->aggregate.id;
-    st.in = &m->records_in(op);
-    st.out_count = &m->records_out(op);
-    st.flushed = &m->state_flushed_keys(op);
-    st.keys = &m->state_keys(op + "/" + std::to_string(st.p.index));
+    const auto& ops = st.runner->operators();
+    auto first = ops.empty() ? std::string{"stage"} : ops.front()->id();
+    for (const auto& op : ops) {
+      st.op_in.push_back(&m->records_in(op->id()));
+      st.op_out.push_back(&m->records_out(op->id()));
+      st.op_dups.push_back(&m->duplicates(op->id()));
+    }
+    st.dups_seen.assign(ops.size(), 0);
+    auto name = "stage" + std::to_string(st.p.stage) + "/" + std::to_string(st.p.index);
+    st.flushed = &m->state_flushed_keys(first);
+    st.keys = &m->state_keys(name);
+    st.wm_gauge = &m->watermark(name);
+    st.wm_lag = &m->watermark_lag(name);
     st.latency = metrics::local_histogram{&m->processing_latency()};
   }
   self->delayed_send(self, st.p.flush_interval, atom::flush_v);
   return {
-      [self](event_batch& batch) -> caf::typed_response_promise<uint32_t> {
+      [self](record_batch& batch) -> caf::typed_response_promise<uint32_t> {
         auto rp = self->make_response_promise<uint32_t>();
-        self->state.inbox.push_back({std::move(batch), rp, 0});
+        input in;
+        in.batch = std::move(batch);
+        in.promise = rp;
+        self->state.inbox.push_back(std::move(in));
         pump(self);
         return rp;
       },
+      [self](atom::watermark, int64_t wm, uint32_t source, bool idle) {
+        input in;
+        in.kind = item_kind::watermark;
+        in.batch.source = source;
+        in.batch.watermark = wm;
+        in.idle = idle;
+        self->state.inbox.push_back(std::move(in));
+        pump(self);
+      },
       [self](atom::barrier, uint64_t id, uint32_t source) {
         input in;
+        in.kind = item_kind::barrier;
         in.batch.source = source;
         in.barrier = id;
         self->state.inbox.push_back(std::move(in));

@@ -1,8 +1,9 @@
-// Redis sink: coalesces profile updates by key (latest wins) and writes them, pipelined,
-// every `flush_interval` or when `max_pending` keys are buffered. Each write is a versioned
-// upsert (Lua script): it applies only if its sequence is newer than the one stored in the
-// hash's `_seq` field, so replaying records after a restore never moves a profile backwards
-// or counts anything twice. Runs detached: it
+// Redis sink: writes result records as hashes `<key_prefix><key>[:<key field>...]`. It
+// coalesces records by hash (latest wins) and writes them, pipelined, every
+// `flush_interval` or when `max_pending` hashes are buffered. Each write is a versioned
+// upsert (Lua script): it applies only if its version (event time, sequence, offset) is
+// newer than the one stored in the hash's `_v` field, so replaying records after a restore
+// never moves a hash backwards or counts anything twice. Runs detached: it
 // blocks on Redis, and while Redis is slow or down it stops answering with credit, which
 // backpressures the partition actors and, through them, the sources.
 
@@ -21,19 +22,26 @@ namespace keyflow {
 
 namespace {
 
-/// Upserts of several profiles in one call. KEYS[i] = profile hash i; ARGV holds 5 values per
-/// key: sequence, count, sum, last_event_time_ms, score. A key is written only if its
-/// sequence is newer than the `_seq` stored in the hash. Returns the number written.
+/// Upserts of several hashes in one call. KEYS[i] = hash i; ARGV holds per key: its version,
+/// the number of fields n, then n name/value pairs. A hash is written only if its version is
+/// newer than the `_v` stored in it (versions are fixed-width strings, so they compare as
+/// text). Returns the number written.
 constexpr const char* upsert_script = R"lua(
 local written = 0
+local a = 1
 for i = 1, #KEYS do
-  local a = (i - 1) * 5
-  local cur = redis.call('HGET', KEYS[i], '_seq')
-  if not cur or tonumber(cur) < tonumber(ARGV[a + 1]) then
-    redis.call('HSET', KEYS[i], '_seq', ARGV[a + 1], 'count', ARGV[a + 2], 'sum', ARGV[a + 3],
-               'last_event_time_ms', ARGV[a + 4], 'score', ARGV[a + 5])
+  local v = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local cur = redis.call('HGET', KEYS[i], '_v')
+  if not cur or cur < v then
+    local args = {'_v', v}
+    for j = 0, 2 * n - 1 do
+      args[#args + 1] = ARGV[a + 2 + j]
+    end
+    redis.call('HSET', KEYS[i], unpack(args))
     written = written + 1
   end
+  a = a + 2 + 2 * n
 end
 return written
 )lua";
@@ -45,7 +53,7 @@ struct redis_sink_state {
   redis_sink_params p;
   std::unique_ptr<redis::client> client;
   std::string script_sha;
-  std::unordered_map<std::string, profile_update> pending;
+  std::unordered_map<std::string, record> pending; // by hash key
   uint64_t written = 0;
   metrics::local_histogram latency;
   prometheus::Counter* writes = nullptr;
@@ -79,19 +87,25 @@ bool try_write(redis_sink_state& st) {
       errors += st.client->exec();
   };
   for (const auto& [k, u] : st.pending) {
-    keys.push_back(st.p.key_prefix + k);
-    values.push_back(fmt::format("{}", u.seq));
-    values.push_back(fmt::format("{}", u.count));
-    values.push_back(fmt::format("{}", u.sum));
-    values.push_back(fmt::format("{}", u.last_event_time_ms));
-    values.push_back(fmt::format("{}", u.score));
+    keys.push_back(k);
+    // Version: event time, then sequence, then source offset; fixed width so that Redis
+    // compares them as strings.
+    values.push_back(fmt::format("{:020}:{:020}:{:020}", u.event_time_ms, u.seq,
+                                 u.offset < 0 ? 0 : u.offset));
+    values.push_back(std::to_string(st.p.slots.size()));
+    for (size_t i = 0; i < st.p.slots.size(); ++i) {
+      values.push_back(st.p.fields[i]);
+      values.push_back(u.fields.size() > static_cast<size_t>(st.p.slots[i])
+                           ? u.fields[static_cast<size_t>(st.p.slots[i])].to_string()
+                           : std::string{});
+    }
     if (keys.size() == keys_per_call)
       flush_call();
   }
   flush_call();
   errors += st.client->exec();
   if (errors > 0)
-    throw std::runtime_error(std::to_string(errors) + " profile upserts were refused");
+    throw std::runtime_error(std::to_string(errors) + " hash upserts were refused");
   return true;
 }
 
@@ -105,7 +119,7 @@ void write_all(self_ptr self) {
       try_write(st);
       break;
     } catch (const std::exception& e) {
-      spdlog::warn("redis sink {}: write of {} profiles failed, retrying in {} ms: {}",
+      spdlog::warn("redis sink {}: write of {} hashes failed, retrying in {} ms: {}",
                    st.p.sink_id, st.pending.size(), backoff.count(), e.what());
       if (st.errors != nullptr)
         st.errors->Increment(static_cast<double>(st.pending.size()));
@@ -136,11 +150,20 @@ redis_sink_actor::behavior_type redis_sink(self_ptr self, redis_sink_params para
   }
   self->delayed_send(self, st.p.flush_interval, atom::tick_v);
   return {
-      [self](profile_batch& batch) -> uint32_t {
+      [self](record_batch& batch) -> uint32_t {
         auto& st = self->state;
-        for (auto& u : batch.updates) {
-          auto [it, fresh] = st.pending.try_emplace(u.key, u);
-          if (!fresh) {
+        std::string key;
+        for (auto& u : batch.records) {
+          key.assign(st.p.key_prefix);
+          key += u.key;
+          for (int slot : st.p.key_slots) {
+            key.push_back(':');
+            key += static_cast<size_t>(slot) < u.fields.size()
+                       ? u.fields[static_cast<size_t>(slot)].to_string()
+                       : std::string{};
+          }
+          auto [it, fresh] = st.pending.try_emplace(key, u);
+          if (!fresh) { // latest wins; the oldest ingest time stays (a conservative latency)
             auto oldest = std::min(it->second.ingest_ns, u.ingest_ns);
             it->second = std::move(u);
             it->second.ingest_ns = oldest;

@@ -2,6 +2,11 @@
 // actor, and never has more than `credits` unanswered batches per destination. Out of
 // credit, it stops reading; still out of credit after `pause_after`, it pauses its input
 // (Kafka stops fetching) until credit returns.
+//
+// Watermarks: the source's watermark is the greatest event time it has read minus the
+// pipeline's bound on disorder. It rides on every batch and, for partition actors that got
+// no batch, follows in a watermark message. Without input for the idle timeout the source
+// declares itself idle, so it stops holding back the watermark of the partition actors.
 
 #include <chrono>
 
@@ -28,6 +33,10 @@ struct source_state {
   bool paused = false;
   bool stopping = false;
   clock_type::time_point blocked_since;
+  clock_type::time_point last_input = clock_type::now();
+  int64_t watermark = no_watermark;
+  std::vector<int64_t> sent_wm; // per partition actor: watermark it has been sent
+  bool input_idle = false; // no input for the idle timeout
   std::vector<caf::typed_response_promise<uint64_t>> stop_promises;
   prometheus::Counter* backpressured = nullptr;
   prometheus::Gauge* lag = nullptr;
@@ -75,6 +84,27 @@ void on_credit(self_ptr self) {
     schedule_poll(self, false);
 }
 
+/// Sends watermark messages to the partition actors that have not seen the current one.
+void send_watermarks(self_ptr self) {
+  auto& st = self->state;
+  for (size_t i = 0; i < st.p.partitions.size(); ++i) {
+    if (st.sent_wm[i] >= st.watermark)
+      continue;
+    st.sent_wm[i] = st.watermark;
+    self->send(st.p.partitions[i], atom::watermark_v, st.watermark, st.p.index, false);
+  }
+}
+
+/// Recomputes the watermark from the reader's greatest event time.
+void update_watermark(source_state& st) {
+  auto t = st.p.reader->max_event_time();
+  if (t == no_watermark)
+    return;
+  auto wm = t - st.p.max_out_of_orderness_ms;
+  if (wm > st.watermark)
+    st.watermark = wm;
+}
+
 void send_batches(self_ptr self) {
   auto& st = self->state;
   for (uint32_t i = 0; i < st.routes->parallelism(); ++i) {
@@ -82,8 +112,10 @@ void send_batches(self_ptr self) {
     if (b.records.empty())
       continue;
     ++st.in_flight[i];
-    event_batch out;
+    record_batch out;
     out.source = st.p.index;
+    out.watermark = st.watermark;
+    st.sent_wm[i] = st.watermark;
     out.records.swap(b.records);
     b.records.reserve(out.records.size());
     self->request(st.p.partitions[i], caf::infinite, std::move(out))
@@ -143,11 +175,24 @@ void poll(self_ptr self) {
   auto n = st.p.reader->read(*st.routes, st.dead, st.p.flow.batch_size);
   st.records_read += n;
   if (n > 0) {
+    st.last_input = clock_type::now();
+    st.input_idle = false;
+    update_watermark(st);
     send_batches(self);
+    send_watermarks(self);
     schedule_poll(self, false);
-  } else if (!st.p.reader->exhausted()) {
-    schedule_poll(self, true);
+    return;
   }
+  if (!st.input_idle && st.p.idle_timeout.count() > 0 &&
+      clock_type::now() - st.last_input >= st.p.idle_timeout) {
+    st.input_idle = true;
+    for (auto& p : st.p.partitions)
+      self->send(p, atom::watermark_v, st.watermark, st.p.index, true);
+    // Once input returns, every partition actor must hear that this source is active.
+    std::fill(st.sent_wm.begin(), st.sent_wm.end(), no_watermark);
+  }
+  // An exhausted input still polls (slowly) so that it turns idle.
+  schedule_poll(self, true);
 }
 
 source_actor::behavior_type source(self_ptr self, source_params params) {
@@ -156,6 +201,7 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
   st.routes =
       std::make_unique<router>(st.p.max_parallelism, static_cast<uint32_t>(st.p.partitions.size()));
   st.in_flight.assign(st.p.partitions.size(), 0);
+  st.sent_wm.assign(st.p.partitions.size(), no_watermark);
   if (st.p.metrics != nullptr) {
     auto name = st.p.reader->name();
     st.backpressured = &st.p.metrics->backpressured_seconds("source " + name);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +13,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/actors.hpp"
-#include "config/pipeline_config.hpp"
+#include "pipeline/plan.hpp"
 #include "core/source_reader.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
@@ -41,22 +42,37 @@ struct source_params {
   flow_settings flow;                      ///< batching and credit
   metrics::metrics* metrics = nullptr;     ///< node metrics (may be null)
   uint32_t index = 0;                      ///< this source's index among the pipeline's sources
+  int64_t max_out_of_orderness_ms = 0;     ///< watermark = greatest event time - this
+  /// No input for this long marks the source idle (its watermark stops holding others
+  /// back); 0 = never.
+  std::chrono::milliseconds idle_timeout{5000};
 };
 
 /// Spawns a source actor (event-based; polls without blocking).
 source_actor spawn_source(caf::actor_system& sys, source_params params);
 
+/// A sink a partition actor writes to: the plan's sink index and the actor.
+struct sink_link {
+  size_t index = 0;       ///< index in plan::sinks
+  redis_sink_actor redis; ///< set for a Redis sink
+  kafka_sink_actor kafka; ///< set for a Kafka sink
+};
+
 /// Everything a partition actor needs.
 struct partition_params {
-  const config::pipeline_config* pipeline = nullptr; ///< pipeline (outlives the actor)
-  state::state_store* store = nullptr;               ///< node state store (outlives the actor)
-  uint32_t index = 0;                                ///< actor index within the operator
-  redis_sink_actor redis;                            ///< profile sink (may be null)
-  kafka_sink_actor kafka;                            ///< activation sink (may be null)
-  flow_settings flow;                                ///< credit to the sinks
-  std::chrono::milliseconds flush_interval{1000};    ///< state write-back period
-  metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
-  uint32_t sources = 1; ///< number of sources sending to it (barrier alignment)
+  std::shared_ptr<const pipeline::plan> plan; ///< the resolved pipeline
+  int stage = 0;                              ///< which stage it runs
+  state::state_store* store = nullptr;        ///< node state store (outlives the actor)
+  uint32_t index = 0;                         ///< actor index within its stage
+  uint32_t parallelism = 1;                   ///< actors in its stage (its key-group range)
+  std::vector<sink_link> sinks;               ///< sinks of its stage
+  kafka_sink_actor dead_letters;              ///< late / unenrichable records (may be null)
+  std::vector<partition_actor> downstream;    ///< next stage (after key_by), key-group order
+  std::map<std::string, lookup_actor> lookups; ///< lookup actor of each enrich operator, by id
+  flow_settings flow;                         ///< credit to sinks and the next stage
+  std::chrono::milliseconds flush_interval{1000}; ///< state write-back period
+  metrics::metrics* metrics = nullptr;            ///< node metrics (may be null)
+  uint32_t sources = 1; ///< number of inputs sending to it (barrier alignment, watermarks)
   /// Part of checkpoints: after acknowledging a barrier, no state is written to RocksDB
   /// until the coordinator's `done`, so its RocksDB checkpoint holds the barrier state.
   bool checkpointing = false;
@@ -74,6 +90,9 @@ struct redis_sink_params {
   std::string address;                          ///< host:port
   std::string key_prefix = "profile:";          ///< hash key prefix
   std::string sink_id = "profiles";             ///< operator id (metrics label)
+  std::vector<std::string> fields;              ///< hash field names, one per written slot
+  std::vector<int> slots;                       ///< record slots written, in `fields` order
+  std::vector<int> key_slots;                   ///< slots appended to the hash key (":" + value)
   std::chrono::milliseconds flush_interval{50}; ///< max delay before writing
   uint32_t max_pending = 20000;                 ///< coalesced keys before a forced write
   metrics::metrics* metrics = nullptr;          ///< node metrics (may be null)
@@ -86,6 +105,9 @@ redis_sink_actor spawn_redis_sink(caf::actor_system& sys, redis_sink_params para
 struct kafka_sink_params {
   kafka::properties properties;        ///< producer properties (bootstrap.servers, ...)
   std::string sink_id = "kafka";       ///< metrics label
+  std::string topic;                   ///< topic of result records (record_batch)
+  std::vector<std::string> fields;     ///< JSON field names, one per written slot
+  std::vector<int> slots;              ///< record slots written, in `fields` order
   metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
   /// Non-empty: exactly-once delivery; records go out in Kafka transactions with this
   /// transactional.id, committed at every checkpoint (drain).
@@ -97,13 +119,13 @@ kafka_sink_actor spawn_kafka_sink(caf::actor_system& sys, kafka_sink_params para
 
 /// Everything a checkpoint coordinator needs.
 struct coordinator_params {
-  const config::pipeline_config* pipeline = nullptr; ///< pipeline (outlives the actor)
+  std::shared_ptr<const pipeline::plan> plan;        ///< the resolved pipeline
   state::state_store* store = nullptr;               ///< node state (outlives the actor)
   state::checkpoint_store* checkpoints = nullptr;    ///< where checkpoints go (outlives it)
   std::vector<source_actor> sources;                 ///< all sources of the pipeline
-  std::vector<partition_actor> partitions;           ///< all partition actors
-  redis_sink_actor redis;                            ///< flushed before each checkpoint
-  kafka_sink_actor kafka;                            ///< flushed before each checkpoint
+  std::vector<partition_actor> partitions;           ///< all partition actors, every stage
+  std::vector<redis_sink_actor> redis;               ///< flushed before each checkpoint
+  std::vector<kafka_sink_actor> kafka;               ///< flushed before each checkpoint
   std::chrono::milliseconds interval{5000};          ///< periodic trigger; 0 = on demand only
   std::chrono::milliseconds timeout{60000};          ///< a checkpoint not done by then fails
   uint64_t first_id = 1;                             ///< id of the first checkpoint

@@ -7,14 +7,17 @@
 #include <caf/type_id.hpp>
 
 #include "core/errors.hpp"
+#include "core/lookup.hpp"
 #include "core/record.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(keyflow, caf::first_custom_type_id)
 
-CAF_ADD_TYPE_ID(keyflow, (keyflow::event_record))
-CAF_ADD_TYPE_ID(keyflow, (keyflow::event_batch))
-CAF_ADD_TYPE_ID(keyflow, (keyflow::profile_update))
-CAF_ADD_TYPE_ID(keyflow, (keyflow::profile_batch))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::value))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::record))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::record_batch))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::lookup_request))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::lookup_entry))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::lookup_reply))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_message))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_batch))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::source_position))
@@ -28,6 +31,7 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, pause, "pause")
 CAF_ADD_ATOM(keyflow, keyflow::atom, checkpoint, "checkpoint")
 CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
 CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
+CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

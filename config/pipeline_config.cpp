@@ -24,15 +24,17 @@ namespace {
 
 using list = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 5> top_keys = {"pipeline", "source", "dead_letters",
-                                                      "operators", "sinks"};
-constexpr std::array<std::string_view, 3> operator_chain = {"validate", "aggregate", "score"};
+constexpr std::array<std::string_view, 6> top_keys = {"pipeline", "schema", "source",
+                                                      "dead_letters", "operators", "sinks"};
+constexpr std::array<std::string_view, 9> operator_types = {
+    "validate", "filter", "map", "dedup", "enrich", "aggregate", "window", "score", "key_by"};
 constexpr std::array<std::string_view, 2> sink_types = {"redis", "kafka"};
-constexpr std::array<std::string_view, 5> event_fields = {"event_id", "customer_id",
-                                                          "event_time_ms", "type", "value"};
-constexpr std::array<std::string_view, 4> features = {"count", "sum", "avg", "last_value"};
-constexpr std::string_view chain_rule =
-    "this version supports exactly the chain validate -> aggregate -> optional score";
+constexpr std::array<std::string_view, 9> agg_fns = {"count", "sum", "min",    "max",   "avg",
+                                                     "first", "last", "max_by", "min_by"};
+constexpr std::array<std::string_view, 7> filter_ops = {"eq", "ne", "lt", "le",
+                                                        "gt", "ge", "mod_eq"};
+constexpr std::array<std::string_view, 3> window_kinds = {"tumbling", "sliding", "session"};
+constexpr std::array<std::string_view, 3> value_types = {"string", "int64", "double"};
 constexpr size_t max_topic_length = 249; // Kafka's limit
 constexpr size_t max_id_length = 64;
 
@@ -153,6 +155,55 @@ double as_double(const field& f) {
   if (auto err = detail::parse_finite_double(f.node.Scalar(), v); !err.empty())
     f.fail(err);
   return v;
+}
+
+/// A non-negative integer (milliseconds, sizes) up to `hi`.
+int64_t as_i64(const field& f, int64_t lo = 0,
+               int64_t hi = std::numeric_limits<int64_t>::max()) {
+  require_number_scalar(f, "an integer");
+  const std::string& t = f.node.Scalar();
+  if (!t.empty() && t.front() == '-') {
+    uint64_t v = 0;
+    if (auto err = detail::parse_unsigned(std::string_view(t).substr(1), 0,
+                                          std::numeric_limits<int64_t>::max(), v);
+        !err.empty())
+      f.fail("expected an integer, got '" + t + "'");
+    auto x = -static_cast<int64_t>(v);
+    if (x < lo)
+      f.fail(fmt::format("must be at least {}, got {}", lo, t));
+    return x;
+  }
+  uint64_t v = 0;
+  if (auto err = detail::parse_unsigned(t, static_cast<uint64_t>(std::max<int64_t>(lo, 0)),
+                                        static_cast<uint64_t>(hi), v);
+      !err.empty())
+    f.fail(err);
+  return static_cast<int64_t>(v);
+}
+
+/// A boolean.
+bool as_bool(const field& f) {
+  if (!f.node.IsScalar())
+    f.fail("expected true or false, got " + detail::describe(f.node));
+  bool v = false;
+  if (auto err = detail::parse_bool(f.node.Scalar(), v); !err.empty())
+    f.fail(err);
+  return v;
+}
+
+/// "<file>:<line>:<column>: <path>" of a field, for messages raised after parsing.
+std::string where(const field& f) {
+  std::string s = detail::positioned(*f.file, f.mark, f.path.empty() ? "(top level)" : f.path, "");
+  s.resize(s.size() - 2); // drop the ": " before the (empty) message
+  return s;
+}
+
+/// A field reference (non-empty text) with its position.
+field_ref as_field_ref(const field& f) {
+  std::string name = as_string(f);
+  if (name.empty())
+    f.fail("field name must not be empty");
+  return field_ref{std::move(name), where(f)};
 }
 
 /// The items of a list, each with its path "x[i]".
@@ -278,9 +329,25 @@ void read_pipeline_section(const field& f, pipeline_config& cfg) {
   }
 }
 
-/// `source:` id, topic, start_offset.
+/// `schema:` proto, message.
+void read_schema(const field& f, pipeline_config& cfg) {
+  static constexpr std::array<std::string_view, 2> keys = {"proto", "message"};
+  const map_view m(f, keys);
+  cfg.schema.where = where(f);
+  cfg.schema.proto = as_string(m.require("proto"));
+  if (cfg.schema.proto.empty())
+    m.require("proto").fail("proto file path must not be empty");
+  cfg.schema.message = as_string(m.require("message"));
+  if (cfg.schema.message.empty())
+    m.require("message").fail("message type must not be empty");
+}
+
+/// `source:` id, topic, start_offset, key, event_time, watermark.
 void read_source(const field& f, source_config& src, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 3> keys = {"id", "topic", "start_offset"};
+  static constexpr std::array<std::string_view, 6> keys = {"id",  "topic",      "start_offset",
+                                                           "key", "event_time", "watermark"};
+  static constexpr std::array<std::string_view, 2> wm_keys = {"max_out_of_orderness_ms",
+                                                              "idle_timeout_ms"};
   static constexpr std::array<std::string_view, 2> offsets = {"earliest", "latest"};
   const map_view m(f, keys);
   read_id(m, src.id, seen);
@@ -291,6 +358,18 @@ void read_source(const field& f, source_config& src, uniqueness& seen) {
     src.start_offset = as_string(*v);
     if (!contains(offsets, src.start_offset))
       v->fail(fmt::format("start_offset must be earliest or latest, got '{}'", src.start_offset));
+  }
+  src.key = m.get("key") ? as_field_ref(*m.get("key"))
+                         : field_ref{"customer_id", where(f.at_path(f.child("key")))};
+  src.event_time = m.get("event_time")
+                       ? as_field_ref(*m.get("event_time"))
+                       : field_ref{"event_time_ms", where(f.at_path(f.child("event_time")))};
+  if (auto w = m.get("watermark")) {
+    const map_view wm(*w, wm_keys);
+    if (auto v = wm.get("max_out_of_orderness_ms"))
+      src.watermark.max_out_of_orderness_ms = as_i64(*v);
+    if (auto v = wm.get("idle_timeout_ms"))
+      src.watermark.idle_timeout_ms = as_i64(*v);
   }
 }
 
@@ -303,121 +382,341 @@ void read_dead_letters(const field& f, pipeline_config& cfg, uniqueness& seen) {
   seen.topic(topic, cfg.dead_letter_topic);
 }
 
-/// A validate operator: id, type, required (event fields).
-void read_validate(const field& item, validate_config& op, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 3> keys = {"id", "type", "required"};
-  const map_view m(item, keys);
-  read_id(m, op.id, seen);
-  auto required = m.get("required");
-  if (!required)
-    return;
-  op.required.clear();
-  for (const field& x : as_list(*required)) {
-    std::string name = as_string(x);
-    if (!contains(event_fields, name))
-      x.fail(fmt::format("unknown event field '{}' (allowed: {})", name, join(event_fields)));
-    if (std::find(op.required.begin(), op.required.end(), name) != op.required.end())
-      x.fail(fmt::format("field '{}' is listed twice", name));
-    op.required.push_back(std::move(name));
+/// A list of field references.
+std::vector<field_ref> as_field_list(const field& f) {
+  std::vector<field_ref> out;
+  for (const field& x : as_list(f)) {
+    auto r = as_field_ref(x);
+    for (const auto& o : out)
+      if (o.name == r.name)
+        x.fail(fmt::format("field '{}' is listed twice", r.name));
+    out.push_back(std::move(r));
   }
+  return out;
 }
 
-/// An aggregate operator: id, type, key (only customer_id, which validate must require).
-void read_aggregate(const field& item, const validate_config& validate, aggregate_config& op,
-                    uniqueness& seen) {
-  static constexpr std::array<std::string_view, 3> keys = {"id", "type", "key"};
-  const map_view m(item, keys);
-  read_id(m, op.id, seen);
-  const field key = m.get("key").value_or(item.at_path(item.child("key")));
-  if (m.get("key"))
-    op.key = as_string(key);
-  if (op.key != "customer_id")
-    key.fail(fmt::format("unsupported key field '{}'; this version aggregates by customer_id only",
-                         op.key));
-  const auto& required = validate.required;
-  if (std::find(required.begin(), required.end(), op.key) == required.end())
-    key.fail(fmt::format("the key field '{}' must be listed in the validate operator's "
-                         "'required' (events without a key cannot be aggregated)",
-                         op.key));
+/// `aggregates:` name -> {fn, field, by}.
+std::vector<aggregate_def> read_aggregates(const field& f) {
+  static constexpr std::array<std::string_view, 3> keys = {"fn", "field", "by"};
+  if (!f.node.IsMap() || f.node.size() == 0)
+    f.fail("expected a map of output name -> {fn, field}, with at least one aggregate");
+  std::vector<aggregate_def> out;
+  for (const auto& entry : f.node) {
+    const YAML::Node key = entry.first;
+    const YAML::Node value = entry.second;
+    const std::string name = key.IsScalar() ? key.Scalar() : "";
+    const field kf{f.file, key, f.child(name), key.Mark()};
+    if (!key.IsScalar() || name.empty())
+      kf.fail("expected an output field name");
+    for (const auto& o : out)
+      if (o.name == name)
+        kf.fail(fmt::format("duplicate aggregate '{}'", name));
+    const map_view m(field{f.file, value, kf.path, value.IsNull() ? key.Mark() : value.Mark()},
+                     keys);
+    aggregate_def a;
+    a.name = name;
+    a.where = where(kf);
+    const field fn = m.require("fn");
+    a.fn = as_string(fn);
+    if (!contains(agg_fns, a.fn))
+      fn.fail(fmt::format("unknown aggregate function '{}' (allowed: {})", a.fn, join(agg_fns)));
+    if (auto v = m.get("field"))
+      a.field = as_field_ref(*v);
+    else if (a.fn != "count")
+      m.self().at_path(m.self().child("field")).fail(
+          fmt::format("missing required key 'field' (the input of {})", a.fn));
+    if (auto v = m.get("by")) {
+      if (a.fn != "max_by" && a.fn != "min_by")
+        v->fail("'by' is only used by max_by and min_by");
+      a.by = as_field_ref(*v);
+    } else if (a.fn == "max_by" || a.fn == "min_by") {
+      m.self().at_path(m.self().child("by")).fail(
+          fmt::format("missing required key 'by' (the field {} compares)", a.fn));
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
-/// A score operator: id, type, bias, weights (feature -> number), threshold in [0, 1].
-void read_score(const field& item, score_config& op, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 5> keys = {"id", "type", "bias", "weights",
-                                                           "threshold"};
-  const map_view m(item, keys);
-  read_id(m, op.id, seen);
-  if (auto v = m.get("bias"))
-    op.bias = as_double(*v);
-  if (auto v = m.get("weights")) {
-    const map_view w(*v, features, "feature");
-    for (const auto& [feature, weight] : w.entries())
-      op.weights[feature] = as_double(weight);
-  }
-  if (auto v = m.get("threshold")) {
-    op.threshold = as_double(*v);
-    if (op.threshold < 0.0 || op.threshold > 1.0)
-      v->fail(fmt::format("threshold must be in [0, 1], got {}", v->node.Scalar()));
-  }
+/// A positive duration in ms that must be given.
+int64_t require_ms(const map_view& m, std::string_view key, std::string_view why) {
+  if (!m.get(key))
+    m.self().at_path(m.self().child(key)).fail(fmt::format("missing required key '{}' ({})", key, why));
+  return as_i64(*m.get(key), 1);
 }
 
-/// `operators:` exactly validate -> aggregate -> optional score, in this order.
+/// Keys each operator type takes besides id, type and input.
+list operator_keys(std::string_view type) {
+  static constexpr std::array<std::string_view, 1> validate = {"required"};
+  static constexpr std::array<std::string_view, 5> filter = {"field", "op", "value", "modulus",
+                                                             "once_per_key"};
+  static constexpr std::array<std::string_view, 1> map = {"set"};
+  static constexpr std::array<std::string_view, 2> dedup = {"field", "ttl_ms"};
+  static constexpr std::array<std::string_view, 10> enrich = {
+      "key",       "key_prefix",   "fields",     "on_missing",   "cache_entries",
+      "cache_ttl_ms", "batch_size", "max_delay_ms", "timeout_ms", "retries"};
+  static constexpr std::array<std::string_view, 2> aggregate = {"aggregates", "ttl_ms"};
+  static constexpr std::array<std::string_view, 7> window = {
+      "kind", "size_ms", "slide_ms", "gap_ms", "allowed_lateness_ms", "aggregates", "late_topic"};
+  static constexpr std::array<std::string_view, 3> score = {"bias", "weights", "output"};
+  static constexpr std::array<std::string_view, 1> key_by = {"key"};
+  if (type == "validate")
+    return validate;
+  if (type == "filter")
+    return filter;
+  if (type == "map")
+    return map;
+  if (type == "dedup")
+    return dedup;
+  if (type == "enrich")
+    return enrich;
+  if (type == "aggregate")
+    return aggregate;
+  if (type == "window")
+    return window;
+  if (type == "score")
+    return score;
+  return key_by;
+}
+
+/// One operator of any type.
+operator_config read_operator(const field& item, const std::string& type, uniqueness& seen,
+                              const pipeline_config& cfg) {
+  std::vector<std::string_view> allowed = {"id", "type", "input"};
+  for (auto k : operator_keys(type))
+    allowed.push_back(k);
+  const map_view m(item, allowed);
+  operator_config op;
+  op.type = type;
+  op.where = where(item);
+  const field idf = m.require("id");
+  op.id = as_name(idf, "id", max_id_length);
+  seen.id(idf, op.id);
+  if (auto v = m.get("input")) {
+    op.input = as_string(*v);
+    if (op.input != cfg.source.id && cfg.find_operator(op.input) == nullptr)
+      v->fail(fmt::format("unknown input '{}': the input must be the source ('{}') or an "
+                          "operator listed before this one",
+                          op.input, cfg.source.id));
+  } else if (!cfg.operators.empty()) {
+    op.input = cfg.operators.back().id;
+  } else {
+    op.input = cfg.source.id;
+  }
+  if (type == "validate") {
+    if (auto v = m.get("required"))
+      op.required = as_field_list(*v);
+  } else if (type == "filter") {
+    op.field = as_field_ref(m.require("field"));
+    if (auto v = m.get("op")) {
+      op.op = as_string(*v);
+      if (!contains(filter_ops, op.op))
+        v->fail(fmt::format("unknown comparison '{}' (allowed: {})", op.op, join(filter_ops)));
+    }
+    op.value = as_string(m.require("value"));
+    if (op.op == "mod_eq") {
+      if (!m.get("modulus"))
+        m.self().at_path(m.self().child("modulus")).fail("mod_eq needs a 'modulus' (> 0)");
+      op.modulus = as_i64(*m.get("modulus"), 1);
+    } else if (auto v = m.get("modulus")) {
+      v->fail("'modulus' is only used with op: mod_eq");
+    }
+    if (auto v = m.get("once_per_key"))
+      op.once_per_key = as_bool(*v);
+  } else if (type == "map") {
+    static constexpr std::array<std::string_view, 3> set_keys = {"field", "multiply", "add"};
+    const field set = m.require("set");
+    if (!set.node.IsMap() || set.node.size() == 0)
+      set.fail("expected a map of output name -> {field, multiply, add}");
+    for (const auto& entry : set.node) {
+      const YAML::Node key = entry.first;
+      const YAML::Node value = entry.second;
+      const field kf{set.file, key, set.child(key.IsScalar() ? key.Scalar() : "?"), key.Mark()};
+      if (!key.IsScalar() || key.Scalar().empty())
+        kf.fail("expected an output field name");
+      const map_view d(field{set.file, value, kf.path, value.IsNull() ? key.Mark() : value.Mark()},
+                       set_keys);
+      map_def def;
+      def.name = key.Scalar();
+      def.field = as_field_ref(d.require("field"));
+      if (auto v = d.get("multiply"))
+        def.multiply = as_double(*v);
+      if (auto v = d.get("add"))
+        def.add = as_double(*v);
+      op.set.push_back(std::move(def));
+    }
+  } else if (type == "dedup") {
+    op.field = as_field_ref(m.require("field"));
+    op.ttl_ms = require_ms(m, "ttl_ms", "how long an event id is remembered");
+  } else if (type == "enrich") {
+    static constexpr std::array<std::string_view, 3> fkeys = {"hash_field", "type", "default"};
+    static constexpr std::array<std::string_view, 2> policies = {"defaults", "dead_letter"};
+    op.key = as_field_ref(m.require("key"));
+    op.key_prefix = as_string(m.require("key_prefix"));
+    const field fields = m.require("fields");
+    if (!fields.node.IsMap() || fields.node.size() == 0)
+      fields.fail("expected a map of output name -> {hash_field, type, default}");
+    for (const auto& entry : fields.node) {
+      const YAML::Node key = entry.first;
+      const YAML::Node value = entry.second;
+      const field kf{fields.file, key, fields.child(key.IsScalar() ? key.Scalar() : "?"),
+                     key.Mark()};
+      if (!key.IsScalar() || key.Scalar().empty())
+        kf.fail("expected an output field name");
+      enrich_field_def d;
+      d.name = key.Scalar();
+      d.hash_field = d.name;
+      d.where = where(kf);
+      if (!value.IsNull()) {
+        const map_view fm(field{fields.file, value, kf.path, value.Mark()}, fkeys);
+        if (auto v = fm.get("hash_field"))
+          d.hash_field = as_string(*v);
+        if (auto v = fm.get("type")) {
+          d.type = as_string(*v);
+          if (!contains(value_types, d.type))
+            v->fail(fmt::format("unknown type '{}' (allowed: {})", d.type, join(value_types)));
+        }
+        if (auto v = fm.get("default")) {
+          d.default_value = as_string(*v);
+          double x = 0;
+          if (d.type != "string" && !detail::parse_finite_double(d.default_value, x).empty())
+            v->fail(fmt::format("default '{}' is not a number (type {})", d.default_value, d.type));
+        }
+      }
+      op.fields.push_back(std::move(d));
+    }
+    if (auto v = m.get("on_missing")) {
+      op.on_missing = as_string(*v);
+      if (!contains(policies, op.on_missing))
+        v->fail(fmt::format("on_missing must be defaults or dead_letter, got '{}'", op.on_missing));
+    }
+    if (auto v = m.get("cache_entries"))
+      op.cache_entries = as_u32(*v, 1, 100'000'000);
+    if (auto v = m.get("cache_ttl_ms"))
+      op.cache_ttl_ms = as_i64(*v, 1);
+    if (auto v = m.get("batch_size"))
+      op.batch_size = as_u32(*v, 1, 100'000);
+    if (auto v = m.get("max_delay_ms"))
+      op.max_delay_ms = as_i64(*v, 0, 60'000);
+    if (auto v = m.get("timeout_ms"))
+      op.timeout_ms = as_i64(*v, 1, 600'000);
+    if (auto v = m.get("retries"))
+      op.retries = as_u32(*v, 0, 100);
+  } else if (type == "aggregate") {
+    op.aggregates = read_aggregates(m.require("aggregates"));
+    if (auto v = m.get("ttl_ms"))
+      op.ttl_ms = as_i64(*v, 1);
+  } else if (type == "window") {
+    const field kind = m.require("kind");
+    op.kind = as_string(kind);
+    if (!contains(window_kinds, op.kind))
+      kind.fail(fmt::format("unknown window kind '{}' (allowed: {})", op.kind, join(window_kinds)));
+    auto only = [&](std::string_view key, bool ok) {
+      if (auto v = m.get(key); v && !ok)
+        v->fail(fmt::format("'{}' does not apply to {} windows", key, op.kind));
+    };
+    only("size_ms", op.kind != "session");
+    only("slide_ms", op.kind == "sliding");
+    only("gap_ms", op.kind == "session");
+    if (op.kind == "session") {
+      op.gap_ms = require_ms(m, "gap_ms", "the inactivity gap that ends a session");
+    } else {
+      op.size_ms = require_ms(m, "size_ms", "the window length");
+      if (op.kind == "sliding") {
+        op.slide_ms = require_ms(m, "slide_ms", "the distance between window starts");
+        if (op.slide_ms > op.size_ms)
+          m.get("slide_ms")->fail(fmt::format("slide_ms {} is larger than size_ms {}: records "
+                                              "between windows would be lost",
+                                              op.slide_ms, op.size_ms));
+        if (op.size_ms % op.slide_ms != 0)
+          m.get("slide_ms")->fail(fmt::format("size_ms {} must be a multiple of slide_ms {}",
+                                              op.size_ms, op.slide_ms));
+      }
+    }
+    if (auto v = m.get("allowed_lateness_ms"))
+      op.allowed_lateness_ms = as_i64(*v);
+    op.aggregates = read_aggregates(m.require("aggregates"));
+    if (auto v = m.get("late_topic")) {
+      op.late_topic = as_topic(*v);
+      seen.topic(*v, op.late_topic);
+    }
+  } else if (type == "score") {
+    if (auto v = m.get("bias"))
+      op.bias = as_double(*v);
+    const field w = m.require("weights");
+    if (!w.node.IsMap() || w.node.size() == 0)
+      w.fail("expected a map of feature field -> weight, with at least one feature");
+    for (const auto& entry : w.node) {
+      const YAML::Node key = entry.first;
+      const YAML::Node value = entry.second;
+      const field kf{w.file, key, w.child(key.IsScalar() ? key.Scalar() : "?"), key.Mark()};
+      if (!key.IsScalar() || key.Scalar().empty())
+        kf.fail("expected a feature field name");
+      const field vf{w.file, value, kf.path, value.IsNull() ? key.Mark() : value.Mark()};
+      op.weights.emplace_back(field_ref{key.Scalar(), where(kf)}, as_double(vf));
+    }
+    if (auto v = m.get("output"))
+      op.output = as_name(*v, "output field", max_id_length);
+  } else { // key_by
+    op.key = as_field_ref(m.require("key"));
+  }
+  return op;
+}
+
+/// `operators:` a list of operators; each reads from its `input` (default: the previous).
 void read_operators(const field& f, pipeline_config& cfg, uniqueness& seen) {
   const std::vector<field> items = as_list(f);
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto [type, type_field] = read_type(items[i], operator_chain, "operator");
-    if (i >= operator_chain.size())
-      items[i].fail(
-          fmt::format("unexpected operator of type '{}' after 'score'; {}", type, chain_rule));
-    if (type != operator_chain[i])
-      type_field.fail(fmt::format("expected an operator of type '{}' here, got '{}'; {}",
-                                  operator_chain[i], type, chain_rule));
-    if (type == "validate")
-      read_validate(items[i], cfg.validate, seen);
-    else if (type == "aggregate")
-      read_aggregate(items[i], cfg.validate, cfg.aggregate, seen);
-    else
-      read_score(items[i], cfg.score.emplace(), seen);
+  if (items.empty())
+    f.fail("a pipeline needs at least one operator");
+  for (const auto& item : items) {
+    const auto [type, type_field] = read_type(item, operator_types, "operator");
+    cfg.operators.push_back(read_operator(item, type, seen, cfg));
   }
-  if (items.size() < 2)
-    f.fail(fmt::format("missing the '{}' operator; {}", operator_chain[items.size()], chain_rule));
 }
 
-/// `sinks:` at most one redis and one kafka sink; kafka needs a score operator.
+/// `sinks:` redis and kafka sinks, each writing one operator's output.
 void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 3> redis_keys = {"id", "type", "key_prefix"};
-  static constexpr std::array<std::string_view, 4> kafka_keys = {"id", "type", "topic", "delivery"};
+  static constexpr std::array<std::string_view, 6> redis_keys = {"id",     "type",       "from",
+                                                                 "fields", "key_prefix", "key_fields"};
+  static constexpr std::array<std::string_view, 6> kafka_keys = {"id",     "type",  "from",
+                                                                 "fields", "topic", "delivery"};
   static constexpr std::array<std::string_view, 2> deliveries = {"at-least-once", "exactly-once"};
-  std::map<std::string, std::string> first_of_type;
   for (const field& item : as_list(f)) {
     const auto [type, type_field] = read_type(item, sink_types, "sink");
-    if (auto it = first_of_type.find(type); it != first_of_type.end())
-      type_field.fail(
-          fmt::format("only one '{}' sink is allowed (the first is {})", type, it->second));
-    first_of_type.emplace(type, item.path);
+    const map_view m(item, type == "redis" ? list(redis_keys) : list(kafka_keys));
+    sink_config sink;
+    sink.type = type;
+    sink.where = where(item);
+    const field idf = m.require("id");
+    sink.id = as_name(idf, "id", max_id_length);
+    seen.id(idf, sink.id);
+    const field from = m.require("from");
+    sink.from = as_string(from);
+    if (cfg.find_operator(sink.from) == nullptr)
+      from.fail(fmt::format("unknown operator '{}' (operators: {})", sink.from, [&] {
+        std::string ids;
+        for (const auto& op : cfg.operators)
+          ids += (ids.empty() ? "" : ", ") + op.id;
+        return ids;
+      }()));
+    if (auto v = m.get("fields"))
+      sink.fields = as_field_list(*v);
     if (type == "redis") {
-      const map_view m(item, redis_keys);
-      auto& sink = cfg.redis_sink.emplace();
-      read_id(m, sink.id, seen);
-      if (auto v = m.get("key_prefix"))
-        sink.key_prefix = as_string(*v);
-      continue;
+      sink.key_prefix = as_string(m.require("key_prefix"));
+      if (auto v = m.get("key_fields"))
+        sink.key_fields = as_field_list(*v);
+    } else {
+      const field topic = m.require("topic");
+      sink.topic = as_topic(topic);
+      seen.topic(topic, sink.topic);
+      if (auto v = m.get("delivery")) {
+        sink.delivery = as_string(*v);
+        if (!contains(deliveries, sink.delivery))
+          v->fail(fmt::format("delivery must be at-least-once or exactly-once, got '{}'",
+                              sink.delivery));
+      }
     }
-    const map_view m(item, kafka_keys);
-    auto& sink = cfg.kafka_sink.emplace();
-    read_id(m, sink.id, seen);
-    const field topic = m.require("topic");
-    sink.topic = as_topic(topic);
-    seen.topic(topic, sink.topic);
-    if (auto v = m.get("delivery")) {
-      sink.delivery = as_string(*v);
-      if (!contains(deliveries, sink.delivery))
-        v->fail(
-            fmt::format("delivery must be at-least-once or exactly-once, got '{}'", sink.delivery));
-    }
-    if (!cfg.score)
-      item.fail("a kafka sink writes activations (score >= threshold) and needs a 'score' "
-                "operator; add one after 'aggregate' or remove this sink");
+    cfg.sinks.push_back(std::move(sink));
   }
 }
 
@@ -428,6 +727,7 @@ pipeline_config read_pipeline(const YAML::Node& root, const std::string& file) {
   const map_view top(field{&file, root, "", root.Mark()}, top_keys);
   uniqueness seen;
   read_pipeline_section(top.require("pipeline"), cfg);
+  read_schema(top.require("schema"), cfg);
   read_source(top.require("source"), cfg.source, seen);
   read_dead_letters(top.require("dead_letters"), cfg, seen);
   read_operators(top.require("operators"), cfg, seen);

@@ -5,11 +5,12 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ccache pkg-config clang-format
-  libcaf-dev librdkafka-dev librocksdb-dev libprotobuf-dev protobuf-compiler
+  libcaf-dev librdkafka-dev librocksdb-dev libprotobuf-dev libprotoc-dev protobuf-compiler
   libhiredis-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server kcat prometheus curl python3 procps
+  redis-server kcat prometheus curl procps
+  python3 python3-protobuf python3-confluent-kafka python3-redis
 )
 
 missing=()

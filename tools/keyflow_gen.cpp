@@ -1,10 +1,13 @@
 // keyflow-gen: writes realistic keyflow.proto.Event records to Kafka, with a chosen rate,
 // key skew (zipf) and share of malformed records, and reports exactly what it sent (a JSON
 // summary with per-customer counts and sums) so that results can be checked.
+// `keyflow-gen nexmark ...` instead writes Nexmark events (keyflow.nexmark.Event, from
+// src/core/nexmark.hpp) and summarizes them by kind and event time.
 //
 // Everything is deterministic given --seed and the options: the same command always sends
 // the same records (the --rate, --random-partition and --key-by-customer options do not
 // change the events themselves).
+#include "core/nexmark.hpp"
 #include "proto/event.pb.h"
 
 #include <CLI/CLI.hpp>
@@ -25,6 +28,7 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -261,11 +265,32 @@ struct totals {
   }
 };
 
+/// Options of `keyflow-gen nexmark`.
+struct nexmark_cli_options {
+  std::string bootstrap_servers;
+  std::string topic = "nexmark";
+  keyflow::nexmark_options gen{.events = 100000};
+  double rate = 0;
+  std::string summary;
+  bool random_partition = false;
+  int message_timeout_ms = 60000;
+  std::string compression = "lz4";
+  std::vector<std::string> properties;
+};
+
 /// An idempotent librdkafka producer that counts delivery reports.
 class producer {
 public:
-  /// Connects to opt.bootstrap_servers; throws std::runtime_error on a bad configuration.
-  explicit producer(const options& opt) {
+  /// Connects as `opt` says; throws std::runtime_error on a bad configuration.
+  explicit producer(const options& opt)
+      : producer(opt.bootstrap_servers, opt.topic, opt.message_timeout_ms, opt.compression,
+                 opt.properties) {}
+
+  /// Connects to `bootstrap_servers` to write `topic` with the given delivery timeout,
+  /// compression and extra librdkafka properties (KEY=VALUE); throws std::runtime_error on a
+  /// bad configuration.
+  producer(const std::string& bootstrap_servers, const std::string& topic, int message_timeout_ms,
+           const std::string& compression, const std::vector<std::string>& properties) {
     char errstr[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     auto set = [&](const std::string& key, const std::string& value) {
@@ -275,15 +300,15 @@ public:
         throw std::runtime_error("producer property " + key + "=" + value + ": " + errstr);
       }
     };
-    set("bootstrap.servers", opt.bootstrap_servers);
+    set("bootstrap.servers", bootstrap_servers);
     set("enable.idempotence", "true");
     set("linger.ms", "5");
     set("batch.num.messages", "10000");
     set("batch.size", "1000000");
     set("queue.buffering.max.messages", "1000000");
-    set("message.timeout.ms", std::to_string(opt.message_timeout_ms));
-    set("compression.type", opt.compression);
-    for (const auto& p : opt.properties) {
+    set("message.timeout.ms", std::to_string(message_timeout_ms));
+    set("compression.type", compression);
+    for (const auto& p : properties) {
       auto eq = p.find('=');
       if (eq == std::string::npos || eq == 0) {
         rd_kafka_conf_destroy(conf);
@@ -298,7 +323,7 @@ public:
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("cannot create producer: ") + errstr);
     }
-    rkt_ = rd_kafka_topic_new(rk_, opt.topic.c_str(), nullptr);
+    rkt_ = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
   }
 
   ~producer() {
@@ -328,12 +353,18 @@ public:
 
   /// Enqueues one record (waiting while the local queue is full); false if refused.
   bool send(const record& r, int partition) {
+    return send(r.has_key ? r.key.data() : nullptr, r.has_key ? r.key.size() : 0, r.value,
+                partition);
+  }
+
+  /// Enqueues a record with the given key (none if `key` is null) and value (both copied),
+  /// waiting while the local queue is full; false if refused.
+  bool send(const char* key, std::size_t key_size, std::string_view value, int partition) {
     for (;;) {
       auto err = rd_kafka_producev(
           rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_PARTITION(partition),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_KEY(r.has_key ? r.key.data() : nullptr, r.has_key ? r.key.size() : 0),
-          RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()), RD_KAFKA_V_END);
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return true;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -383,11 +414,11 @@ private:
 };
 
 /// Sleeps as needed so that record n is not sent before n / rate seconds after start.
-void pace(const options& opt, clock_type::time_point start, std::uint64_t n) {
-  if (opt.rate <= 0)
+void pace(double rate, clock_type::time_point start, std::uint64_t n) {
+  if (rate <= 0)
     return;
   auto due = start + std::chrono::duration_cast<clock_type::duration>(
-                         std::chrono::duration<double>(static_cast<double>(n) / opt.rate));
+                         std::chrono::duration<double>(static_cast<double>(n) / rate));
   if (due - clock_type::now() > std::chrono::milliseconds(1))
     std::this_thread::sleep_until(due);
 }
@@ -437,6 +468,16 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
 }
 
+/// Waits until all `sent` records have delivery reports: every record gets one within
+/// message.timeout.ms; the extra deadline is a safety net.
+void flush_all(producer& prod, int message_timeout_ms, std::uint64_t sent) {
+  const auto deadline =
+      clock_type::now() + std::chrono::milliseconds(message_timeout_ms) + std::chrono::seconds(30);
+  while (!prod.flush(1000) && prod.delivered() + prod.failed() < sent &&
+         clock_type::now() < deadline) {
+  }
+}
+
 /// Generates and sends all records; returns the exit code.
 int run(const options& opt) {
   google::protobuf::SetLogHandler(nullptr); // junk probes must not log UTF-8 errors
@@ -449,7 +490,7 @@ int run(const options& opt) {
   record r;
   const auto start = clock_type::now();
   for (std::uint64_t n = 0; n < opt.events; ++n) {
-    pace(opt, start, n);
+    pace(opt.rate, start, n);
     gen.next(n, r);
     int partition = opt.random_partition ? static_cast<int>(partition_rng.below(partitions))
                                          : RD_KAFKA_PARTITION_UA;
@@ -458,12 +499,7 @@ int run(const options& opt) {
     if (n % 1024 == 0)
       prod.poll();
   }
-  // Every record gets a report within message.timeout.ms; the deadline is a safety net.
-  const auto deadline = clock_type::now() + std::chrono::milliseconds(opt.message_timeout_ms) +
-                        std::chrono::seconds(30);
-  while (!prod.flush(1000) && prod.delivered() + prod.failed() < opt.events &&
-         clock_type::now() < deadline) {
-  }
+  flush_all(prod, opt.message_timeout_ms, opt.events);
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   if (!opt.summary.empty())
     write_file_atomically(opt.summary, make_summary(opt, sent, elapsed, prod).dump(1) + "\n");
@@ -485,8 +521,8 @@ int run(const options& opt) {
 /// Declares the command-line options on `app`.
 void add_options(CLI::App& app, options& opt) {
   app.option_defaults()->always_capture_default();
-  app.add_option("--bootstrap-servers,-b", opt.bootstrap_servers, "Kafka bootstrap servers")
-      ->required();
+  app.add_option("--bootstrap-servers,-b", opt.bootstrap_servers,
+                 "Kafka bootstrap servers (required)");
   app.add_option("--topic,-t", opt.topic, "topic to write to");
   app.add_option("--events,-n", opt.events, "number of records to send (valid + malformed)");
   app.add_option("--customers", opt.customers, "number of customers (ids c-000001, ...)")
@@ -519,6 +555,155 @@ void add_options(CLI::App& app, options& opt) {
                  "extra librdkafka producer property KEY=VALUE (repeatable), e.g. for SASL");
 }
 
+/// What `keyflow-gen nexmark` sent: counts by kind, event times, bytes.
+struct nexmark_totals {
+  std::array<std::uint64_t, 3> by_kind{}; // index = keyflow::nexmark_kind
+  std::uint64_t events = 0;
+  std::uint64_t bytes = 0; // serialized values
+  std::int64_t first_time_ms = 0, last_time_ms = 0, min_time_ms = 0, max_time_ms = 0;
+
+  /// Accounts for the generator's current event.
+  void add(const keyflow::nexmark_generator& gen) {
+    const std::int64_t t = gen.event().event_time_ms();
+    if (events++ == 0)
+      first_time_ms = min_time_ms = max_time_ms = t;
+    last_time_ms = t;
+    min_time_ms = std::min(min_time_ms, t);
+    max_time_ms = std::max(max_time_ms, t);
+    ++by_kind[static_cast<int>(keyflow::nexmark_kind_of(gen.number()))];
+    bytes += gen.value().size();
+  }
+};
+
+/// Builds the `keyflow-gen nexmark` summary JSON: counts by kind, event-time range, the
+/// generator options and delivery counts.
+nlohmann::ordered_json make_nexmark_summary(const nexmark_cli_options& opt, const nexmark_totals& t,
+                                            double elapsed_s, const producer& p) {
+  nlohmann::ordered_json j;
+  j["topic"] = opt.topic;
+  j["events"] = t.events;
+  auto& kinds = j["by_kind"] = nlohmann::ordered_json::object();
+  for (int k = 0; k < 3; ++k)
+    kinds[std::string(keyflow::nexmark_kind_name(static_cast<keyflow::nexmark_kind>(k)))] =
+        t.by_kind[k];
+  j["first_event_time_ms"] = t.first_time_ms;
+  j["last_event_time_ms"] = t.last_time_ms;
+  j["min_event_time_ms"] = t.min_time_ms;
+  j["max_event_time_ms"] = t.max_time_ms;
+  j["bytes"] = t.bytes;
+  j["sequence_events"] = opt.gen.events;
+  j["instance"] = opt.gen.instance;
+  j["instances"] = opt.gen.instances;
+  j["seed"] = opt.gen.seed;
+  j["base_time_ms"] = opt.gen.base_time_ms;
+  j["events_per_second"] = opt.gen.events_per_second;
+  j["max_delay_ms"] = opt.gen.max_delay_ms;
+  j["random_partition"] = opt.random_partition;
+  j["compression"] = opt.compression;
+  j["delivered"] = p.delivered();
+  j["failed_deliveries"] = p.failed();
+  j["elapsed_s"] = std::round(elapsed_s * 1000.0) / 1000.0;
+  return j;
+}
+
+/// Generates and sends this instance's Nexmark events; prints the summary on stdout;
+/// returns the exit code.
+int run_nexmark(const nexmark_cli_options& opt) {
+  keyflow::nexmark_generator gen(opt.gen); // throws on bad options, before connecting
+  producer prod(opt.bootstrap_servers, opt.topic, opt.message_timeout_ms, opt.compression,
+                opt.properties);
+  const int partitions = opt.random_partition ? prod.partition_count(10000) : 0;
+  rng partition_rng(opt.gen.seed ^ 0x5851f42d4c957f2dULL);
+  nexmark_totals sent;
+  const auto start = clock_type::now();
+  while (gen.next()) {
+    pace(opt.rate, start, sent.events);
+    int partition = opt.random_partition ? static_cast<int>(partition_rng.below(partitions))
+                                         : RD_KAFKA_PARTITION_UA;
+    prod.send(gen.key().data(), gen.key().size(), gen.value(), partition);
+    sent.add(gen);
+    if (sent.events % 1024 == 0)
+      prod.poll();
+  }
+  flush_all(prod, opt.message_timeout_ms, sent.events);
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+  const auto summary = make_nexmark_summary(opt, sent, elapsed, prod);
+  if (!opt.summary.empty())
+    write_file_atomically(opt.summary, summary.dump(1) + "\n");
+  std::cout << summary.dump() << std::endl;
+  std::fprintf(stderr,
+               "keyflow-gen: %llu nexmark events (%llu persons, %llu auctions, %llu bids) to "
+               "'%s' in %.3f s: %.0f events/s\n",
+               static_cast<unsigned long long>(sent.events),
+               static_cast<unsigned long long>(sent.by_kind[0]),
+               static_cast<unsigned long long>(sent.by_kind[1]),
+               static_cast<unsigned long long>(sent.by_kind[2]), opt.topic.c_str(), elapsed,
+               elapsed > 0 ? static_cast<double>(sent.events) / elapsed : 0.0);
+  if (prod.failed() == 0)
+    return 0;
+  std::fprintf(stderr, "keyflow-gen: %llu of %llu deliveries FAILED (first: %s)\n",
+               static_cast<unsigned long long>(prod.failed()),
+               static_cast<unsigned long long>(sent.events), prod.first_error().c_str());
+  return 1;
+}
+
+/// Declares the options of the `nexmark` subcommand on `cmd`.
+void add_nexmark_options(CLI::App& cmd, nexmark_cli_options& opt) {
+  cmd.option_defaults()->always_capture_default();
+  cmd.add_option("--bootstrap-servers,-b", opt.bootstrap_servers, "Kafka bootstrap servers")
+      ->required();
+  cmd.add_option("--topic,-t", opt.topic, "topic to write to");
+  cmd.add_option("--events,-n", opt.gen.events,
+                 "events in the sequence (with --instances: all instances together)");
+  cmd.add_option("--seed", opt.gen.seed, "random seed; same seed and options = same records");
+  cmd.add_option("--events-per-second", opt.gen.events_per_second,
+                 "event-time rate: event n has time base + n*1000/rate ms (not a send rate)")
+      ->check(CLI::Range(1U, 1000000000U));
+  cmd.add_option("--max-delay-ms", opt.gen.max_delay_ms,
+                 "bounded disorder: each event time moves back by a random 0..N ms")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+  cmd.add_option("--base-time-ms", opt.gen.base_time_ms,
+                 "event time of event 0, ms since the Unix epoch (2026-01-01T00:00:00Z)");
+  cmd.add_option("--instance", opt.gen.instance,
+                 "send only events n with n % instances == instance");
+  cmd.add_option("--instances", opt.gen.instances,
+                 "generators splitting one sequence by event number")
+      ->check(CLI::Range(1U, 1000000U));
+  cmd.add_option("--rate", opt.rate, "records per second (0 = as fast as possible)")
+      ->check(CLI::Range(0.0, 1e9));
+  cmd.add_option("--summary", opt.summary, "also write the JSON summary here");
+  cmd.add_flag("--random-partition", opt.random_partition,
+               "send each record to a random partition instead of partitioning by key");
+  cmd.add_option("--message-timeout-ms", opt.message_timeout_ms,
+                 "give up on a record not acknowledged after this long")
+      ->check(CLI::Range(1000, 3600000));
+  cmd.add_option("--compression", opt.compression, "batch compression")
+      ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
+  cmd.add_option("--property,-X", opt.properties,
+                 "extra librdkafka producer property KEY=VALUE (repeatable), e.g. for SASL");
+}
+
+/// Parses the command line: the events generator (top-level options) or `nexmark`.
+/// Returns -1 to go on, else the exit code (help, or a usage error already printed).
+int parse(CLI::App& app, CLI::App& nexmark, const options& opt, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    if (!nexmark.parsed()) {
+      // Not ->required() on the top level: it would also be required with `nexmark`.
+      if (opt.bootstrap_servers.empty())
+        throw CLI::RequiredError("--bootstrap-servers");
+      return -1;
+    }
+    for (const CLI::Option* o : app.get_options())
+      if (o->count() > 0 && o != app.get_help_ptr())
+        throw CLI::ValidationError(o->get_name() + " is not a nexmark option; write nexmark "
+                                                   "options after 'nexmark'");
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return -1;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -526,9 +711,15 @@ int main(int argc, char** argv) {
                "key skew and malformed share, and summarizes what it sent."};
   options opt;
   add_options(app, opt);
-  CLI11_PARSE(app, argc, argv);
+  nexmark_cli_options nexmark_opt;
+  CLI::App* nexmark = app.add_subcommand(
+      "nexmark", "writes Nexmark events (keyflow.nexmark.Event: persons, auctions, bids) "
+                 "and prints a JSON summary of what it sent");
+  add_nexmark_options(*nexmark, nexmark_opt);
+  if (const int rc = parse(app, *nexmark, opt, argc, argv); rc >= 0)
+    return rc;
   try {
-    return run(opt);
+    return nexmark->parsed() ? run_nexmark(nexmark_opt) : run(opt);
   } catch (const std::exception& e) {
     std::cerr << "keyflow-gen: " << e.what() << std::endl;
     return 1;

@@ -19,8 +19,6 @@
 
 #include "config/pipeline_config.hpp"
 #include "kafka/client.hpp"
-#include "operators/aggregate.hpp"
-#include "proto/activation.pb.h"
 #include "proto/dead_letter.pb.h"
 #include "redis/redis_client.hpp"
 
@@ -44,6 +42,38 @@ struct expected_profile {
 
 using profile_map = std::map<std::string, expected_profile>;
 
+/// The pipeline's score operator over the aggregate features count and sum.
+struct scorer {
+  double bias = 0, w_count = 0, w_sum = 0, threshold = 0.5;
+  /// Score of a customer with these aggregates.
+  double score(const expected_profile& p) const {
+    return 1.0 / (1.0 + std::exp(-(bias + w_count * static_cast<double>(p.count) + w_sum * p.sum)));
+  }
+};
+
+/// Reads the score operator and the activation filter (score >= threshold) of a pipeline.
+std::optional<scorer> scorer_of(const config::pipeline_config& pipe) {
+  std::optional<scorer> out;
+  for (const auto& op : pipe.operators) {
+    if (op.type == "score") {
+      out.emplace();
+      out->bias = op.bias;
+      for (const auto& [f, w] : op.weights) {
+        if (f.name == "count")
+          out->w_count = w;
+        else if (f.name == "sum")
+          out->w_sum = w;
+        else
+          throw std::runtime_error("keyflow-verify knows the features count and sum, not '" +
+                                   f.name + "'");
+      }
+    }
+    if (op.type == "filter" && out && op.field.name == "score" && op.op == "ge")
+      out->threshold = std::stod(op.value);
+  }
+  return out;
+}
+
 profile_map load_expected(const nlohmann::json& j) {
   profile_map out;
   for (const auto& [k, v] : j.at("per_customer").items())
@@ -54,7 +84,7 @@ profile_map load_expected(const nlohmann::json& j) {
 
 /// Compares Redis with the expectations; returns mismatching customers (first few printed).
 size_t compare_profiles(const options& o, const profile_map& want,
-                        const std::optional<ops::scorer>& scorer, bool print) {
+                        const std::optional<scorer>& scorer, bool print) {
   redis::client r{redis::address::parse(o.redis)};
   size_t bad = 0, shown = 0;
   if (print)
@@ -67,10 +97,8 @@ size_t compare_profiles(const options& o, const profile_map& want,
     auto num = [&](const char* f) { return h.count(f) ? std::stod(h[f]) : -1.0; };
     bool ok = num("count") == static_cast<double>(w.count) && num("sum") == w.sum &&
               num("last_event_time_ms") == static_cast<double>(w.last);
-    if (ok && scorer) {
-      ops::aggregate_state s{w.count, w.sum, w.last, 0, false, 0};
-      ok = std::fabs(num("score") - scorer->score(s)) < 1e-9;
-    }
+    if (ok && scorer)
+      ok = std::fabs(num("score") - scorer->score(w)) < 1e-9;
     if (!ok)
       ++bad;
     if (print && (shown < o.sample || (!ok && bad <= 10))) {
@@ -144,18 +172,17 @@ int check_dead_letters(const options& o, const nlohmann::json& j, const std::str
   return n == want && bad_envelopes == 0 ? 0 : 1;
 }
 
-int check_activations(const options& o, const profile_map& want, const ops::scorer& scorer,
+int check_activations(const options& o, const profile_map& want, const scorer& scorer,
                       const std::string& topic, std::ostream& out) {
   std::map<std::string, size_t> seen;
   read_topic(o.bootstrap, topic, [&](std::string_view v) {
-    proto::Activation a;
-    if (a.ParseFromArray(v.data(), static_cast<int>(v.size())))
-      ++seen[a.customer_id()];
+    auto a = nlohmann::json::parse(v, nullptr, false);
+    if (!a.is_discarded() && a.contains("key"))
+      ++seen[a["key"].get<std::string>()];
   });
   size_t expected = 0, wrong = 0;
   for (const auto& [key, w] : want) {
-    ops::aggregate_state s{w.count, w.sum, w.last, 0, false, 0};
-    bool should = scorer.score(s) >= scorer.threshold();
+    bool should = scorer.score(w) >= scorer.threshold;
     expected += should;
     auto got = seen.count(key) ? seen[key] : 0;
     // At least once: a replay after a crash may activate a customer again.
@@ -191,13 +218,19 @@ int main(int argc, char** argv) {
     auto j = nlohmann::json::parse(in);
     auto want = load_expected(j);
     std::optional<config::pipeline_config> pipe;
-    std::optional<ops::scorer> scorer;
+    std::optional<scorer> scorer;
+    std::string activation_topic;
     if (!o.pipeline.empty()) {
       pipe = config::load_pipeline_file(o.pipeline);
-      if (pipe->score)
-        scorer.emplace(*pipe->score);
-      if (pipe->redis_sink)
-        o.key_prefix = pipe->redis_sink->key_prefix;
+      scorer = scorer_of(*pipe);
+      for (const auto& s : pipe->sinks) {
+        if (s.type == "redis")
+          o.key_prefix = s.key_prefix;
+        const auto* from = pipe->find_operator(s.from);
+        if (s.type == "kafka" && from != nullptr && from->type == "filter" &&
+            from->field.name == "score")
+          activation_topic = s.topic;
+      }
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_s);
     size_t bad = compare_profiles(o, want, scorer, false);
@@ -215,8 +248,8 @@ int main(int argc, char** argv) {
       auto check_kafka = [&] {
         report.str({});
         int krc = check_dead_letters(o, j, pipe->dead_letter_topic, report);
-        if (pipe->kafka_sink && scorer)
-          krc |= check_activations(o, want, *scorer, pipe->kafka_sink->topic, report);
+        if (!activation_topic.empty() && scorer)
+          krc |= check_activations(o, want, *scorer, activation_topic, report);
         return krc;
       };
       int krc = check_kafka();

@@ -24,6 +24,12 @@ std::string_view to_string(ec code) noexcept {
     return "unknown_topic";
   case ec::unexpected_shutdown:
     return "unexpected_shutdown";
+  case ec::late:
+    return "late";
+  case ec::enrich_missing:
+    return "enrich_missing";
+  case ec::enrich_failed:
+    return "enrich_failed";
   }
   return "unknown";
 }

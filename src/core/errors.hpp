@@ -20,6 +20,9 @@ enum class ec : uint8_t {
   state_error,         ///< RocksDB returned an error
   unknown_topic,       ///< a configured topic does not exist
   unexpected_shutdown, ///< an actor stopped while work was in flight
+  late,                ///< event time behind the watermark by more than the allowed lateness
+  enrich_missing,      ///< enrichment found no entity for the record's lookup key
+  enrich_failed,       ///< the enrichment store did not answer after every retry
 };
 
 /// Stable lower-case word for an error code (used in metrics labels and dead letters).

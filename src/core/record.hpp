@@ -9,39 +9,47 @@
 #include <vector>
 
 #include "core/key_group.hpp"
+#include "core/value.hpp"
 
 namespace keyflow {
 
-/// A decoded, validated event on its way to the partition actor that owns its key group.
-struct event_record {
-  std::string key;           ///< the routing key (customer_id)
-  std::string event_id;      ///< unique event id
-  std::string type;          ///< event type
-  double value = 0;          ///< numeric payload
-  int64_t event_time_ms = 0; ///< event time
-  int64_t ingest_ns = 0;     ///< steady-clock ns when the source read the record
-  int64_t offset = -1;       ///< source Kafka offset (provenance)
-  int32_t partition = -1;    ///< source Kafka partition (provenance)
-  key_group_t key_group = 0; ///< key group of `key`
+/// A record on its way through a pipeline: the key it is routed by, its event time, where
+/// it came from, and its fields (meaning given by the layout of the edge it travels on).
+struct record {
+  std::string key;            ///< routing key (e.g. customer_id), as text
+  key_group_t key_group = 0;  ///< key group of `key`
+  int64_t event_time_ms = 0;  ///< event time, ms since the Unix epoch
+  int64_t ingest_ns = 0;      ///< steady-clock ns when the source read the record
+  int64_t offset = -1;        ///< source Kafka offset (provenance)
+  int32_t partition = -1;     ///< source Kafka partition (provenance)
+  /// Version of a result record: emissions for the same output key carry increasing
+  /// sequences, identical after a restore and replay, so sinks apply only newer ones.
+  uint64_t seq = 0;
+  std::vector<value> fields; ///< field values by layout slot
+  std::string raw; ///< original bytes, kept only when a later operator may dead-letter it
 };
 
-/// Inspects an event_record (CAF 0.17 inspect protocol).
+/// Inspects a record (CAF 0.17 inspect protocol).
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, event_record& x) {
-  return f(x.key, x.event_id, x.type, x.value, x.event_time_ms, x.ingest_ns, x.offset, x.partition,
-           x.key_group);
+typename Inspector::result_type inspect(Inspector& f, record& x) {
+  return f(x.key, x.key_group, x.event_time_ms, x.ingest_ns, x.offset, x.partition, x.seq,
+           x.fields, x.raw);
 }
 
-/// A batch of events for one partition actor.
-struct event_batch {
-  std::vector<event_record> records; ///< records in source order
-  uint32_t source = 0;               ///< index of the sending source (barrier alignment)
+/// No watermark yet: the minimum event time.
+constexpr int64_t no_watermark = INT64_MIN;
+
+/// A batch of records for one receiver, with the sender's watermark after the batch.
+struct record_batch {
+  std::vector<record> records;        ///< records in source order
+  uint32_t source = 0;                ///< index of the sender among the receiver's inputs
+  int64_t watermark = no_watermark;   ///< sender's watermark once these records are in
 };
 
-/// Inspects an event_batch.
+/// Inspects a record_batch.
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
-  return f(x.records, x.source);
+typename Inspector::result_type inspect(Inspector& f, record_batch& x) {
+  return f(x.records, x.source, x.watermark);
 }
 
 /// Where a source stands: the next offset it will read of its topic-partition.
@@ -55,36 +63,6 @@ struct source_position {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, source_position& x) {
   return f(x.topic, x.partition, x.next_offset);
-}
-
-/// The latest profile of one key, as the Redis sink writes it.
-struct profile_update {
-  std::string key;                ///< customer_id
-  uint64_t count = 0;             ///< events counted
-  double sum = 0;                 ///< sum of values
-  int64_t last_event_time_ms = 0; ///< greatest event time
-  double score = 0;               ///< model score (0 without a score operator)
-  int64_t ingest_ns = 0;          ///< ingest time of the newest record folded in
-  /// Version of the key's state: updates folded into it so far. The same records give the
-  /// same sequence after a restore and replay, so sinks apply only newer versions.
-  uint64_t seq = 0;
-};
-
-/// Inspects a profile_update.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, profile_update& x) {
-  return f(x.key, x.count, x.sum, x.last_event_time_ms, x.score, x.ingest_ns, x.seq);
-}
-
-/// A batch of profile updates for a Redis sink.
-struct profile_batch {
-  std::vector<profile_update> updates; ///< at most one update per key per batch
-};
-
-/// Inspects a profile_batch.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, profile_batch& x) {
-  return f(x.updates);
 }
 
 /// One record for a Kafka sink: already serialized, with its destination topic.

@@ -17,7 +17,7 @@ public:
   router(uint32_t max_parallelism, uint32_t parallelism);
 
   /// Computes the record's key group and appends it to its destination's batch.
-  void route(event_record&& r) {
+  void route(record&& r) {
     r.key_group = key_group_of(r.key, max_parallelism_);
     batches_[owner_[r.key_group]].records.push_back(std::move(r));
   }
@@ -32,7 +32,7 @@ public:
   uint32_t max_parallelism() const noexcept { return max_parallelism_; }
 
   /// The pending batch of destination `i` (move it out to send it).
-  event_batch& batch(uint32_t i) noexcept { return batches_[i]; }
+  record_batch& batch(uint32_t i) noexcept { return batches_[i]; }
 
   /// Records pending over all destinations.
   size_t pending() const noexcept;
@@ -40,7 +40,7 @@ public:
 private:
   uint32_t max_parallelism_;
   std::vector<uint32_t> owner_; // key group -> destination
-  std::vector<event_batch> batches_;
+  std::vector<record_batch> batches_;
 };
 
 } // namespace keyflow

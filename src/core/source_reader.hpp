@@ -35,6 +35,8 @@ public:
   virtual source_position position() const = 0;
   /// True when the input has ended for good (a bounded generator); Kafka never ends.
   virtual bool exhausted() const { return false; }
+  /// Greatest event time among the records read so far (watermarks), or no_watermark.
+  virtual int64_t max_event_time() const { return no_watermark; }
   /// Human-readable name, e.g. "events/3".
   virtual std::string name() const = 0;
 };

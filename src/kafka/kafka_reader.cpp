@@ -6,13 +6,13 @@
 
 namespace keyflow::kafka {
 
-kafka_reader::kafka_reader(const config::pipeline_config& cfg, const properties& props,
+kafka_reader::kafka_reader(std::shared_ptr<const pipeline::plan> plan, const properties& props,
                            int32_t partition, int64_t start_offset, metrics::metrics* m)
-    : cfg_(&cfg), consumer_(props, cfg.source.topic, partition, start_offset),
-      validator_(cfg.validate), metrics_(m) {
+    : plan_(std::move(plan)), consumer_(props, plan_->cfg.source.topic, partition, start_offset),
+      decoder_(plan_), metrics_(m) {
   if (metrics_ != nullptr) {
-    in_ = &metrics_->records_in(cfg.validate.id);
-    out_ = &metrics_->records_out(cfg.validate.id);
+    in_ = &metrics_->records_in(plan_->cfg.source.id);
+    out_ = &metrics_->records_out(plan_->cfg.source.id);
   }
 }
 
@@ -28,17 +28,30 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
   size_t good = 0;
-  ops::rejection why;
+  const auto& topic = consumer_.topic();
   for (auto* m : batch_.messages()) {
-    event_record rec;
+    record rec;
+    std::string_view key{static_cast<const char*>(m->key), m->key_len};
     std::string_view value{static_cast<const char*>(m->payload), m->len};
-    if (!validator_.decode(value, rec, why)) {
-      reject(m, why, dead);
+    rd_kafka_timestamp_type_t tstype;
+    ops::provenance from{topic, m->partition, m->offset, rd_kafka_message_timestamp(m, &tstype)};
+    auto res = decoder_.decode(key, value, from, rec, dead);
+    if (res == pipeline::decode_result::rejected) {
+      spdlog::debug("dead letter: {}/{}@{} operator={} reason={}", topic, m->partition, m->offset,
+                    decoder_.rejected_by(), decoder_.last_reason());
+      count_rejection();
+      continue;
+    }
+    if (res == pipeline::decode_result::filtered) {
+      // Filtered records still tell the time.
+      const auto& t = rec.fields[static_cast<size_t>(plan_->event_time_slot)];
+      if (t.type == value_type::int64 && t.i > max_event_time_)
+        max_event_time_ = t.i;
       continue;
     }
     rec.ingest_ns = ingest;
-    rec.offset = m->offset;
-    rec.partition = m->partition;
+    if (rec.event_time_ms > max_event_time_)
+      max_event_time_ = rec.event_time_ms;
     out.route(std::move(rec));
     ++good;
   }
@@ -50,25 +63,17 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
   return n;
 }
 
-void kafka_reader::reject(const rd_kafka_message_t* m, const ops::rejection& why,
-                          std::vector<kafka_message>& dead) {
-  rd_kafka_timestamp_type_t tstype;
-  ops::provenance from{consumer_.topic(), m->partition, m->offset,
-                       rd_kafka_message_timestamp(m, &tstype)};
-  std::string_view key{static_cast<const char*>(m->key), m->key_len};
-  std::string_view value{static_cast<const char*>(m->payload), m->len};
-  spdlog::debug("dead letter: {}/{}@{} operator={} reason={}: {}", from.topic, from.partition,
-                from.offset, validator_.id(), to_string(why.code), why.message);
-  dead.push_back(
-      {cfg_->dead_letter_topic, std::string{key},
-       ops::make_dead_letter(key, value, from, validator_.id(), why, cfg_->name, cfg_->version)});
-  if (metrics_ != nullptr) {
-    auto reason = std::string{to_string(why.code)};
-    auto i = dead_by_reason_.find(reason);
-    if (i == dead_by_reason_.end())
-      i = dead_by_reason_.emplace(reason, &metrics_->dead_letters(validator_.id(), reason)).first;
-    i->second->Increment();
-  }
+void kafka_reader::count_rejection() {
+  if (metrics_ == nullptr)
+    return;
+  auto key = decoder_.rejected_by() + "\n" + std::string{decoder_.last_reason()};
+  auto i = dead_by_reason_.find(key);
+  if (i == dead_by_reason_.end())
+    i = dead_by_reason_
+            .emplace(key, &metrics_->dead_letters(decoder_.rejected_by(),
+                                                  std::string{decoder_.last_reason()}))
+            .first;
+  i->second->Increment();
 }
 
 } // namespace keyflow::kafka

@@ -135,6 +135,42 @@ prometheus::Counter& metrics::state_flushed_keys(const std::string& op) {
   return state_flushed_->Add({{"operator", op}});
 }
 
+prometheus::Counter& metrics::duplicates(const std::string& op) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_duplicates_total")
+      .Help("Records dropped by a dedup operator (event id seen within its TTL)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"operator", op}});
+}
+
+prometheus::Gauge& metrics::watermark(const std::string& actor) {
+  return prometheus::BuildGauge()
+      .Name("keyflow_watermark_ms")
+      .Help("Event-time watermark an actor has processed up to (ms since the Unix epoch)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"actor", actor}});
+}
+
+prometheus::Gauge& metrics::watermark_lag(const std::string& actor) {
+  return prometheus::BuildGauge()
+      .Name("keyflow_watermark_lag_seconds")
+      .Help("Wall clock minus the event-time watermark of an actor")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"actor", actor}});
+}
+
+prometheus::Counter& metrics::enrich_lookups(const std::string& op, const std::string& result) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_enrich_lookups_total")
+      .Help("Enrichment lookups by result: hit (cache), miss (asked Redis), missing, failed")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"operator", op}, {"result", result}});
+}
+
 prometheus::Gauge& metrics::gauge(const std::string& name, const std::string& help) {
   return prometheus::BuildGauge()
       .Name(name)

@@ -37,6 +37,14 @@ public:
   /// The underlying registry.
   std::shared_ptr<prometheus::Registry> registry() const noexcept { return registry_; }
 
+  /// keyflow_duplicates_total{operator}: records dropped by dedup.
+  prometheus::Counter& duplicates(const std::string& op);
+  /// keyflow_watermark_ms{actor}: event-time watermark an actor has processed up to.
+  prometheus::Gauge& watermark(const std::string& actor);
+  /// keyflow_watermark_lag_seconds{actor}: wall clock minus the watermark.
+  prometheus::Gauge& watermark_lag(const std::string& actor);
+  /// keyflow_enrich_lookups_total{operator,result}: hit, miss, missing, failed.
+  prometheus::Counter& enrich_lookups(const std::string& op, const std::string& result);
   /// keyflow_records_in_total{operator}.
   prometheus::Counter& records_in(const std::string& op);
   /// keyflow_records_out_total{operator}.

@@ -18,9 +18,10 @@
 
 #include <google/protobuf/stubs/logging.h>
 
+#include "actors/lookup_spawn.hpp"
 #include "actors/spawn.hpp"
 #include "config/node_options.hpp"
-#include "config/pipeline_config.hpp"
+#include "pipeline/plan.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
 #include "redis/redis_client.hpp"
@@ -102,17 +103,21 @@ restore_point restore(const config::node_options& opts, const config::pipeline_c
 
 struct running_pipeline {
   std::vector<source_actor> sources;
-  std::vector<partition_actor> partitions;
-  redis_sink_actor redis;
-  kafka_sink_actor kafka;
+  std::vector<partition_actor> partitions; // every stage
+  std::vector<redis_sink_actor> redis;
+  std::vector<kafka_sink_actor> kafka; // result sinks, then the dead-letter sink
+  kafka_sink_actor dead_letters;
+  std::vector<lookup_actor> lookups;
   checkpoint_coordinator_actor coordinator;
 };
 
 std::vector<source_actor> start_sources(caf::actor_system& sys, const config::node_options& opts,
-                                        const config::pipeline_config& pipe,
+                                        std::shared_ptr<const pipeline::plan> plan,
                                         const kafka::properties& props, int partitions,
-                                        const restore_point& from, running_pipeline& run,
-                                        metrics::metrics& m) {
+                                        const restore_point& from,
+                                        const std::vector<partition_actor>& stage0,
+                                        const running_pipeline& run, metrics::metrics& m) {
+  const auto& pipe = plan->cfg;
   kafka::properties consumer_props = props;
   consumer_props["group.id"] = opts.group_id;
   consumer_props["enable.auto.commit"] = "false";
@@ -127,64 +132,149 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const config::no
     int64_t start = i != from.offsets.end() ? i->second
                     : from.checkpoint       ? RD_KAFKA_OFFSET_BEGINNING
                                             : fresh;
-    auto reader = std::make_shared<kafka::kafka_reader>(pipe, consumer_props, p, start, &m);
+    auto reader = std::make_shared<kafka::kafka_reader>(plan, consumer_props, p, start, &m);
     source_params sp{reader,
                      pipe.max_parallelism,
-                     run.partitions,
-                     run.kafka,
+                     stage0,
+                     run.dead_letters,
                      flow_settings{opts.batch_size, opts.credits},
                      &m,
-                     static_cast<uint32_t>(p)};
+                     static_cast<uint32_t>(p),
+                     pipe.source.watermark.max_out_of_orderness_ms,
+                     std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
     sources.push_back(spawn_source(sys, std::move(sp)));
   }
   return sources;
 }
 
+/// Field names of the slots a sink writes.
+std::vector<std::string> sink_field_names(const pipeline::sink_plan& s) {
+  std::vector<std::string> out;
+  for (int slot : s.slots)
+    out.push_back(s.in.at(slot).name);
+  return out;
+}
+
 running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
-                       const config::pipeline_config& pipe, const kafka::properties& props,
+                       std::shared_ptr<const pipeline::plan> plan, const kafka::properties& props,
                        int source_partitions, state::state_store& store,
                        state::checkpoint_store& checkpoints, const restore_point& from,
                        metrics::metrics& m) {
+  const auto& pipe = plan->cfg;
   running_pipeline run;
   flow_settings flow{opts.batch_size, opts.credits};
-  if (pipe.redis_sink)
-    run.redis = spawn_redis_sink(sys, {opts.redis, pipe.redis_sink->key_prefix, pipe.redis_sink->id,
-                                       std::chrono::milliseconds(opts.sink_flush_ms),
-                                       opts.sink_max_pending, &m});
-  kafka_sink_params kp{props, "kafka", &m, {}};
-  if (pipe.kafka_sink && pipe.kafka_sink->delivery == "exactly-once")
-    kp.transactional_id = "keyflow-" + pipe.name + "-" + pipe.kafka_sink->id;
-  run.kafka = spawn_kafka_sink(sys, std::move(kp));
+  bool exactly_once = pipe.mode == "exactly-once";
+  // Sinks.
+  std::vector<sink_link> links(plan->sinks.size());
+  for (size_t i = 0; i < plan->sinks.size(); ++i) {
+    const auto& s = plan->sinks[i];
+    links[i].index = i;
+    if (s.cfg->type == "redis") {
+      redis_sink_params rp;
+      rp.address = opts.redis;
+      rp.key_prefix = s.cfg->key_prefix;
+      rp.sink_id = s.cfg->id;
+      rp.fields = sink_field_names(s);
+      rp.slots = s.slots;
+      rp.key_slots = s.key_slots;
+      rp.flush_interval = std::chrono::milliseconds(opts.sink_flush_ms);
+      rp.max_pending = opts.sink_max_pending;
+      rp.metrics = &m;
+      links[i].redis = spawn_redis_sink(sys, std::move(rp));
+      run.redis.push_back(links[i].redis);
+    } else {
+      kafka_sink_params kp;
+      kp.properties = props;
+      kp.sink_id = s.cfg->id;
+      kp.topic = s.cfg->topic;
+      kp.fields = sink_field_names(s);
+      kp.slots = s.slots;
+      kp.metrics = &m;
+      if (s.cfg->delivery == "exactly-once")
+        kp.transactional_id = "keyflow-" + pipe.name + "-" + s.cfg->id;
+      links[i].kafka = spawn_kafka_sink(sys, std::move(kp));
+      run.kafka.push_back(links[i].kafka);
+    }
+  }
+  kafka_sink_params dp;
+  dp.properties = props;
+  dp.sink_id = "dead-letters";
+  dp.metrics = &m;
+  run.dead_letters = spawn_kafka_sink(sys, std::move(dp));
+  run.kafka.push_back(run.dead_letters);
+  // Lookup actors of enrich operators.
+  std::map<std::string, lookup_actor> lookups;
+  for (const auto& op : plan->ops) {
+    if (op.cfg->type != "enrich")
+      continue;
+    lookup_params lp;
+    lp.address = opts.redis;
+    for (const auto& f : op.enrich.fields)
+      lp.fields.push_back(f.hash_field);
+    lp.batch_size = op.cfg->batch_size;
+    lp.max_delay = std::chrono::milliseconds(op.cfg->max_delay_ms);
+    lp.timeout = std::chrono::milliseconds(op.cfg->timeout_ms);
+    lp.retries = op.cfg->retries;
+    auto actor = spawn_lookup(sys, std::move(lp));
+    lookups.emplace(op.cfg->id, actor);
+    run.lookups.push_back(actor);
+  }
+  // Partition actors, last stage first so that each stage knows the next.
   uint32_t workers =
       opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
   uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
   parallelism = std::min(parallelism, pipe.max_parallelism);
-  bool exactly_once = pipe.mode == "exactly-once";
-  for (uint32_t i = 0; i < parallelism; ++i) {
-    partition_params pp{&pipe,
-                        &store,
-                        i,
-                        run.redis,
-                        pipe.kafka_sink ? run.kafka : kafka_sink_actor{},
-                        flow,
-                        std::chrono::milliseconds(opts.flush_interval_ms),
-                        &m,
-                        static_cast<uint32_t>(source_partitions),
-                        true,
-                        exactly_once};
-    pp.max_state_keys = opts.state_cache_keys;
-    run.partitions.push_back(spawn_partition(sys, std::move(pp)));
+  std::vector<partition_actor> next, stage0;
+  for (int stage = plan->stages - 1; stage >= 0; --stage) {
+    std::vector<partition_actor> current;
+    for (uint32_t i = 0; i < parallelism; ++i) {
+      partition_params pp;
+      pp.plan = plan;
+      pp.stage = stage;
+      pp.store = &store;
+      pp.index = i;
+      pp.parallelism = parallelism;
+      for (const auto& l : links)
+        if (plan->sinks[l.index].stage == stage)
+          pp.sinks.push_back(l);
+      pp.dead_letters = run.dead_letters;
+      pp.downstream = next;
+      pp.lookups = lookups;
+      pp.flow = flow;
+      pp.flush_interval = std::chrono::milliseconds(opts.flush_interval_ms);
+      pp.metrics = &m;
+      pp.sources = stage == 0 ? static_cast<uint32_t>(source_partitions) : parallelism;
+      pp.checkpointing = true;
+      pp.exactly_once = exactly_once;
+      pp.max_state_keys = opts.state_cache_keys;
+      current.push_back(spawn_partition(sys, std::move(pp)));
+    }
+    run.partitions.insert(run.partitions.end(), current.begin(), current.end());
+    next = current;
+    if (stage == 0)
+      stage0 = current;
   }
-  run.sources = start_sources(sys, opts, pipe, props, source_partitions, from, run, m);
-  run.coordinator = spawn_checkpoint_coordinator(
-      sys, {&pipe, &store, &checkpoints, run.sources, run.partitions, run.redis, run.kafka,
-            std::chrono::milliseconds(opts.checkpoint_interval_ms),
-            std::chrono::milliseconds(opts.checkpoint_timeout_ms), from.next_id, from.epoch,
-            exactly_once, &m});
-  spdlog::info("pipeline '{}' v{} ({}): {} source actors ({} partitions of '{}'), {} partition "
-               "actors over {} key groups, checkpoints every {} ms into {}",
+  run.sources =
+      start_sources(sys, opts, plan, props, source_partitions, from, stage0, run, m);
+  coordinator_params cp;
+  cp.plan = plan;
+  cp.store = &store;
+  cp.checkpoints = &checkpoints;
+  cp.sources = run.sources;
+  cp.partitions = run.partitions;
+  cp.redis = run.redis;
+  cp.kafka = run.kafka;
+  cp.interval = std::chrono::milliseconds(opts.checkpoint_interval_ms);
+  cp.timeout = std::chrono::milliseconds(opts.checkpoint_timeout_ms);
+  cp.first_id = from.next_id;
+  cp.epoch = from.epoch;
+  cp.exactly_once = exactly_once;
+  cp.metrics = &m;
+  run.coordinator = spawn_checkpoint_coordinator(sys, std::move(cp));
+  spdlog::info("pipeline '{}' v{} ({}): {} source actors ({} partitions of '{}'), {} stage(s) of "
+               "{} partition actors over {} key groups, checkpoints every {} ms into {}",
                pipe.name, pipe.version, pipe.mode, run.sources.size(), source_partitions,
-               pipe.source.topic, run.partitions.size(), pipe.max_parallelism,
+               pipe.source.topic, plan->stages, parallelism, pipe.max_parallelism,
                opts.checkpoint_interval_ms, checkpoints.root());
   return run;
 }
@@ -207,36 +297,49 @@ void drain(caf::actor_system& sys, running_pipeline& run, const std::string& sna
               spdlog::info("final checkpoint {} written as snapshot '{}'", id, snapshot);
           },
           fail);
-  for (auto& p : run.partitions)
-    self->request(p, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
-  if (run.redis)
-    self->request(run.redis, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
-  self->request(run.kafka, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
+  // Earlier stages first: a stage is drained once everything it sent has been taken.
+  for (auto i = run.partitions.rbegin(); i != run.partitions.rend(); ++i)
+    self->request(*i, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
+  for (auto& s : run.redis)
+    self->request(s, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
+  for (auto& s : run.kafka)
+    self->request(s, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
   spdlog::info("drained: {} records read, {} processed", read, processed);
   for (auto& s : run.sources)
     caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   for (auto& p : run.partitions)
     caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-  if (run.redis)
-    caf::anon_send_exit(run.redis, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(run.kafka, caf::exit_reason::user_shutdown);
+  for (auto& s : run.redis)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& s : run.kafka)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& l : run.lookups)
+    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(run.coordinator, caf::exit_reason::user_shutdown);
 }
 
 int run_node(const config::node_options& opts) {
-  auto pipe = config::load_pipeline_file(opts.pipeline);
+  auto plan = pipeline::load_plan(opts.pipeline);
+  const auto& pipe = plan->cfg;
   if (!opts.stop_snapshot.empty() &&
       !state::checkpoint_store::valid_snapshot_name(opts.stop_snapshot))
     throw config::config_error("option --stop-snapshot: invalid snapshot name '" +
                                opts.stop_snapshot + "' (1-64 characters of A-Z a-z 0-9 . _ -)");
+  // Every topic the pipeline writes, with its role for messages.
+  std::vector<std::pair<std::string, std::string>> outputs{{pipe.dead_letter_topic, "dead-letter"}};
+  for (const auto& s : pipe.sinks)
+    if (s.type == "kafka")
+      outputs.emplace_back(s.topic, "sink '" + s.id + "'");
+  for (const auto& op : pipe.operators)
+    if (!op.late_topic.empty())
+      outputs.emplace_back(op.late_topic, "late-data (operator '" + op.id + "')");
   std::unique_ptr<kafka::embedded_kafka> embedded;
   std::string bootstrap = opts.bootstrap_servers;
   if (opts.embedded_kafka) {
     embedded = std::make_unique<kafka::embedded_kafka>(1);
     embedded->create_topic(pipe.source.topic, static_cast<int>(opts.embedded_partitions));
-    embedded->create_topic(pipe.dead_letter_topic, 1);
-    if (pipe.kafka_sink)
-      embedded->create_topic(pipe.kafka_sink->topic, 1);
+    for (const auto& [topic, role] : outputs)
+      embedded->create_topic(topic, 1);
     bootstrap = embedded->bootstrap_servers();
     spdlog::info("embedded Kafka (librdkafka mock cluster) at {}", bootstrap);
   }
@@ -249,13 +352,24 @@ int run_node(const config::node_options& opts) {
     start = end == std::string::npos ? opts.kafka_properties.size() : end + 1;
   }
   int partitions = require_topic(props, pipe.source.topic, "source");
-  require_topic(props, pipe.dead_letter_topic, "dead-letter");
-  if (pipe.kafka_sink)
-    require_topic(props, pipe.kafka_sink->topic, "activations");
-  if (pipe.redis_sink) {
+  for (const auto& [topic, role] : outputs)
+    require_topic(props, topic, role.c_str());
+  bool needs_redis = false;
+  std::string redis_user;
+  for (const auto& s : pipe.sinks)
+    if (s.type == "redis") {
+      needs_redis = true;
+      redis_user = "a Redis sink ('" + s.id + "')";
+    }
+  for (const auto& op : pipe.operators)
+    if (op.type == "enrich") {
+      needs_redis = true;
+      redis_user = "an enrich operator ('" + op.id + "')";
+    }
+  if (needs_redis) {
     if (opts.redis.empty())
-      throw std::runtime_error("pipeline '" + pipe.name + "' has a Redis sink ('" +
-                               pipe.redis_sink->id + "') but no --redis address is given");
+      throw std::runtime_error("pipeline '" + pipe.name + "' has " + redis_user +
+                               " but no --redis address is given");
     redis::client probe{redis::address::parse(opts.redis)};
     probe.command({"PING"});
   }
@@ -267,7 +381,7 @@ int run_node(const config::node_options& opts) {
       opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
   state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
   auto from = restore(opts, pipe, checkpoints, m);
-  auto store = state::state_store::open(opts.state_dir, {pipe.aggregate.id});
+  auto store = state::state_store::open(opts.state_dir, plan->column_families());
   m.serve(opts.metrics_address);
 
   caf::actor_system_config cfg;
@@ -276,7 +390,7 @@ int run_node(const config::node_options& opts) {
     cfg.set("scheduler.max-threads", static_cast<size_t>(opts.workers));
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
-  auto run = start(sys, opts, pipe, props, partitions, *store, checkpoints, from, m);
+  auto run = start(sys, opts, plan, props, partitions, *store, checkpoints, from, m);
   std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics\n",
               pipe.name.c_str(), bootstrap.c_str(), m.port());
   std::fflush(stdout);

@@ -1,5 +1,6 @@
 #include "redis/redis_client.hpp"
 
+#include <cerrno>
 #include <stdexcept>
 
 #include <hiredis/hiredis.h>
@@ -25,7 +26,7 @@ address address::parse(const std::string& text) {
   return a;
 }
 
-client::client(const address& addr, int timeout_ms) : addr_(addr) {
+client::client(const address& addr, int timeout_ms) : addr_(addr), timeout_ms_(timeout_ms) {
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ctx_ = redisConnectWithTimeout(addr.host.c_str(), addr.port, tv);
   if (ctx_ == nullptr || ctx_->err) {
@@ -72,6 +73,46 @@ size_t client::exec() {
     freeReplyObject(r);
   }
   return errors;
+}
+
+std::vector<array_reply> client::exec_arrays() {
+  std::vector<array_reply> out;
+  out.reserve(pending_);
+  while (pending_ > 0) {
+    void* reply = nullptr;
+    errno = 0;
+    if (redisGetReply(ctx_, &reply) != REDIS_OK) {
+      pending_ = 0;
+      bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+      throw std::runtime_error(
+          timed_out ? "Redis at " + addr_.host + ":" + std::to_string(addr_.port) +
+                          " did not answer within " + std::to_string(timeout_ms_) + " ms"
+                    : std::string{"Redis I/O error: "} + ctx_->errstr);
+    }
+    --pending_;
+    auto* r = static_cast<redisReply*>(reply);
+    auto& a = out.emplace_back();
+    auto text = [](const redisReply* x) -> std::optional<std::string> {
+      if (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS ||
+          x->type == REDIS_REPLY_ERROR)
+        return std::string{x->str, x->len};
+      if (x->type == REDIS_REPLY_INTEGER)
+        return std::to_string(x->integer);
+      return std::nullopt;
+    };
+    if (r->type == REDIS_REPLY_ERROR) {
+      a.is_error = true;
+      a.error.assign(r->str, r->len);
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+      a.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i)
+        a.elements.push_back(text(r->element[i]));
+    } else if (r->type != REDIS_REPLY_NIL) {
+      a.elements.push_back(text(r));
+    }
+    freeReplyObject(r);
+  }
+  return out;
 }
 
 std::string client::command(const std::vector<std::string_view>& args) {

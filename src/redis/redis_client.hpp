@@ -3,6 +3,7 @@
 /// A synchronous hiredis connection with pipelined batch writes. Used by sink actors that
 /// run on their own thread, so blocking here never stalls the actor scheduler.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,14 @@ struct address {
   int port = 6379;  ///< TCP port
   /// Parses "host:port" (or "host", port 6379).
   static address parse(const std::string& text);
+};
+
+/// One reply read by client::exec_arrays(): an error, or the elements of an array reply
+/// (a string, status or integer reply is one element, a nil reply none).
+struct array_reply {
+  bool is_error = false;                            ///< Redis answered an error
+  std::string error;                                ///< its text, when is_error
+  std::vector<std::optional<std::string>> elements; ///< elements; nullopt = nil
 };
 
 /// One connection to a Redis server.
@@ -35,6 +44,11 @@ public:
   /// Throws std::runtime_error if the connection fails (the caller reconnects and retries).
   size_t exec();
 
+  /// Sends queued commands and reads every reply, in order (e.g. pipelined HMGETs). Throws
+  /// std::runtime_error if the connection fails or a reply does not come within the
+  /// timeout; the connection is then unusable (the caller reconnects).
+  std::vector<array_reply> exec_arrays();
+
   /// Runs one command and returns its reply as a string (bulk/status/integer as text;
   /// "" for nil). Throws on error replies and I/O errors.
   std::string command(const std::vector<std::string_view>& args);
@@ -45,6 +59,7 @@ public:
 private:
   redisContext* ctx_ = nullptr;
   address addr_;
+  int timeout_ms_ = 0;
   size_t pending_ = 0;
   std::vector<const char*> argv_;
   std::vector<size_t> argl_;

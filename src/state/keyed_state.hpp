@@ -7,16 +7,19 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
 #include "core/key_group.hpp"
 #include "state/state_store.hpp"
+#include "state/ttl.hpp"
 
 namespace keyflow::state {
 
@@ -39,8 +42,17 @@ public:
       throw std::invalid_argument("keyed_state: unknown column family");
   }
 
+  /// Gives every value a time-to-live: `ttl_ms` of processing time (`now_ms`) after its
+  /// last update it reads as absent (default-constructed) and compaction drops it from
+  /// RocksDB. 0 = no TTL (the default).
+  void set_ttl(int64_t ttl_ms, std::function<int64_t()> now_ms = wall_clock_ms) {
+    ttl_ms_ = ttl_ms;
+    now_ms_ = std::move(now_ms);
+  }
+
   /// The value of `key` in key group `kg`, loaded from RocksDB or default-constructed,
-  /// marked dirty (the caller is about to change it).
+  /// marked dirty (the caller is about to change it). With a TTL, an expired value is
+  /// reset to default first and the key's expiry restarts.
   V& update(std::string_view key, key_group_t kg) { return update_entry(key, kg).second; }
 
   /// Like update(), but also returns the stored key (stable until the entry is removed).
@@ -49,6 +61,12 @@ public:
     if (i == map_.end())
       i = load(key, kg);
     entry& e = i->second;
+    if (ttl_ms_ > 0) {
+      auto now = now_ms_();
+      if (e.expire_at != 0 && e.expire_at <= now)
+        e.value = V{};
+      e.expire_at = now + ttl_ms_;
+    }
     if (!e.dirty) {
       e.dirty = true;
       dirty_.push_back(&*i);
@@ -56,7 +74,8 @@ public:
     return {std::string_view{i->first}, e.value};
   }
 
-  /// The value of `key` if known (in memory or in RocksDB), without marking it dirty.
+  /// The value of `key` if known (in memory or in RocksDB) and not expired, without
+  /// marking it dirty.
   const V* find(std::string_view key, key_group_t kg) {
     auto i = map_.find(key);
     if (i == map_.end()) {
@@ -66,6 +85,8 @@ public:
         return nullptr;
       }
     }
+    if (ttl_ms_ > 0 && i->second.expire_at != 0 && i->second.expire_at <= now_ms_())
+      return nullptr;
     return &i->second.value;
   }
 
@@ -76,8 +97,14 @@ public:
     rocksdb::WriteBatch batch;
     for (auto* kv : dirty_) {
       state_key_into(scratch_, kv->second.kg, kv->first);
-      auto bytes = Codec::encode(kv->second.value);
-      batch.Put(cf_, scratch_, bytes);
+      if (ttl_ms_ > 0) {
+        bytes_.clear();
+        append_ttl_header(bytes_, kv->second.expire_at);
+        bytes_ += Codec::encode(kv->second.value);
+        batch.Put(cf_, scratch_, bytes_);
+      } else {
+        batch.Put(cf_, scratch_, Codec::encode(kv->second.value));
+      }
       kv->second.dirty = false;
       kv->second.stored = true;
     }
@@ -120,9 +147,58 @@ public:
       f(std::string_view{k}, e.kg, e.value);
   }
 
+  /// Calls f(key, key_group, const V&) for every entry of key groups [first, last]
+  /// (inclusive) that is stored or in memory and not expired: RocksDB's entries in key
+  /// order, the working copy's value where the key is in memory, then keys not yet
+  /// written. Loads nothing into the working copy. `key` is valid during the call only.
+  template <class F>
+  void scan(key_group_t first, key_group_t last, F&& f) {
+    const int64_t now = ttl_ms_ > 0 ? now_ms_() : 0;
+    auto live = [&](int64_t expire_at) { return ttl_ms_ <= 0 || expire_at == 0 || expire_at > now; };
+    std::string lower, upper;
+    state_key_into(lower, first, {});
+    rocksdb::ReadOptions options;
+    options.total_order_seek = true; // a range scan, whatever the column family's index
+    rocksdb::Slice upper_bound;
+    if (last < UINT16_MAX) {
+      state_key_into(upper, static_cast<key_group_t>(last + 1), {});
+      upper_bound = rocksdb::Slice{upper};
+      options.iterate_upper_bound = &upper_bound;
+    }
+    std::unique_ptr<rocksdb::Iterator> it{store_->db()->NewIterator(options, cf_)};
+    V stored_value{};
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      std::string_view skey{it->key().data(), it->key().size()};
+      if (skey.size() < 2)
+        continue;
+      key_group_t kg = key_group_of_state_key(skey);
+      std::string_view key = skey.substr(2);
+      if (auto i = map_.find(key); i != map_.end()) {
+        if (live(i->second.expire_at))
+          f(key, kg, static_cast<const V&>(i->second.value));
+        continue;
+      }
+      std::string_view bytes{it->value().data(), it->value().size()};
+      int64_t expire_at = 0;
+      strip_ttl_header(bytes, expire_at);
+      if (!live(expire_at))
+        continue;
+      stored_value = V{};
+      if (!Codec::decode(bytes, stored_value))
+        throw std::runtime_error("corrupt state value for key '" + std::string{key} + "'");
+      f(key, kg, static_cast<const V&>(stored_value));
+    }
+    if (!it->status().ok())
+      throw std::runtime_error("state scan failed: " + it->status().ToString());
+    for (const auto& [k, e] : map_)
+      if (!e.stored && e.kg >= first && e.kg <= last && live(e.expire_at))
+        f(std::string_view{k}, e.kg, e.value);
+  }
+
 private:
   struct entry {
     V value{};
+    int64_t expire_at = 0; // TTL: processing-time ms when the value expires; 0 = never
     key_group_t kg = 0;
     bool dirty = false;
     bool stored = false; // present in RocksDB
@@ -135,7 +211,9 @@ private:
     state_key_into(scratch_, kg, key);
     auto s = store_->get(cf_, scratch_, &value_buf_);
     if (s.ok()) {
-      if (!Codec::decode(value_buf_, e.value))
+      std::string_view bytes{value_buf_};
+      strip_ttl_header(bytes, e.expire_at);
+      if (!Codec::decode(bytes, e.value))
         throw std::runtime_error("corrupt state value for key '" + std::string{key} + "'");
       e.stored = true;
     } else if (!s.IsNotFound()) {
@@ -150,6 +228,9 @@ private:
   std::vector<typename map_type::value_type*> dirty_;
   std::string scratch_;
   std::string value_buf_;
+  std::string bytes_;
+  int64_t ttl_ms_ = 0;
+  std::function<int64_t()> now_ms_;
 };
 
 } // namespace keyflow::state

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "state/ttl.hpp"
 
 namespace keyflow::state {
 
@@ -34,6 +35,9 @@ rocksdb::ColumnFamilyOptions cf_options() {
   // Point lookups only (a key group's keys are cut out by range later, not scanned now):
   // 64 MiB block cache, bloom filters and hash index on data blocks.
   opts.OptimizeForPointLookup(64);
+  // State with a TTL is dropped when compaction meets it expired (state/ttl.hpp).
+  static ttl_compaction_filter ttl_filter;
+  opts.compaction_filter = &ttl_filter;
   return opts;
 }
 

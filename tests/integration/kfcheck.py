@@ -1,0 +1,330 @@
+"""Helpers for Keyflow's integration checks, written in Python so that expected results are
+computed independently of the engine.
+
+- read_topic(): every record of a Kafka topic, all partitions, in partition/offset order.
+- compile_proto(): a .proto compiled to a Python module at run time (protoc --python_out).
+- decode_json(), read_json_topic(): output records parsed as JSON objects.
+- read_redis_hashes(): Redis hashes whose keys match a pattern.
+- latest_by_identity(): at-least-once results reduced to the highest `seq` per identity.
+- diff_maps(), diff_multisets(): differences, printed bounded by Diff.report();
+  require_equal() exits non-zero on any difference.
+
+Needs the Debian packages python3-confluent-kafka, python3-protobuf and python3-redis (run
+with /usr/bin/python3) and protoc on PATH.
+"""
+
+import atexit
+import collections
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+KafkaRecord = collections.namedtuple("KafkaRecord", "partition offset key value")
+KafkaRecord.__doc__ = "One Kafka record: partition, offset, key and value (bytes or None)."
+
+
+class CheckError(Exception):
+    """A check could not be carried out: unreachable Kafka, missing records, bad input."""
+
+
+def read_topic(bootstrap, topic, timeout_s=60.0, allow_truncated=False, properties=None):
+    """Reads every record of `topic` from the beginning up to the end offsets taken when
+    reading starts, from all partitions, with isolation.level=read_uncommitted.
+
+    Returns a list of KafkaRecord sorted by (partition, offset). Raises CheckError if the
+    topic has no metadata, if reading takes longer than `timeout_s`, or (unless
+    `allow_truncated`) if a partition no longer starts at offset 0 because retention dropped
+    records. `properties` are extra librdkafka consumer properties.
+    """
+    from confluent_kafka import KafkaException
+
+    try:
+        return _read_topic(bootstrap, topic, timeout_s, allow_truncated, properties)
+    except KafkaException as e:
+        raise CheckError(f"topic '{topic}' at {bootstrap}: {e}") from None
+
+
+def _read_topic(bootstrap, topic, timeout_s, allow_truncated, properties):
+    """read_topic() without the translation of Kafka errors."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "kfcheck-" + uuid.uuid4().hex,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_uncommitted",
+        "enable.partition.eof": False,
+    }
+    conf.update(properties or {})
+    consumer = Consumer(conf)
+    try:
+        deadline = time.monotonic() + timeout_s
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise CheckError(f"topic '{topic}': no metadata ({info.error if info else 'absent'})")
+        ends = {}
+        for p in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=max(1.0, deadline - time.monotonic()))
+            if low > 0 and not allow_truncated:
+                raise CheckError(f"topic '{topic}' partition {p} starts at offset {low}: "
+                                 "records were dropped (retention); use more partitions")
+            if high > low:
+                ends[p] = (low, high)
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
+        records = []
+        next_offset = {p: low for p, (low, _) in ends.items()}
+        pending = set(ends)
+        while pending:
+            if time.monotonic() > deadline:
+                left = {p: ends[p][1] - next_offset[p] for p in sorted(pending)}
+                raise CheckError(f"topic '{topic}': timed out after {timeout_s} s with records "
+                                 f"still to read per partition {left}")
+            for m in consumer.consume(num_messages=10000, timeout=0.5):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise CheckError(f"topic '{topic}': {m.error()}")
+                p, offset = m.partition(), m.offset()
+                if p not in pending or offset >= ends[p][1]:
+                    continue
+                records.append(KafkaRecord(p, offset, m.key(), m.value()))
+                next_offset[p] = offset + 1
+            # The position also moves past transaction markers, which are never delivered.
+            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
+                next_offset[tp.partition] = max(next_offset[tp.partition], tp.offset)
+            pending = {p for p in pending if next_offset[p] < ends[p][1]}
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records
+    finally:
+        consumer.close()
+
+
+_proto_dirs = []
+
+
+def _remove_proto_dirs():
+    """Removes the temporary directories of compile_proto() at exit."""
+    for d in _proto_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_remove_proto_dirs)
+
+
+def compile_proto(proto_file, include_dirs=None):
+    """Compiles `proto_file` with `protoc --python_out` into a temporary directory and
+    imports it. `include_dirs` (default: the file's own directory) are passed as -I; the
+    module name follows the file's path below the first of them (dir/x.proto -> x_pb2).
+    Raises CheckError if protoc fails."""
+    proto_file = os.path.abspath(proto_file)
+    include_dirs = [os.path.abspath(d) for d in (include_dirs or [os.path.dirname(proto_file)])]
+    out = tempfile.mkdtemp(prefix="kfcheck-proto-")
+    _proto_dirs.append(out)
+    cmd = ["protoc", f"--python_out={out}"] + [f"-I{d}" for d in include_dirs] + [proto_file]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CheckError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
+    rel = os.path.relpath(proto_file, include_dirs[0])
+    module = rel[: -len(".proto")].replace(os.sep, ".") + "_pb2"
+    sys.path.insert(0, out)
+    try:
+        return importlib.import_module(module)
+    finally:
+        sys.path.remove(out)
+
+
+def decode_json(records):
+    """Parses each record's value as a JSON object.
+
+    Returns (objects, bad): objects in record order, and for records that are not JSON
+    objects a list of (partition, offset, reason)."""
+    objects, bad = [], []
+    for r in records:
+        try:
+            obj = json.loads(r.value)
+        except (TypeError, ValueError) as e:
+            bad.append((r.partition, r.offset, f"not JSON: {e}"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append((r.partition, r.offset, f"not a JSON object: {str(obj)[:80]}"))
+            continue
+        objects.append(obj)
+    return objects, bad
+
+
+def read_json_topic(bootstrap, topic, timeout_s=60.0):
+    """read_topic() + decode_json(): (objects, bad) of a topic of JSON output records."""
+    return decode_json(read_topic(bootstrap, topic, timeout_s))
+
+
+def read_redis_hashes(address, pattern):
+    """Returns {key: {field: value}} (decoded as UTF-8) for every Redis hash whose key
+    matches the glob `pattern`. `address` is "host:port" or a redis:// URL."""
+    import redis
+
+    if "://" in address:
+        client = redis.Redis.from_url(address, decode_responses=True)
+    else:
+        host, _, port = address.rpartition(":")
+        client = redis.Redis(host=host or "127.0.0.1", port=int(port), decode_responses=True)
+    keys = sorted(client.scan_iter(match=pattern, count=1000))
+    pipe = client.pipeline(transaction=False)
+    for k in keys:
+        pipe.hgetall(k)
+    return dict(zip(keys, pipe.execute()))
+
+
+def latest_by_identity(objects, identity, seq_field="seq"):
+    """Reduces at-least-once results: for each identity(obj), keeps the object with the
+    highest `seq_field`.
+
+    Returns (latest, conflicts): latest maps identity -> object; conflicts lists
+    (identity, a, b) for two different objects with the same identity and the same highest
+    seq (or no seq), which no re-emission explains."""
+    latest, conflicts = {}, []
+    for obj in objects:
+        ident = identity(obj)
+        old = latest.get(ident)
+        if old is None:
+            latest[ident] = obj
+            continue
+        new_seq, old_seq = obj.get(seq_field), old.get(seq_field)
+        if new_seq is not None and (old_seq is None or new_seq > old_seq):
+            latest[ident] = obj
+        elif new_seq == old_seq and obj != old:
+            conflicts.append((ident, old, obj))
+    conflicts = [c for c in conflicts if latest[c[0]].get(seq_field) == c[1].get(seq_field)]
+    return latest, conflicts
+
+
+class Diff:
+    """Differences between an expected and an actual result set, with totals; report()
+    prints them bounded."""
+
+    def __init__(self, what, expected_count, actual_count):
+        """An empty diff of `what` (a plural noun) between result sets of the given sizes."""
+        self.what = what
+        self.expected_count = expected_count
+        self.actual_count = actual_count
+        self.missing = []    # (identity, expected value, count)
+        self.extra = []      # (identity, actual value, count)
+        self.different = []  # (identity, {field: (expected, actual)})
+        self.notes = []      # tolerated or informative lines, e.g. duplicates
+
+    @property
+    def ok(self):
+        """True when nothing is missing, extra or different."""
+        return not (self.missing or self.extra or self.different)
+
+    def counts(self):
+        """'N missing, N extra, N different' (missing/extra counted with multiplicity)."""
+        missing = sum(c for _, _, c in self.missing)
+        extra = sum(c for _, _, c in self.extra)
+        return f"{missing} missing, {extra} extra, {len(self.different)} different"
+
+    def report(self, limit=10, out=None):
+        """Prints the first `limit` differences of each kind and the totals."""
+        out = out or sys.stdout
+        print(f"{self.what}: {self.expected_count} expected, {self.actual_count} actual: "
+              f"{self.counts()}", file=out)
+        for title, items, fmt in (
+                ("missing", self.missing, _fmt_counted),
+                ("extra", self.extra, _fmt_counted),
+                ("different", self.different, _fmt_fields)):
+            if items:
+                shown = min(limit, len(items))
+                print(f"  {title} ({len(items)}, first {shown}):", file=out)
+                for item in _sorted(items)[:shown]:
+                    print("    " + fmt(item), file=out)
+        for note in self.notes:
+            print("  note: " + note, file=out)
+
+
+def _sorted(items):
+    """Items sorted by identity where identities compare, else as given."""
+    try:
+        return sorted(items, key=lambda i: i[0])
+    except TypeError:
+        return list(items)
+
+
+def _fmt_counted(item):
+    """One missing/extra line."""
+    ident, value, count = item
+    times = f" (x{count})" if count != 1 else ""
+    if value is ident:
+        return f"{ident!r}{times}"
+    return f"{ident!r}: {value!r}{times}"
+
+
+def _fmt_fields(item):
+    """One 'different' line: each differing field, expected then actual."""
+    ident, fields = item
+    parts = [f"{f} expected {e!r} got {a!r}" for f, (e, a) in sorted(fields.items())]
+    return f"{ident!r}: " + "; ".join(parts)
+
+
+def diff_maps(expected, actual, what="records", fields=None):
+    """Compares {identity: value} maps. Values that are dicts are compared field by field
+    (only `fields` if given; an absent field is None); others by equality."""
+    d = Diff(what, len(expected), len(actual))
+    for ident, want in expected.items():
+        if ident not in actual:
+            d.missing.append((ident, want, 1))
+            continue
+        got = actual[ident]
+        if isinstance(want, dict) and isinstance(got, dict):
+            names = fields if fields is not None else sorted(set(want) | set(got))
+            bad = {f: (want.get(f), got.get(f)) for f in names if want.get(f) != got.get(f)}
+        else:
+            bad = {"value": (want, got)} if want != got else {}
+        if bad:
+            d.different.append((ident, bad))
+    for ident, got in actual.items():
+        if ident not in expected:
+            d.extra.append((ident, got, 1))
+    return d
+
+
+def diff_multisets(expected, actual, what="records", tolerate_duplicates=False):
+    """Compares multisets given as collections.Counter of hashable elements. An element
+    the actual set has fewer times is missing. One it has more often is extra, unless
+    `tolerate_duplicates` and the element is expected at all (at-least-once re-delivery):
+    then the surplus is only noted."""
+    d = Diff(what, sum(expected.values()), sum(actual.values()))
+    duplicates = 0
+    for elem, want in expected.items():
+        got = actual.get(elem, 0)
+        if got < want:
+            d.missing.append((elem, elem, want - got))
+        elif got > want:
+            if tolerate_duplicates:
+                duplicates += got - want
+            else:
+                d.extra.append((elem, elem, got - want))
+    for elem, got in actual.items():
+        if elem not in expected:
+            d.extra.append((elem, elem, got))
+    if duplicates:
+        d.notes.append(f"{duplicates} duplicate records of expected ones tolerated "
+                       "(at-least-once)")
+    return d
+
+
+def require_equal(diff, summary=None, limit=10):
+    """Prints `diff` (bounded) and an optional one-line summary; exits with status 1 if
+    anything differs."""
+    diff.report(limit)
+    if summary:
+        print(summary)
+    if not diff.ok:
+        sys.exit(1)
