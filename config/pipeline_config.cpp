@@ -699,8 +699,29 @@ void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
           ids += (ids.empty() ? "" : ", ") + op.id;
         return ids;
       }()));
-    if (auto v = m.get("fields"))
-      sink.fields = as_field_list(*v);
+    if (auto v = m.get("fields")) {
+      for (const field& x : as_list(*v)) {
+        std::string out_name;
+        field_ref ref;
+        if (x.node.IsMap() && x.node.size() == 1) { // out_name: field
+          const YAML::Node key = x.node.begin()->first;
+          const YAML::Node value = x.node.begin()->second;
+          out_name = key.IsScalar() ? key.Scalar() : "";
+          ref = as_field_ref(field{x.file, value, x.child(out_name),
+                                   value.IsNull() ? key.Mark() : value.Mark()});
+        } else {
+          ref = as_field_ref(x);
+          out_name = ref.name;
+        }
+        if (out_name.empty())
+          x.fail("expected a field name or 'output_name: field'");
+        for (const auto& n : sink.field_names)
+          if (n == out_name)
+            x.fail(fmt::format("output field '{}' is listed twice", out_name));
+        sink.fields.push_back(std::move(ref));
+        sink.field_names.push_back(std::move(out_name));
+      }
+    }
     if (type == "redis") {
       sink.key_prefix = as_string(m.require("key_prefix"));
       if (auto v = m.get("key_fields"))

@@ -137,7 +137,10 @@ struct sink_config {
   std::string type;  ///< redis or kafka
   std::string from;  ///< required: operator whose output it writes
   std::string where; ///< position for messages
-  std::vector<field_ref> fields; ///< fields written; default all
+  /// Fields written; default all. A list item is a field name, or `out_name: field` to
+  /// write a field under another name.
+  std::vector<field_ref> fields;
+  std::vector<std::string> field_names; ///< output name of each of `fields`
   // redis: HSET <key_prefix><key>[:<key_fields>...] field value ... with a version check
   std::string key_prefix;              ///< redis hash key prefix
   std::vector<field_ref> key_fields;   ///< redis: fields appended to the hash key

@@ -32,15 +32,15 @@ constexpr int price_buckets = 600; // log-spaced buckets of 10^(1/100) between 1
 constexpr size_t pool_size = 16384;
 
 constexpr std::array<std::string_view, 16> first_names = {
-    "Peter", "Paul",   "Luke",   "John",  "Saul", "Vicky", "Kate", "Julie",
-    "Sarah", "Deiter", "Walter", "Maria", "Nora", "Omar",  "Ines", "Yuki"};
+    "Ada", "Bruno", "Chen", "Dalia", "Emil",  "Fatima", "Goran", "Hana",
+    "Ivo", "Jana",  "Kofi", "Lena",  "Mateo", "Nadia",  "Oskar", "Priya"};
 constexpr std::array<std::string_view, 16> last_names = {
-    "Shultz", "Abrams", "Spencer", "White",  "Bartels", "Walton", "Smith", "Jones",
-    "Noris",  "Okafor", "Novak",   "Larsen", "Moreau",  "Tanaka", "Silva", "Kowalski"};
-constexpr std::array<std::string_view, 12> cities = {
-    "Phoenix", "Los Angeles", "San Francisco", "Boise",    "Portland", "Bend",
-    "Redmond", "Seattle",     "Kent",          "Cheyenne", "Austin",   "Denver"};
-constexpr std::array<std::string_view, 8> states = {"AZ", "CA", "ID", "OR", "WA", "WY", "TX", "CO"};
+    "Adler", "Berg",   "Castro", "Dimitrov",  "Eriksen", "Fischer", "Garcia", "Horvat",
+    "Ito",   "Jensen", "Kaya",   "Lindqvist", "Mensah",  "Nowak",   "Okoro",  "Petrova"};
+constexpr std::array<std::string_view, 12> cities = {"Albany", "Boulder", "Chicago", "Dayton",
+                                                     "Eugene", "Fresno",  "Girard",  "Helena",
+                                                     "Ithaca", "Juneau",  "Keene",   "Lincoln"};
+constexpr std::array<std::string_view, 8> states = {"NY", "CO", "IL", "OH", "OR", "CA", "MT", "AK"};
 constexpr std::array<std::string_view, 4> channels = {"web", "mobile", "partner", "email"};
 constexpr std::string_view url_prefix = "https://auction.example.com/item/";
 

@@ -147,14 +147,6 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const config::no
   return sources;
 }
 
-/// Field names of the slots a sink writes.
-std::vector<std::string> sink_field_names(const pipeline::sink_plan& s) {
-  std::vector<std::string> out;
-  for (int slot : s.slots)
-    out.push_back(s.in.at(slot).name);
-  return out;
-}
-
 running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
                        std::shared_ptr<const pipeline::plan> plan, const kafka::properties& props,
                        int source_partitions, state::state_store& store,
@@ -174,7 +166,7 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
       rp.address = opts.redis;
       rp.key_prefix = s.cfg->key_prefix;
       rp.sink_id = s.cfg->id;
-      rp.fields = sink_field_names(s);
+      rp.fields = s.names;
       rp.slots = s.slots;
       rp.key_slots = s.key_slots;
       rp.flush_interval = std::chrono::milliseconds(opts.sink_flush_ms);
@@ -187,7 +179,7 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
       kp.properties = props;
       kp.sink_id = s.cfg->id;
       kp.topic = s.cfg->topic;
-      kp.fields = sink_field_names(s);
+      kp.fields = s.names;
       kp.slots = s.slots;
       kp.metrics = &m;
       if (s.cfg->delivery == "exactly-once")

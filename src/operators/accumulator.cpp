@@ -97,8 +97,7 @@ value_type aggregate_set::output_type(const agg_spec& spec) noexcept {
   }
 }
 
-void aggregate_set::fold_value(const step& s, accumulator& a, const value& x, int64_t t,
-                               uint64_t arrival) const {
+void aggregate_set::fold_value(const step& s, accumulator& a, const value& x, int64_t t) const {
   const bool has = a.v.present();
   switch (s.fn) {
     case agg_fn::sum:
@@ -141,17 +140,15 @@ void aggregate_set::fold_value(const step& s, accumulator& a, const value& x, in
       break;
     }
     case agg_fn::first:
-      if (!has || t < a.t || (t == a.t && arrival < a.arrival)) {
+      if (!has || t < a.t) { // equal times: the earlier arrival stays
         a.v = x;
         a.t = t;
-        a.arrival = arrival;
       }
       break;
     case agg_fn::last:
-      if (!has || t > a.t || (t == a.t && arrival > a.arrival)) {
+      if (!has || t >= a.t) { // equal times: the later arrival wins
         a.v = x;
         a.t = t;
-        a.arrival = arrival;
       }
       break;
     default:
@@ -159,15 +156,14 @@ void aggregate_set::fold_value(const step& s, accumulator& a, const value& x, in
   }
 }
 
-void aggregate_set::fold(accumulator* accs, best_record* bests, const record& r,
-                         uint64_t arrival) const {
+void aggregate_set::fold(accumulator* accs, best_record* bests, const record& r) const {
   for (const auto& s : plan_) {
     if (s.fn == agg_fn::count) {
       ++accs[s.index].n;
     } else if (s.fn != agg_fn::max_by && s.fn != agg_fn::min_by) {
       const value& x = field_at(r.fields, s.input_slot);
       if (x.present())
-        fold_value(s, accs[s.index], x, r.event_time_ms, arrival);
+        fold_value(s, accs[s.index], x, r.event_time_ms);
     }
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -197,7 +193,7 @@ void aggregate_set::merge(accumulator* accs, best_record* bests, const accumulat
         a.n += o.n;
       }
     } else if (o.v.present()) {
-      fold_value(s, a, o.v, o.t, o.arrival);
+      fold_value(s, a, o.v, o.t);
     }
   }
   for (size_t g = 0; g < groups_.size(); ++g) {

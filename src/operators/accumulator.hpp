@@ -15,10 +15,9 @@ namespace keyflow::ops {
 
 /// Running state of one aggregate other than max_by/min_by.
 struct accumulator {
-  value v;              ///< sum, min, max, first, last: current value; avg: running sum (double)
-  int64_t n = 0;        ///< count: records; avg: values summed
-  int64_t t = 0;        ///< first, last: event time of the record `v` came from
-  uint64_t arrival = 0; ///< first, last: arrival number of the record `v` came from
+  value v;       ///< sum, min, max, first, last: current value; avg: running sum (double)
+  int64_t n = 0; ///< count: records; avg: values summed
+  int64_t t = 0; ///< first, last: event time of the record `v` came from
 };
 
 /// max_by / min_by: the record chosen so far (shared by every aggregate with the same
@@ -37,7 +36,7 @@ int compare_values(const value& a, const value& b) noexcept;
 int compare_fields(const std::vector<value>& a, const std::vector<value>& b) noexcept;
 
 /// The aggregates of one operator, resolved: which accumulator or best record each uses.
-/// Records fold in arrival order; `arrival` numbers them per key (first/last ties, merges).
+/// Records fold in arrival order.
 class aggregate_set {
 public:
   /// Resolves `specs` (in output order).
@@ -49,13 +48,15 @@ public:
   /// Best records per window (distinct (max_by|min_by, by) pairs).
   size_t bests() const noexcept { return groups_.size(); }
 
-  /// Folds record `r` (arrival number `arrival`) into one window's accumulators and best
-  /// records (arrays of accumulators() and bests() elements).
-  void fold(accumulator* accs, best_record* bests, const record& r, uint64_t arrival) const;
+  /// Folds record `r` into one window's accumulators and best records (arrays of
+  /// accumulators() and bests() elements).
+  void fold(accumulator* accs, best_record* bests, const record& r) const;
 
-  /// Merges another window's partial results into `accs`/`bests`; the result equals
-  /// folding both windows' records into one (double sums up to rounding order). Moves
-  /// from `other_bests`.
+  /// Merges another window's partial results into `accs`/`bests` as if its records had
+  /// arrived after theirs: on equal event times `first` keeps its value and `last` takes
+  /// the other's. Merged session windows never hold equal event times (an event time lies
+  /// in one session only), so the result equals folding all their records into one
+  /// window, except that double sums may round differently. Moves from `other_bests`.
   void merge(accumulator* accs, best_record* bests, const accumulator* other_accs,
              best_record* other_bests) const;
 
@@ -79,8 +80,7 @@ private:
     agg_fn fn;
     int by_slot;
   };
-  void fold_value(const step& s, accumulator& a, const value& x, int64_t t,
-                  uint64_t arrival) const;
+  void fold_value(const step& s, accumulator& a, const value& x, int64_t t) const;
 
   std::vector<step> plan_;
   std::vector<group> groups_;

@@ -37,7 +37,6 @@ struct key_windows {
   std::vector<window_slot> windows;
   std::vector<accumulator> accs;
   std::vector<best_record> bests;
-  uint64_t arrivals = 0;                 // records folded into the key (arrival numbers)
   int64_t max_event_time_ms = INT64_MIN; // global kind
   uint64_t batch_mark = 0;               // global kind, transient: last batch touching it
   uint64_t emit_mark = 0;                // global kind, transient: last batch emitting it
@@ -93,7 +92,6 @@ struct window_codec {
         to_proto(a.v, pa->mutable_value());
         pa->set_count(a.n);
         pa->set_event_time_ms(a.t);
-        pa->set_arrival(a.arrival);
       }
       for (size_t j = i * nb; j < (i + 1) * nb; ++j) {
         const best_record& b = st.bests[j];
@@ -104,7 +102,6 @@ struct window_codec {
           to_proto(f, pb->add_fields());
       }
     }
-    msg.set_arrivals(st.arrivals);
     msg.set_max_event_time_ms(st.max_event_time_ms);
     return msg.SerializeAsString();
   }
@@ -114,7 +111,6 @@ struct window_codec {
     if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
       return false;
     st = key_windows{};
-    st.arrivals = msg.arrivals();
     st.max_event_time_ms = msg.max_event_time_ms();
     for (const auto& pw : msg.windows()) {
       if (pw.accumulators_size() != msg.windows(0).accumulators_size() ||
@@ -123,7 +119,7 @@ struct window_codec {
       st.windows.push_back({pw.start_ms(), pw.end_ms(), pw.records(), pw.max_ingest_ns(),
                             pw.fired()});
       for (const auto& pa : pw.accumulators())
-        st.accs.push_back({from_proto(pa.value()), pa.count(), pa.event_time_ms(), pa.arrival()});
+        st.accs.push_back({from_proto(pa.value()), pa.count(), pa.event_time_ms()});
       for (const auto& pb : pw.best()) {
         best_record& b = st.bests.emplace_back();
         b.has = pb.has();
@@ -377,11 +373,11 @@ private:
     st.bests.erase(b, b + static_cast<ptrdiff_t>(n_best_));
   }
 
-  void fold(key_windows& st, size_t i, const record& r, uint64_t arrival) {
+  void fold(key_windows& st, size_t i, const record& r) {
     window_slot& w = st.windows[i];
     ++w.records;
     w.max_ingest_ns = std::max(w.max_ingest_ns, r.ingest_ns);
-    aggs_.fold(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, r, arrival);
+    aggs_.fold(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, r);
   }
 
   /// Merges window `from` into window `into` (records, ingest, aggregates).
@@ -461,7 +457,6 @@ private:
     }
     key_windows& st = state_.update(r.key, r.key_group);
     check_shape(st, r.key);
-    const uint64_t arrival = ++st.arrivals;
     for (int64_t s : starts_) {
       const int64_t end = s + size;
       if (expired(end))
@@ -470,7 +465,7 @@ private:
       const bool created = i == npos;
       if (created)
         i = add_window(st, s, end);
-      fold(st, i, r, arrival);
+      fold(st, i, r);
       settle(st, i, r, st.windows[i].fired || complete(end), created, out);
     }
   }
@@ -494,7 +489,6 @@ private:
     }
     key_windows& st = state_.update(r.key, r.key_group);
     check_shape(st, r.key);
-    const uint64_t arrival = ++st.arrivals;
     overlaps_.clear();
     int64_t s = t, e = e0;
     for (size_t i = 0; i < st.windows.size(); ++i) {
@@ -524,7 +518,7 @@ private:
       st.windows[target].start = s;
       st.windows[target].end = e;
     }
-    fold(st, target, r, arrival);
+    fold(st, target, r);
     settle(st, target, r, emit_now, new_interval, out);
   }
 
@@ -543,7 +537,7 @@ private:
         st.batch_mark = batch_;
         touched_.push_back({key, r.key_group, &st});
       }
-      fold(st, 0, r, ++st.arrivals);
+      fold(st, 0, r);
       st.max_event_time_ms = std::max(st.max_event_time_ms, r.event_time_ms);
     }
     for (const auto& [key, kg, st] : touched_) {

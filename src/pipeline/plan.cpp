@@ -72,7 +72,9 @@ std::set<std::string> produced_names(const config::pipeline_config& cfg) {
 
 /// Every field name referenced anywhere, with its position (first use).
 std::vector<field_ref> referenced(const config::pipeline_config& cfg) {
-  std::vector<field_ref> out{cfg.source.key, cfg.source.event_time};
+  // Order matters: it is the source layout's slot order, and max_by / min_by break ties by
+  // comparing whole records in slot order. The key comes first, the event time last.
+  std::vector<field_ref> out{cfg.source.key};
   auto add = [&](const field_ref& r) {
     if (r.set())
       out.push_back(r);
@@ -97,6 +99,7 @@ std::vector<field_ref> referenced(const config::pipeline_config& cfg) {
     for (const auto& r : s.key_fields)
       add(r);
   }
+  out.push_back(cfg.source.event_time);
   return out;
 }
 
@@ -326,10 +329,14 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
     s.stage = from.stage;
     s.in = from.out;
     if (sc.fields.empty())
-      for (size_t i = 0; i < s.in.size(); ++i)
+      for (size_t i = 0; i < s.in.size(); ++i) {
         s.slots.push_back(static_cast<int>(i));
-    for (const auto& f : sc.fields)
-      s.slots.push_back(r.slot(s.in, f, sc.id));
+        s.names.push_back(s.in.at(static_cast<int>(i)).name);
+      }
+    for (size_t i = 0; i < sc.fields.size(); ++i) {
+      s.slots.push_back(r.slot(s.in, sc.fields[i], sc.id));
+      s.names.push_back(sc.field_names[i]);
+    }
     for (const auto& f : sc.key_fields)
       s.key_slots.push_back(r.slot(s.in, f, sc.id));
     p->sinks.push_back(std::move(s));

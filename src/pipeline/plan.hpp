@@ -69,6 +69,7 @@ struct sink_plan {
   int stage = 0;                ///< stage of that operator
   layout in;                    ///< layout of the records it writes
   std::vector<int> slots;       ///< fields written, in order
+  std::vector<std::string> names; ///< output name of each written field
   std::vector<int> key_slots;   ///< redis: fields appended to the hash key
 };
 

@@ -27,8 +27,7 @@ decode_result source_decoder::decode(std::string_view key, std::string_view valu
   const std::string& decoder_id = ops_.empty() ? c.source.id : ops_.front()->cfg->id;
   if (!decoder_.decode(value, out.fields, error_)) {
     reject(key, value, from, decoder_id,
-           {ec::decode_error, fmt::format("bytes are not a valid {} ({} bytes): {}",
-                                          plan_->schema->type_name(), value.size(), error_)},
+           {ec::decode_error, fmt::format("{} ({} bytes)", error_, value.size())},
            dead);
     return decode_result::rejected;
   }

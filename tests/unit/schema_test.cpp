@@ -8,10 +8,12 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <gtest/gtest.h>
 
 #include "proto/event.pb.h"
@@ -69,46 +71,26 @@ message Legacy {
 }
 )";
 
-/// Every path of Rich the decoder supports, one twice.
-const std::vector<std::string> rich_paths = {"i32",
-                                             "i64",
-                                             "u32",
-                                             "u64",
-                                             "s32",
-                                             "s64",
-                                             "f32",
-                                             "f64",
-                                             "sf32",
-                                             "sf64",
-                                             "flag",
-                                             "fl",
-                                             "db",
-                                             "str",
-                                             "raw",
-                                             "color",
-                                             "bid.price",
-                                             "bid.auction",
-                                             "bid.amount.units",
-                                             "bid.amount.currency",
-                                             "bid.bidder",
-                                             "attributes.page",
-                                             "attributes.ref",
-                                             "counters.clicks",
-                                             "name",
-                                             "number",
-                                             "alt.price",
-                                             "alt.amount.currency",
-                                             "opt",
-                                             "inner.bid.price",
-                                             "inner.score",
-                                             "inner.bid.amount.units",
-                                             "bid.price"};
+/// Every path of Rich the decoder supports, "bid.price" twice.
+const std::vector<std::string> rich_paths = [] {
+  std::vector<std::string> paths;
+  std::istringstream in("i32 i64 u32 u64 s32 s64 f32 f64 sf32 sf64 flag fl db str raw color "
+                        "bid.price bid.auction bid.amount.units bid.amount.currency bid.bidder "
+                        "attributes.page attributes.ref counters.clicks name number alt.price "
+                        "alt.amount.currency opt inner.bid.price inner.score "
+                        "inner.bid.amount.units bid.price");
+  for (std::string p; in >> p;)
+    paths.push_back(p);
+  return paths;
+}();
 
+/// Writes `text` to `path`, creating its directory.
 void write_file(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path) << text;
 }
 
+/// Hex dump for failure messages.
 std::string hex(std::string_view bytes) {
   std::string s;
   for (unsigned char c : bytes)
@@ -189,11 +171,14 @@ bool same(const value& a, const value& b) {
 struct generator {
   std::mt19937_64 rng{42};
 
+  /// A number below `n`.
   uint64_t pick(uint64_t n) { return rng() % n; }
+  /// 0, a tiny number or one of any length up to 64 bits.
   uint64_t varint() {
     const uint64_t k = pick(4);
     return k == 0 ? 0 : k == 1 ? pick(4) : rng() >> pick(64);
   }
+  /// Valid UTF-8: wanted map keys, multi-byte characters, printable ASCII.
   std::string text() {
     static const char* pool[] = {"",  "page",         "ref",          "clicks",
                                  "x", "h\xc3\xa9llo", "\xe6\x97\xa5", "\xf0\x9f\x98\x80"};
@@ -204,12 +189,14 @@ struct generator {
       c = static_cast<char>(' ' + pick(95));
     return s;
   }
+  /// Up to `max` random bytes.
   std::string bytes(size_t max) {
     std::string s(pick(max + 1), '\0');
     for (auto& c : s)
       c = static_cast<char>(rng());
     return s;
   }
+  /// Zeros of both signs, infinity, NaN, a denormal, or any bit pattern.
   double dbl() {
     static const double pool[] = {
         0.0, -0.0, 1.5, -2.25e10, std::numeric_limits<double>::infinity(), std::nan(""), 5e-324};
@@ -221,6 +208,7 @@ struct generator {
     return d;
   }
 
+  /// Sets scalar `f` of `m` to a random value (a known one for closed enums).
   void set_scalar(pb::Message& m, const pb::FieldDescriptor* f) {
     const pb::Reflection* r = m.GetReflection();
     const uint64_t u = varint();
@@ -274,6 +262,7 @@ struct generator {
     }
   }
 
+  /// Appends `v` as a varint.
   static void put_varint(std::string& out, uint64_t v) {
     for (; v >= 0x80; v >>= 7)
       out += static_cast<char>(v | 0x80);
@@ -341,6 +330,7 @@ protected:
     rich = message_schema::load(dir.path("main/rich.proto"), "kf.test.Rich", {dir.path("imports")});
   }
 
+  /// Resolves every one of `paths` against `s`.
   std::vector<field_path> resolve(const schema_ptr& s, const std::vector<std::string>& paths) {
     std::vector<field_path> out;
     for (const auto& p : paths)

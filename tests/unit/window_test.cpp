@@ -820,7 +820,7 @@ TEST(Window, TiesOfFirstLastAndMaxBy) {
   EXPECT_EQ(out.records[0].fields[6], value{});
 }
 
-TEST(Window, SessionMergeKeepsArrivalOrderForTies) {
+TEST(Window, SessionMergeKeepsFirstAndLastOfParts) {
   harness h;
   auto spec = make_spec(window_kind::session, 0, 0, 10, 100);
   spec.aggregates = {agg("count", agg_fn::count),
@@ -877,6 +877,35 @@ TEST(Window, FiredWindowReemitsAfterRestoreWithoutWatermark) {
   ASSERT_EQ(out.records.size(), 1u);
   EXPECT_EQ(out.records[0].event_time_ms, 19);
   EXPECT_EQ(out.records[0].seq, 2u);
+}
+
+TEST(Window, FiredSessionReemitsAfterRestoreWithoutWatermark) {
+  harness h;
+  auto spec = make_spec(window_kind::session, 0, 0, 10, 100);
+  spec.aggregates = {agg("count", agg_fn::count)};
+  auto op = h.make(spec);
+  op_output out;
+  std::vector<record> in = {make_record("k", 0, nfield(0)), make_record("k", 20, nfield(0))};
+  op->process(in, out);
+  op->advance_watermark(9, out);
+  ASSERT_EQ(out.records.size(), 1u);
+  op->flush_state();
+  op.reset();
+  op = h.make(spec);
+  out.clear();
+  in = {make_record("k", 0, nfield(0))}; // [0, 10) again: fired, re-emitted at once
+  op->process(in, out);
+  ASSERT_EQ(out.records.size(), 1u);
+  EXPECT_EQ(out.records[0].fields[1], value::of(int64_t{10}));
+  EXPECT_EQ(out.records[0].seq, 2u);
+  out.clear();
+  in = {make_record("k", 5, nfield(0))}; // [0, 15): its end was never passed
+  op->process(in, out);
+  EXPECT_TRUE(out.records.empty());
+  op->advance_watermark(14, out);
+  ASSERT_EQ(out.records.size(), 1u);
+  EXPECT_EQ(out.records[0].fields[1], value::of(int64_t{15}));
+  EXPECT_EQ(out.records[0].seq, 3u);
 }
 
 TEST(Window, RestoreRebuildsTimersOfOwnKeyGroupsOnly) {
