@@ -97,6 +97,8 @@ void write_checkpoint(self_ptr self) {
     o->set_topic(pos.topic);
     o->set_partition(pos.partition);
     o->set_offset(pos.next_offset);
+    if (pos.watermark != no_watermark)
+      o->set_watermark_ms(pos.watermark);
   }
   for (const auto& planned : st.p.plan->ops) {
     if (!planned.stateful)

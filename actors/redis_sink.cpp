@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -45,6 +46,15 @@ for i = 1, #KEYS do
 end
 return written
 )lua";
+
+/// True if `a` has a newer version than `b`: (event time, sequence, source offset) compared
+/// in that order, exactly as the `_v` strings the upsert script compares.
+bool newer(const record& a, const record& b) {
+  auto version = [](const record& r) {
+    return std::make_tuple(r.event_time_ms, r.seq, r.offset < 0 ? 0 : r.offset);
+  };
+  return version(a) > version(b);
+}
 
 /// Profiles per script call: amortizes the call overhead in Redis.
 constexpr size_t keys_per_call = 64;
@@ -163,9 +173,13 @@ redis_sink_actor::behavior_type redis_sink(self_ptr self, redis_sink_params para
                        : std::string{};
           }
           auto [it, fresh] = st.pending.try_emplace(key, u);
-          if (!fresh) { // latest wins; the oldest ingest time stays (a conservative latency)
+          if (!fresh) {
+            // The newer version wins, as in Redis (records of one hash may arrive out of
+            // version order, e.g. per-event upserts written out of event-time order); the
+            // oldest ingest time stays (a conservative latency).
             auto oldest = std::min(it->second.ingest_ns, u.ingest_ns);
-            it->second = std::move(u);
+            if (newer(u, it->second))
+              it->second = std::move(u);
             it->second.ingest_ns = oldest;
           }
         }

@@ -210,6 +210,11 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
       st.lag =
           &st.p.metrics->consumer_lag(name.substr(0, slash), std::stoi(name.substr(slash + 1)));
   }
+  // A restored watermark holds from the start: records that were late before a restart
+  // stay late when they are read again.
+  st.watermark = st.p.initial_watermark;
+  if (st.watermark != no_watermark)
+    send_watermarks(self);
   schedule_poll(self, false);
   self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
   return {
@@ -237,7 +242,9 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
         // Everything read so far has been sent; the barrier follows it on every link.
         for (auto& p : st.p.partitions)
           self->send(p, atom::barrier_v, id, st.p.index);
-        return st.p.reader->position();
+        auto pos = st.p.reader->position();
+        pos.watermark = st.watermark; // sent before the barrier on every link
+        return pos;
       },
       [self](atom::stop) -> caf::typed_response_promise<uint64_t> {
         auto& st = self->state;

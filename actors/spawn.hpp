@@ -46,6 +46,9 @@ struct source_params {
   /// No input for this long marks the source idle (its watermark stops holding others
   /// back); 0 = never.
   std::chrono::milliseconds idle_timeout{5000};
+  /// Watermark restored from a checkpoint (no_watermark if none): the source starts from it
+  /// and tells every partition actor at once.
+  int64_t initial_watermark = no_watermark;
 };
 
 /// Spawns a source actor (event-based; polls without blocking).

@@ -52,17 +52,19 @@ typename Inspector::result_type inspect(Inspector& f, record_batch& x) {
   return f(x.records, x.source, x.watermark);
 }
 
-/// Where a source stands: the next offset it will read of its topic-partition.
+/// Where a source stands: the next offset it will read of its topic-partition, and its
+/// watermark (restored with the offset, so that records that were late stay late).
 struct source_position {
   std::string topic;       ///< topic (or generator name)
   int32_t partition = 0;   ///< partition (or generator index)
   int64_t next_offset = 0; ///< next offset to read
+  int64_t watermark = no_watermark; ///< the source's watermark, if it has one
 };
 
 /// Inspects a source_position.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, source_position& x) {
-  return f(x.topic, x.partition, x.next_offset);
+  return f(x.topic, x.partition, x.next_offset, x.watermark);
 }
 
 /// One record for a Kafka sink: already serialized, with its destination topic.

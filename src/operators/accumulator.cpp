@@ -11,9 +11,8 @@ namespace {
 const value absent_value{};
 
 const value& field_at(const std::vector<value>& fields, int slot) noexcept {
-  return slot >= 0 && static_cast<size_t>(slot) < fields.size()
-             ? fields[static_cast<size_t>(slot)]
-             : absent_value;
+  return slot >= 0 && static_cast<size_t>(slot) < fields.size() ? fields[static_cast<size_t>(slot)]
+                                                                : absent_value;
 }
 
 // Doubles: NaN first (NaNs equal), then numeric order. -0 and +0 compare equal here.
@@ -40,20 +39,20 @@ int compare_values(const value& a, const value& b) noexcept {
   if (a.type != b.type)
     return a.type < b.type ? -1 : 1;
   switch (a.type) {
-    case value_type::int64:
-      return a.i < b.i ? -1 : (b.i < a.i ? 1 : 0);
-    case value_type::dbl: {
-      if (int c = compare_numbers(a.d, b.d); c != 0)
-        return c;
-      bool sa = std::signbit(a.d), sb = std::signbit(b.d);
-      return sa == sb ? 0 : (sa ? -1 : 1);
-    }
-    case value_type::string: {
-      int c = a.s.compare(b.s);
-      return c < 0 ? -1 : (c > 0 ? 1 : 0);
-    }
-    default:
-      return 0;
+  case value_type::int64:
+    return a.i < b.i ? -1 : (b.i < a.i ? 1 : 0);
+  case value_type::dbl: {
+    if (int c = compare_numbers(a.d, b.d); c != 0)
+      return c;
+    bool sa = std::signbit(a.d), sb = std::signbit(b.d);
+    return sa == sb ? 0 : (sa ? -1 : 1);
+  }
+  case value_type::string: {
+    int c = a.s.compare(b.s);
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
+  default:
+    return 0;
   }
 }
 
@@ -84,75 +83,75 @@ aggregate_set::aggregate_set(const std::vector<agg_spec>& specs) {
 
 value_type aggregate_set::output_type(const agg_spec& spec) noexcept {
   switch (spec.fn) {
-    case agg_fn::count:
-      return value_type::int64;
-    case agg_fn::sum:
-    case agg_fn::min:
-    case agg_fn::max:
-      return spec.input_type == value_type::int64 ? value_type::int64 : value_type::dbl;
-    case agg_fn::avg:
-      return value_type::dbl;
-    default:
-      return spec.input_type;
+  case agg_fn::count:
+    return value_type::int64;
+  case agg_fn::sum:
+  case agg_fn::min:
+  case agg_fn::max:
+    return spec.input_type == value_type::int64 ? value_type::int64 : value_type::dbl;
+  case agg_fn::avg:
+    return value_type::dbl;
+  default:
+    return spec.input_type;
   }
 }
 
 void aggregate_set::fold_value(const step& s, accumulator& a, const value& x, int64_t t) const {
   const bool has = a.v.present();
   switch (s.fn) {
-    case agg_fn::sum:
-      if (s.as_int) {
-        // Wraps around on overflow (two's complement) instead of undefined behaviour.
-        int64_t add = x.as_int();
-        a.v.i = has ? static_cast<int64_t>(static_cast<uint64_t>(a.v.i) + static_cast<uint64_t>(add))
-                    : add;
+  case agg_fn::sum:
+    if (s.as_int) {
+      // Wraps around on overflow (two's complement) instead of undefined behaviour.
+      int64_t add = x.as_int();
+      a.v.i = has ? static_cast<int64_t>(static_cast<uint64_t>(a.v.i) + static_cast<uint64_t>(add))
+                  : add;
+      a.v.type = value_type::int64;
+    } else {
+      double add = x.as_double();
+      a.v.d = has ? a.v.d + add : add;
+      a.v.type = value_type::dbl;
+    }
+    break;
+  case agg_fn::min:
+  case agg_fn::max: {
+    const bool is_min = s.fn == agg_fn::min;
+    if (s.as_int) {
+      int64_t xi = x.as_int();
+      if (!has || (is_min ? xi < a.v.i : xi > a.v.i)) {
+        a.v.i = xi;
         a.v.type = value_type::int64;
-      } else {
-        double add = x.as_double();
-        a.v.d = has ? a.v.d + add : add;
+      }
+    } else {
+      // A NaN is taken only while nothing else was seen (like fmin/fmax).
+      double xd = x.as_double();
+      if (!has || std::isnan(a.v.d) || (is_min ? xd < a.v.d : xd > a.v.d)) {
+        a.v.d = xd;
         a.v.type = value_type::dbl;
       }
-      break;
-    case agg_fn::min:
-    case agg_fn::max: {
-      const bool is_min = s.fn == agg_fn::min;
-      if (s.as_int) {
-        int64_t xi = x.as_int();
-        if (!has || (is_min ? xi < a.v.i : xi > a.v.i)) {
-          a.v.i = xi;
-          a.v.type = value_type::int64;
-        }
-      } else {
-        // A NaN is taken only while nothing else was seen (like fmin/fmax).
-        double xd = x.as_double();
-        if (!has || std::isnan(a.v.d) || (is_min ? xd < a.v.d : xd > a.v.d)) {
-          a.v.d = xd;
-          a.v.type = value_type::dbl;
-        }
-      }
-      break;
     }
-    case agg_fn::avg: {
-      double add = x.as_double();
-      a.v.d = a.n > 0 ? a.v.d + add : add;
-      a.v.type = value_type::dbl;
-      ++a.n;
-      break;
+    break;
+  }
+  case agg_fn::avg: {
+    double add = x.as_double();
+    a.v.d = a.n > 0 ? a.v.d + add : add;
+    a.v.type = value_type::dbl;
+    ++a.n;
+    break;
+  }
+  case agg_fn::first:
+    if (!has || t < a.t) { // equal times: the earlier arrival stays
+      a.v = x;
+      a.t = t;
     }
-    case agg_fn::first:
-      if (!has || t < a.t) { // equal times: the earlier arrival stays
-        a.v = x;
-        a.t = t;
-      }
-      break;
-    case agg_fn::last:
-      if (!has || t >= a.t) { // equal times: the later arrival wins
-        a.v = x;
-        a.t = t;
-      }
-      break;
-    default:
-      break;
+    break;
+  case agg_fn::last:
+    if (!has || t >= a.t) { // equal times: the later arrival wins
+      a.v = x;
+      a.t = t;
+    }
+    break;
+  default:
+    break;
   }
 }
 
@@ -210,22 +209,22 @@ void aggregate_set::results(const accumulator* accs, const best_record* bests,
                             std::vector<value>& out) const {
   for (const auto& s : plan_) {
     switch (s.fn) {
-      case agg_fn::count:
-        out.push_back(value::of(accs[s.index].n));
-        break;
-      case agg_fn::avg: {
-        const accumulator& a = accs[s.index];
-        out.push_back(a.n > 0 ? value::of(a.v.d / static_cast<double>(a.n)) : value{});
-        break;
-      }
-      case agg_fn::max_by:
-      case agg_fn::min_by: {
-        const best_record& b = bests[s.index];
-        out.push_back(b.has ? field_at(b.fields, s.input_slot) : absent_value);
-        break;
-      }
-      default:
-        out.push_back(accs[s.index].v);
+    case agg_fn::count:
+      out.push_back(value::of(accs[s.index].n));
+      break;
+    case agg_fn::avg: {
+      const accumulator& a = accs[s.index];
+      out.push_back(a.n > 0 ? value::of(a.v.d / static_cast<double>(a.n)) : value{});
+      break;
+    }
+    case agg_fn::max_by:
+    case agg_fn::min_by: {
+      const best_record& b = bests[s.index];
+      out.push_back(b.has ? field_at(b.fields, s.input_slot) : absent_value);
+      break;
+    }
+    default:
+      out.push_back(accs[s.index].v);
     }
   }
 }

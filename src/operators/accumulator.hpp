@@ -21,7 +21,8 @@ struct accumulator {
 };
 
 /// max_by / min_by: the record chosen so far (shared by every aggregate with the same
-/// function and `by` field, so they always name the same record).
+/// function and `by` field, so they always name the same record). `by` values compare as
+/// doubles (absent = 0, NaN below every number); equal ones by compare_fields.
 struct best_record {
   bool has = false;          ///< a record was chosen
   double by = 0;             ///< its `by` value as a double

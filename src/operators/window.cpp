@@ -1,7 +1,7 @@
 #include "operators/window.hpp"
 
 #include <algorithm>
-#include <climits>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <stdexcept>
@@ -24,11 +24,11 @@ constexpr size_t npos = static_cast<size_t>(-1);
 
 /// One window of a key (the global kind keeps a single one).
 struct window_slot {
-  int64_t start = 0;               // inclusive
-  int64_t end = 0;                 // exclusive
-  uint64_t records = 0;            // records folded in = seq of its result
-  int64_t max_ingest_ns = INT64_MIN;
-  bool fired = false;              // result emitted at least once
+  int64_t start = 0;                 // inclusive
+  int64_t end = 0;                   // exclusive
+  uint64_t records = 0;              // records folded in = seq of its result
+  int64_t max_ingest_ns = INT64_MIN; // largest ingest_ns folded in
+  bool fired = false;                // result emitted at least once
 };
 
 /// State of one key: its windows, with their accumulators and best records stored flat
@@ -44,30 +44,30 @@ struct key_windows {
 
 void to_proto(const value& v, proto::WindowValue* out) {
   switch (v.type) {
-    case value_type::int64:
-      out->set_int64_value(v.i);
-      break;
-    case value_type::dbl:
-      out->set_double_value(v.d);
-      break;
-    case value_type::string:
-      out->set_string_value(v.s);
-      break;
-    default:
-      break;
+  case value_type::int64:
+    out->set_int64_value(v.i);
+    break;
+  case value_type::dbl:
+    out->set_double_value(v.d);
+    break;
+  case value_type::string:
+    out->set_string_value(v.s);
+    break;
+  default:
+    break;
   }
 }
 
 value from_proto(const proto::WindowValue& v) {
   switch (v.kind_case()) {
-    case proto::WindowValue::kInt64Value:
-      return value::of(static_cast<int64_t>(v.int64_value()));
-    case proto::WindowValue::kDoubleValue:
-      return value::of(v.double_value());
-    case proto::WindowValue::kStringValue:
-      return value::of(v.string_value());
-    default:
-      return {};
+  case proto::WindowValue::kInt64Value:
+    return value::of(static_cast<int64_t>(v.int64_value()));
+  case proto::WindowValue::kDoubleValue:
+    return value::of(v.double_value());
+  case proto::WindowValue::kStringValue:
+    return value::of(v.string_value());
+  default:
+    return {};
   }
 }
 
@@ -102,7 +102,8 @@ struct window_codec {
           to_proto(f, pb->add_fields());
       }
     }
-    msg.set_max_event_time_ms(st.max_event_time_ms);
+    if (st.max_event_time_ms != INT64_MIN) // global kind only: keeps other values small
+      msg.set_max_event_time_ms(st.max_event_time_ms);
     return msg.SerializeAsString();
   }
 
@@ -111,13 +112,13 @@ struct window_codec {
     if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
       return false;
     st = key_windows{};
-    st.max_event_time_ms = msg.max_event_time_ms();
+    st.max_event_time_ms = msg.windows_size() > 0 ? msg.max_event_time_ms() : INT64_MIN;
     for (const auto& pw : msg.windows()) {
       if (pw.accumulators_size() != msg.windows(0).accumulators_size() ||
           pw.best_size() != msg.windows(0).best_size())
         return false;
-      st.windows.push_back({pw.start_ms(), pw.end_ms(), pw.records(), pw.max_ingest_ns(),
-                            pw.fired()});
+      st.windows.push_back(
+          {pw.start_ms(), pw.end_ms(), pw.records(), pw.max_ingest_ns(), pw.fired()});
       for (const auto& pa : pw.accumulators())
         st.accs.push_back({from_proto(pa.value()), pa.count(), pa.event_time_ms()});
       for (const auto& pb : pw.best()) {
@@ -198,11 +199,14 @@ public:
     state_.scan(env_.first_key_group, env_.last_key_group,
                 [&](std::string_view key, key_group_t kg, const key_windows& st) {
                   check_shape(st, key);
+                  if (st.windows.empty())
+                    return;
+                  uint32_t id = intern(key, kg, nullptr);
                   for (const auto& w : st.windows) {
                     if (w.fired)
-                      push_cleanup(key, kg, w.start, w.end);
+                      push_cleanup(id, w.start, w.end);
                     else
-                      push_fire(key, kg, w.start, w.end);
+                      push_fire(id, w.start, w.end);
                   }
                 });
   }
@@ -211,16 +215,16 @@ public:
 
   void process(std::vector<record>& in, op_output& out) override {
     switch (spec_.kind) {
-      case window_kind::global:
-        process_global(in, out);
-        break;
-      case window_kind::session:
-        for (const auto& r : in)
-          process_session(r, out);
-        break;
-      default:
-        for (const auto& r : in)
-          process_fixed(r, out);
+    case window_kind::global:
+      process_global(in, out);
+      break;
+    case window_kind::session:
+      for (const auto& r : in)
+        process_session(r, out);
+      break;
+    default:
+      for (const auto& r : in)
+        process_fixed(r, out);
     }
   }
 
@@ -228,15 +232,27 @@ public:
     if (wm <= wm_)
       return;
     wm_ = wm;
+    due_.clear();
     while (!fire_.empty() && fire_.front().end - 1 <= wm) {
-      std::pop_heap(fire_.begin(), fire_.end(), fire_later_);
-      timer t = fire_.back();
+      std::pop_heap(fire_.begin(), fire_.end(), timer_later{});
+      due_.push_back(fire_.back());
       fire_.pop_back();
+    }
+    // The heap orders by end only (cheap); results go out in (end, key, start) order.
+    std::sort(due_.begin(), due_.end(), [this](const timer& a, const timer& b) {
+      if (a.end != b.end)
+        return a.end < b.end;
+      if (a.key != b.key)
+        if (int c = key_of(a.key).compare(key_of(b.key)); c != 0)
+          return c < 0;
+      return a.start < b.start;
+    });
+    for (const timer& t : due_) {
       on_fire_timer(t, out);
       release(t.key);
     }
     while (!cleanup_.empty() && expiry(cleanup_.front().end) <= wm) {
-      std::pop_heap(cleanup_.begin(), cleanup_.end(), cleanup_later_);
+      std::pop_heap(cleanup_.begin(), cleanup_.end(), timer_later{});
       timer t = cleanup_.back();
       cleanup_.pop_back();
       on_cleanup_timer(t);
@@ -244,11 +260,17 @@ public:
     }
   }
 
-  size_t flush_state() override { return state_.flush(); }
-  size_t evict_to(size_t max_keys) override { return state_.evict_to(max_keys); }
+  size_t flush_state() override {
+    new_epoch();
+    return state_.flush();
+  }
+  size_t evict_to(size_t max_keys) override {
+    new_epoch();
+    return state_.evict_to(max_keys);
+  }
   size_t state_size() const override { return state_.size(); }
   std::vector<std::string> column_families() const override { return {spec_.id}; }
-  uint64_t late_records() const noexcept override { return late_; }
+  uint64_t late_records() const override { return late_; }
   int64_t watermark() const noexcept override { return wm_; }
 
 private:
@@ -258,13 +280,23 @@ private:
     int64_t start;
     uint32_t key;
   };
+  /// A key with timers. `state` caches the key's state as returned by state_.update() in
+  /// epoch `epoch`: valid while no flush happened since, as the entry then stays dirty and
+  /// eviction keeps dirty entries (evictions start a new epoch all the same). Firing a
+  /// window of a key just updated so needs no lookup.
   struct key_ref {
     uint32_t id;
     uint32_t timers; // timers referring to the key
     key_group_t kg;
+    key_windows* state;
+    uint64_t epoch;
   };
-  using key_map =
-      std::unordered_map<std::string, key_ref, state::string_hash, std::equal_to<>>;
+  using key_map = std::unordered_map<std::string, key_ref, state::string_hash, std::equal_to<>>;
+  /// Min-heap order of timers by end.
+  struct timer_later {
+    bool operator()(const timer& a, const timer& b) const noexcept { return a.end > b.end; }
+  };
+  static constexpr uint32_t no_key = UINT32_MAX;
 
   // --- time --------------------------------------------------------------------------------
 
@@ -273,13 +305,13 @@ private:
     return saturating_add(end - 1, spec_.allowed_lateness_ms);
   }
   bool complete(int64_t end) const noexcept { return wm_ != no_watermark && wm_ >= end - 1; }
-  bool expired(int64_t end) const noexcept {
-    return wm_ != no_watermark && wm_ >= expiry(end);
-  }
+  bool expired(int64_t end) const noexcept { return wm_ != no_watermark && wm_ >= expiry(end); }
 
   // --- timers ------------------------------------------------------------------------------
 
-  uint32_t intern(std::string_view key, key_group_t kg) {
+  /// Id of `key` in the table of keys with timers (takes no reference); caches `st`, its
+  /// state just returned by state_.update() (or nullptr).
+  uint32_t intern(std::string_view key, key_group_t kg, key_windows* st) {
     auto i = keys_.find(key);
     if (i == keys_.end()) {
       uint32_t id = static_cast<uint32_t>(by_id_.size());
@@ -289,56 +321,90 @@ private:
       } else {
         by_id_.push_back(nullptr);
       }
-      i = keys_.emplace(std::string{key}, key_ref{id, 0, kg}).first;
+      i = keys_.emplace(std::string{key}, key_ref{id, 0, kg, nullptr, 0}).first;
       by_id_[id] = &*i;
+      ++idle_keys_;
     }
-    ++i->second.timers;
+    i->second.state = st;
+    i->second.epoch = epoch_;
     return i->second.id;
   }
 
+  /// Adds (drops) one timer's reference to key `id`. Keys without timers stay in the
+  /// table (no allocation when they get timers again) until new_epoch() drops them.
+  void retain(uint32_t id) {
+    if (by_id_[id]->second.timers++ == 0)
+      --idle_keys_;
+  }
   void release(uint32_t id) {
-    auto* kv = by_id_[id];
-    if (--kv->second.timers > 0)
+    if (--by_id_[id]->second.timers == 0)
+      ++idle_keys_;
+  }
+
+  /// After a flush or an eviction: cached states are no longer valid; keys without timers
+  /// are dropped once they are the majority.
+  void new_epoch() {
+    ++epoch_;
+    if (idle_keys_ <= keys_.size() / 2 + 1024)
       return;
-    by_id_[id] = nullptr;
-    free_ids_.push_back(id);
-    keys_.erase(keys_.find(kv->first));
+    for (auto i = keys_.begin(); i != keys_.end();) {
+      if (i->second.timers > 0) {
+        ++i;
+        continue;
+      }
+      by_id_[i->second.id] = nullptr;
+      free_ids_.push_back(i->second.id);
+      i = keys_.erase(i);
+    }
+    idle_keys_ = 0;
   }
 
-  void push_fire(std::string_view key, key_group_t kg, int64_t start, int64_t end) {
-    fire_.push_back({end, start, intern(key, kg)});
-    std::push_heap(fire_.begin(), fire_.end(), fire_later_);
+  const std::string& key_of(uint32_t id) const noexcept { return by_id_[id]->first; }
+
+  /// The state of key `id`, from the cache when valid.
+  key_windows& state_of(uint32_t id) {
+    auto& [key, ref] = *by_id_[id];
+    if (ref.state == nullptr || ref.epoch != epoch_) {
+      ref.state = &state_.update(key, ref.kg);
+      ref.epoch = epoch_;
+      check_shape(*ref.state, key);
+    }
+    return *ref.state;
   }
 
-  void push_cleanup(std::string_view key, key_group_t kg, int64_t start, int64_t end) {
-    cleanup_.push_back({end, start, intern(key, kg)});
-    std::push_heap(cleanup_.begin(), cleanup_.end(), cleanup_later_);
+  void push_fire(uint32_t id, int64_t start, int64_t end) {
+    retain(id);
+    fire_.push_back({end, start, id});
+    std::push_heap(fire_.begin(), fire_.end(), timer_later{});
   }
 
+  void push_cleanup(uint32_t id, int64_t start, int64_t end) {
+    retain(id);
+    cleanup_.push_back({end, start, id});
+    std::push_heap(cleanup_.begin(), cleanup_.end(), timer_later{});
+  }
+
+  /// A window end was reached: fire the window unless the timer is stale (window merged
+  /// away or already fired); then drop it if expired, else wait for its expiry.
   void on_fire_timer(const timer& t, op_output& out) {
-    const auto& [key, ref] = *by_id_[t.key];
-    const key_windows* found = state_.find(key, ref.kg);
-    if (found == nullptr)
+    key_windows& st = state_of(t.key);
+    size_t i = find_window(st, t.start, t.end);
+    if (i == npos || st.windows[i].fired)
       return;
-    size_t i = find_window(*found, t.start, t.end);
-    if (i == npos || found->windows[i].fired)
-      return; // stale: merged away, already fired or expired
-    key_windows& st = state_.update(key, ref.kg);
     st.windows[i].fired = true;
+    const auto& [key, ref] = *by_id_[t.key];
     emit(st, i, key, ref.kg, out);
     if (expired(t.end))
       remove_window(st, i);
     else
-      push_cleanup(key, ref.kg, t.start, t.end);
+      push_cleanup(t.key, t.start, t.end);
   }
 
+  /// A fired window expired: drop it (unless merged away already).
   void on_cleanup_timer(const timer& t) {
-    const auto& [key, ref] = *by_id_[t.key];
-    const key_windows* found = state_.find(key, ref.kg);
-    if (found == nullptr || find_window(*found, t.start, t.end) == npos)
-      return;
-    key_windows& st = state_.update(key, ref.kg);
-    remove_window(st, find_window(st, t.start, t.end));
+    key_windows& st = state_of(t.key);
+    if (size_t i = find_window(st, t.start, t.end); i != npos)
+      remove_window(st, i);
   }
 
   // --- windows of a key --------------------------------------------------------------------
@@ -365,12 +431,19 @@ private:
     return st.windows.size() - 1;
   }
 
+  /// Removes window `i`; the last window takes its place (window order is not kept).
   void remove_window(key_windows& st, size_t i) {
-    st.windows.erase(st.windows.begin() + static_cast<ptrdiff_t>(i));
-    auto a = st.accs.begin() + static_cast<ptrdiff_t>(i * n_acc_);
-    st.accs.erase(a, a + static_cast<ptrdiff_t>(n_acc_));
-    auto b = st.bests.begin() + static_cast<ptrdiff_t>(i * n_best_);
-    st.bests.erase(b, b + static_cast<ptrdiff_t>(n_best_));
+    const size_t last = st.windows.size() - 1;
+    if (i != last) {
+      st.windows[i] = st.windows[last];
+      std::move(st.accs.begin() + static_cast<ptrdiff_t>(last * n_acc_), st.accs.end(),
+                st.accs.begin() + static_cast<ptrdiff_t>(i * n_acc_));
+      std::move(st.bests.begin() + static_cast<ptrdiff_t>(last * n_best_), st.bests.end(),
+                st.bests.begin() + static_cast<ptrdiff_t>(i * n_best_));
+    }
+    st.windows.pop_back();
+    st.accs.resize(last * n_acc_);
+    st.bests.resize(last * n_best_);
   }
 
   void fold(key_windows& st, size_t i, const record& r) {
@@ -390,8 +463,7 @@ private:
                 st.accs.data() + from * n_acc_, st.bests.data() + from * n_best_);
   }
 
-  void emit(const key_windows& st, size_t i, std::string_view key, key_group_t kg,
-            op_output& out) {
+  void emit(const key_windows& st, size_t i, std::string_view key, key_group_t kg, op_output& out) {
     const window_slot& w = st.windows[i];
     record& r = out.records.emplace_back();
     r.key.assign(key);
@@ -405,20 +477,21 @@ private:
     aggs_.results(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, r.fields);
   }
 
-  /// After folding into window `i`: emit it now if it is complete, else make sure it has
-  /// a fire timer (`new_interval`: no timer exists for its current bounds yet).
-  void settle(key_windows& st, size_t i, const record& r, bool emit_now, bool new_interval,
-              op_output& out) {
+  /// After folding record `r` into window `i`: emit it now if it is complete, else make
+  /// sure it has a fire timer (`new_interval`: no timer exists for its bounds yet). `id`:
+  /// the record key's timer id, looked up on first use.
+  void settle(key_windows& st, size_t i, const record& r, uint32_t& id, bool emit_now,
+              bool new_interval, op_output& out) {
     window_slot& w = st.windows[i];
     if (emit_now) {
       if (!w.fired || new_interval)
-        push_cleanup(r.key, r.key_group, w.start, w.end);
+        push_cleanup(id == no_key ? (id = intern(r.key, r.key_group, &st)) : id, w.start, w.end);
       w.fired = true;
       emit(st, i, r.key, r.key_group, out);
     } else {
       w.fired = false;
       if (new_interval)
-        push_fire(r.key, r.key_group, w.start, w.end);
+        push_fire(id == no_key ? (id = intern(r.key, r.key_group, &st)) : id, w.start, w.end);
     }
   }
 
@@ -450,13 +523,13 @@ private:
     }
     if (starts_.empty())
       return; // between two sliding windows (slide > size): belongs to none
-    if (std::all_of(starts_.begin(), starts_.end(),
-                    [&](int64_t s) { return expired(s + size); })) {
+    if (std::all_of(starts_.begin(), starts_.end(), [&](int64_t s) { return expired(s + size); })) {
       late(r, starts_.back(), starts_.back() + size, out);
       return;
     }
     key_windows& st = state_.update(r.key, r.key_group);
     check_shape(st, r.key);
+    uint32_t id = no_key;
     for (int64_t s : starts_) {
       const int64_t end = s + size;
       if (expired(end))
@@ -466,7 +539,7 @@ private:
       if (created)
         i = add_window(st, s, end);
       fold(st, i, r);
-      settle(st, i, r, st.windows[i].fired || complete(end), created, out);
+      settle(st, i, r, id, st.windows[i].fired || complete(end), created, out);
     }
   }
 
@@ -513,13 +586,14 @@ private:
       new_interval = overlaps_.size() > 1 || w.start != s || w.end != e;
       for (size_t k = overlaps_.size(); k-- > 1;) {
         merge(st, target, overlaps_[k]);
-        remove_window(st, overlaps_[k]); // after target: target's index stays valid
+        remove_window(st, overlaps_[k]); // descending: target and the rest stay in place
       }
       st.windows[target].start = s;
       st.windows[target].end = e;
     }
     fold(st, target, r);
-    settle(st, target, r, emit_now, new_interval, out);
+    uint32_t id = no_key;
+    settle(st, target, r, id, emit_now, new_interval, out);
   }
 
   /// Global kind: one running aggregate per key, emitted once per batch per touched key.
@@ -572,30 +646,15 @@ private:
   uint64_t late_ = 0;
   uint64_t batch_ = 0;
 
-  // Timers: min-heaps, fire ordered by (end, key, start) so results come out in that order.
+  // Timers: the keys they refer to (interned, counted) and two min-heaps by window end.
   key_map keys_;
   std::vector<key_map::value_type*> by_id_;
   std::vector<uint32_t> free_ids_;
-  /// Heap order of fire timers: the smallest (end, key, start) on top.
-  struct fire_order {
-    const std::vector<key_map::value_type*>* ids;
-    bool operator()(const timer& a, const timer& b) const {
-      if (a.end != b.end)
-        return a.end > b.end;
-      if (a.key != b.key)
-        if (int c = (*ids)[a.key]->first.compare((*ids)[b.key]->first); c != 0)
-          return c > 0;
-      return a.start > b.start;
-    }
-  };
-  /// Heap order of cleanup timers: the smallest end on top.
-  struct cleanup_order {
-    bool operator()(const timer& a, const timer& b) const { return a.end > b.end; }
-  };
-  fire_order fire_later_{&by_id_};
-  cleanup_order cleanup_later_;
-  std::vector<timer> fire_;
-  std::vector<timer> cleanup_;
+  size_t idle_keys_ = 0;       // keys in keys_ without timers
+  uint64_t epoch_ = 0;         // flushes + evictions so far (validity of cached states)
+  std::vector<timer> fire_;    // min-heap of window ends
+  std::vector<timer> cleanup_; // min-heap of window expiries
+  std::vector<timer> due_;     // scratch: fire timers due at this watermark
 
   // Scratch, reused across records.
   std::vector<int64_t> starts_;

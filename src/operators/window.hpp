@@ -39,13 +39,13 @@ enum class window_kind : uint8_t { tumbling, sliding, session, global };
 
 /// A resolved window operator.
 struct window_spec {
-  std::string id;                            ///< operator id = column family
-  window_kind kind = window_kind::tumbling;  ///< kind
-  int64_t size_ms = 0;                       ///< tumbling, sliding: window length
-  int64_t slide_ms = 0;                      ///< sliding: distance between window starts
-  int64_t gap_ms = 0;                        ///< session: inactivity gap
-  int64_t allowed_lateness_ms = 0;           ///< windows stay updatable this long after firing
-  std::vector<agg_spec> aggregates;          ///< at least one
+  std::string id;                           ///< operator id = column family
+  window_kind kind = window_kind::tumbling; ///< kind
+  int64_t size_ms = 0;                      ///< tumbling, sliding: window length
+  int64_t slide_ms = 0;                     ///< sliding: distance between window starts
+  int64_t gap_ms = 0;                       ///< session: inactivity gap
+  int64_t allowed_lateness_ms = 0;          ///< windows stay updatable this long after firing
+  std::vector<agg_spec> aggregates;         ///< at least one
   /// Late records go here; empty: the pipeline's dead-letter topic with reason "late".
   std::string late_topic;
   /// global kind: a key's state expires this long (processing time) after its last update;
@@ -57,13 +57,10 @@ struct window_spec {
 /// aggregates; for the global kind only the aggregates.
 layout window_output_layout(const window_spec& spec);
 
-/// A window operator instance: a keyed operator that also counts its late records.
+/// A window operator instance (late_records(): records behind the watermark by more than
+/// the allowed lateness, sent to the late-data output).
 class window_operator : public keyed_operator {
 public:
-  /// Records sent to the late-data output so far (behind the watermark by more than the
-  /// allowed lateness).
-  virtual uint64_t late_records() const noexcept = 0;
-
   /// The operator's watermark (no_watermark until the first advance_watermark()).
   virtual int64_t watermark() const noexcept = 0;
 };

@@ -191,19 +191,25 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
     fail(c.schema.where, e.what());
   }
 
-  // Source projection: every referenced name no operator produces and the schema knows.
+  // Source projection: every referenced name the schema knows. A name an operator also
+  // produces (e.g. `dwell_ms: {fn: sum, field: dwell_ms}`) is still read from the schema
+  // when it is there: the operator's output replaces it downstream only.
   resolver r{p.get(), {}};
   const auto produced = produced_names(c);
+  std::set<std::string> not_in_schema; // produced names the schema does not know
   for (const auto& ref : referenced(c)) {
-    if (produced.count(ref.name) || p->source_layout.slot(ref.name) ||
-        r.schema_errors.count(ref.name))
+    if (p->source_layout.slot(ref.name) || r.schema_errors.count(ref.name) ||
+        not_in_schema.count(ref.name))
       continue;
     try {
       auto path = p->schema->resolve(ref.name);
       p->source_layout.add(ref.name, path.type);
       p->source_paths.push_back(std::move(path));
     } catch (const schema::schema_error& e) {
-      r.schema_errors.emplace(ref.name, e.what());
+      if (produced.count(ref.name))
+        not_in_schema.insert(ref.name);
+      else
+        r.schema_errors.emplace(ref.name, e.what());
     }
   }
   p->key_slot = r.slot(p->source_layout, c.source.key, c.source.id);
@@ -344,16 +350,19 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
 
   // Leading validate / plain filter operators that form a chain run in the sources.
   std::vector<int> readers(p->ops.size(), 0); // operators and sinks reading each operator
+  int source_readers = 0; // operators reading the source itself: all get what the sources emit
   for (const auto& op : p->ops)
     if (op.input >= 0)
       ++readers[static_cast<size_t>(op.input)];
+    else
+      ++source_readers;
   std::vector<bool> tapped(p->ops.size(), false);
   for (const auto& s : p->sinks)
     tapped[static_cast<size_t>(s.from)] = true;
   for (size_t i = 0; i < p->ops.size(); ++i) {
     auto& op = p->ops[i];
     const auto& t = op.cfg->type;
-    bool chain = i == 0 ? op.input == -1
+    bool chain = i == 0 ? op.input == -1 && source_readers == 1
                         : (p->ops[i - 1].at_source && op.input == static_cast<int>(i) - 1 &&
                            readers[i - 1] == 1);
     if (!chain || tapped[i] || !(t == "validate" || (t == "filter" && !op.filter.once_per_key)))

@@ -154,7 +154,9 @@ public:
   template <class F>
   void scan(key_group_t first, key_group_t last, F&& f) {
     const int64_t now = ttl_ms_ > 0 ? now_ms_() : 0;
-    auto live = [&](int64_t expire_at) { return ttl_ms_ <= 0 || expire_at == 0 || expire_at > now; };
+    auto live = [&](int64_t expire_at) {
+      return ttl_ms_ <= 0 || expire_at == 0 || expire_at > now;
+    };
     std::string lower, upper;
     state_key_into(lower, first, {});
     rocksdb::ReadOptions options;

@@ -8,6 +8,13 @@ computed independently of the engine.
 - latest_by_identity(): at-least-once results reduced to the highest `seq` per identity.
 - diff_maps(), diff_multisets(): differences, printed bounded by Diff.report();
   require_equal() exits non-zero on any difference.
+- produce(): writes records to chosen partitions with an idempotent producer, checking
+  every delivery report.
+- read_dead_letters(), diff_dead_letters(): DeadLetter envelopes of a topic, compared with
+  the expected (bytes, error code, operator) multiset, provenance checked against the input.
+- redis_text(), diff_hashes(): Redis hash text compared with typed expected values.
+- set_redis_hashes(), scrape_metrics(), metric_values(), metric_sum(): entity hashes and
+  /metrics.
 
 Needs the Debian packages python3-confluent-kafka, python3-protobuf and python3-redis (run
 with /usr/bin/python3) and protoc on PATH.
@@ -328,3 +335,316 @@ def require_equal(diff, summary=None, limit=10):
         print(summary)
     if not diff.ok:
         sys.exit(1)
+
+
+# --- Producing input -----------------------------------------------------------------------
+
+def produce(bootstrap, topic, records, rate=0.0, properties=None, timeout_s=120.0):
+    """Writes `records` (an iterable of (key, value, partition): bytes or None, bytes or None,
+    int or None for the default partitioner) to `topic` in order, with an idempotent
+    producer. `rate` > 0 paces the writes to about that many records per second. Waits for
+    every delivery report; returns the number delivered. Raises CheckError if any delivery
+    failed or did not finish within `timeout_s` after the last write."""
+    from confluent_kafka import KafkaException, Producer
+
+    conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+            "compression.type": "lz4"}
+    conf.update(properties or {})
+    failures, delivered = [], [0]
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(f"partition {msg.partition()}: {err}")
+        else:
+            delivered[0] += 1
+
+    try:
+        producer = Producer(conf)
+        start, sent = time.monotonic(), 0
+        for key, value, partition in records:
+            kwargs = {"key": key, "value": value, "on_delivery": on_delivery}
+            if partition is not None:
+                kwargs["partition"] = partition
+            while True:
+                try:
+                    producer.produce(topic, **kwargs)
+                    break
+                except BufferError:  # local queue full: serve delivery reports, then retry
+                    producer.poll(0.05)
+            sent += 1
+            if rate > 0:
+                ahead = sent / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    producer.poll(0)
+                    time.sleep(ahead)
+            elif sent % 1000 == 0:
+                producer.poll(0)
+        left = producer.flush(timeout_s)
+    except KafkaException as e:
+        raise CheckError(f"producing to '{topic}' at {bootstrap}: {e}") from None
+    if left > 0:
+        raise CheckError(f"topic '{topic}': {left} records still undelivered after {timeout_s} s")
+    if failures:
+        raise CheckError(f"topic '{topic}': {len(failures)} deliveries failed, e.g. "
+                         f"{failures[0]}")
+    return delivered[0]
+
+
+def partition_count(bootstrap, topic, timeout_s=30.0):
+    """Number of partitions of an existing topic; raises CheckError if it has no metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    info = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout_s)
+    t = info.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        raise CheckError(f"topic '{topic}' at {bootstrap}: no metadata")
+    return len(t.partitions)
+
+
+# --- Dead letters --------------------------------------------------------------------------
+
+DEAD_LETTER_PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                 "config", "proto", "dead_letter.proto")
+
+
+def read_dead_letters(bootstrap, topic, timeout_s=60.0):
+    """Every record of a dead-letter topic parsed as keyflow.proto.DeadLetter.
+
+    Returns (letters, bad): letters as protobuf messages, bad as (partition, offset,
+    reason) for records that are not DeadLetter envelopes."""
+    pb = compile_proto(DEAD_LETTER_PROTO)
+    letters, bad = [], []
+    for r in read_topic(bootstrap, topic, timeout_s):
+        dl = pb.DeadLetter()
+        try:
+            dl.ParseFromString(r.value or b"")
+        except Exception as e:  # the protobuf runtime raises DecodeError or others
+            bad.append((r.partition, r.offset, f"not a DeadLetter: {e}"))
+            continue
+        letters.append(dl)
+    return letters, bad
+
+
+def diff_dead_letters(expected, letters, inputs, source_topic, pipeline,
+                      tolerate_duplicates=False):
+    """Compares dead letters with `expected`, a Counter of (original value bytes, error code,
+    operator id). Every letter must also carry provenance: `source_topic`, and a
+    partition/offset at which `inputs` (the KafkaRecords of the input topic) holds exactly
+    the original bytes, plus the pipeline name and a non-empty error message. Returns a
+    Diff; provenance problems are listed as differences."""
+    actual = collections.Counter(
+        (dl.original_value, dl.error_code, dl.operator_id) for dl in letters)
+    d = diff_multisets(expected, actual, "dead letters", tolerate_duplicates)
+    by_position = {(r.partition, r.offset): r for r in inputs}
+    wrong = []
+    for dl in letters:
+        src = by_position.get((dl.source_partition, dl.source_offset))
+        problem = None
+        if dl.source_topic != source_topic:
+            problem = f"source_topic {dl.source_topic!r}, want {source_topic!r}"
+        elif src is None:
+            problem = f"no input record at partition {dl.source_partition} offset " \
+                      f"{dl.source_offset}"
+        elif (src.value or b"") != dl.original_value:
+            problem = "original_value differs from the input record at its offset"
+        elif (src.key or b"") != dl.original_key:
+            problem = "original_key differs from the input record's key"
+        elif dl.pipeline != pipeline:
+            problem = f"pipeline {dl.pipeline!r}, want {pipeline!r}"
+        elif not dl.error_message:
+            problem = "empty error_message"
+        elif dl.attempts < 1 or dl.dead_lettered_at_ms <= 0:
+            problem = f"attempts {dl.attempts}, dead_lettered_at_ms {dl.dead_lettered_at_ms}"
+        if problem:
+            wrong.append(((dl.source_partition, dl.source_offset, dl.operator_id),
+                          {"provenance": ("consistent", problem)}))
+    d.different.extend(wrong)
+    return d
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+def redis_client(address):
+    """A redis.Redis client (decoded responses) for "host:port" or a redis:// URL."""
+    import redis
+
+    if "://" in address:
+        return redis.Redis.from_url(address, decode_responses=True)
+    host, _, port = address.rpartition(":")
+    return redis.Redis(host=host or "127.0.0.1", port=int(port), decode_responses=True)
+
+
+def set_redis_hashes(address, hashes):
+    """Writes {key: {field: text}} as Redis hashes (replacing what is there)."""
+    client = redis_client(address)
+    pipe = client.pipeline(transaction=False)
+    for key, fields in hashes.items():
+        pipe.delete(key)
+        if fields:
+            pipe.hset(key, mapping=fields)
+    pipe.execute()
+
+
+def redis_text(value):
+    """How a Keyflow Redis sink writes a value: ints in decimal, doubles with 17 significant
+    digits, strings as they are, absent (None) as the empty string."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not sink values")
+    if isinstance(value, float):
+        return format(value, ".17g")
+    return str(value)
+
+
+def _same_redis_value(want, text):
+    """True if hash text `text` is the expected typed value `want` (doubles compared as
+    numbers: 21 and 21.0 are the same double)."""
+    if text is None:
+        return False
+    if isinstance(want, float):
+        try:
+            return float(text) == want
+        except ValueError:
+            return False
+    return text == redis_text(want)
+
+
+def diff_hashes(expected, actual, what="hashes"):
+    """Compares {key: {field: typed value}} with hashes read from Redis ({key: {field:
+    text}}): every expected field must be there with the expected value; fields not in the
+    expected dict (e.g. the version `_v`) are ignored unless expected. Returns a Diff."""
+    d = Diff(what, len(expected), len(actual))
+    for key, want in expected.items():
+        got = actual.get(key)
+        if got is None:
+            d.missing.append((key, want, 1))
+            continue
+        bad = {f: (v, got.get(f)) for f, v in want.items() if not _same_redis_value(v, got.get(f))}
+        if bad:
+            d.different.append((key, bad))
+    for key, got in actual.items():
+        if key not in expected:
+            d.extra.append((key, got, 1))
+    return d
+
+
+# --- Kafka JSON results --------------------------------------------------------------------
+
+def same_json_value(want, got):
+    """True if a JSON output value equals the expected typed value: doubles as numbers (a
+    JSON integer is accepted, since 21.0 prints as 21), ints exactly (not as doubles),
+    strings exactly, None as null."""
+    if want is None or got is None:
+        return want is None and got is None
+    if isinstance(want, float):
+        return type(got) in (int, float) and float(got) == want
+    return type(got) is type(want) and got == want
+
+
+def diff_json_results(expected, objects, identity, what="results"):
+    """At-least-once windowed results: `objects` (JSON output records) reduced to the highest
+    `seq` per identity(obj), compared with `expected` {identity: {field: typed value}}
+    field by field (see same_json_value). Two different records with the same identity and
+    seq are differences. Returns a Diff."""
+    latest, conflicts = latest_by_identity(objects, identity)
+    d = Diff(what, len(expected), len(latest))
+    for ident, want in expected.items():
+        got = latest.get(ident)
+        if got is None:
+            d.missing.append((ident, want, 1))
+            continue
+        bad = {f: (v, got.get(f)) for f, v in want.items() if not same_json_value(v, got.get(f))}
+        if bad:
+            d.different.append((ident, bad))
+    for ident, got in latest.items():
+        if ident not in expected:
+            d.extra.append((ident, got, 1))
+    for ident, a, b in conflicts:
+        d.different.append((ident, {"same seq, different record": (a, b)}))
+    return d
+
+
+# --- Metrics -------------------------------------------------------------------------------
+
+def scrape_metrics(url, timeout_s=10.0):
+    """Prometheus text from `url` as a list of (name, {label: value}, float)."""
+    import re
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            text = resp.read().decode()
+    except OSError as e:
+        raise CheckError(f"cannot scrape {url}: {e}") from None
+    out = []
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        if m:
+            out.append((m.group(1), dict(label_re.findall(m.group(3) or "")),
+                        float(m.group(4))))
+    return out
+
+
+def metric_values(url, name, **labels):
+    """Values of every series of metric `name` whose labels include `labels`."""
+    return [v for n, ls, v in scrape_metrics(url)
+            if n == name and all(ls.get(k) == want for k, want in labels.items())]
+
+
+def metric_sum(url, name, **labels):
+    """Sum of metric_values()."""
+    return sum(metric_values(url, name, **labels))
+
+
+# --- Generating input ----------------------------------------------------------------------
+
+def bounded_disorder(items, time_of, bound_ms, rng):
+    """`items` in a production order whose disorder stays strictly within `bound_ms`: each is
+    delayed by a random 0..bound_ms-1 ms and the result sorted by delayed time (ties in input
+    order). Then every item's event time is greater than the greatest event time of the
+    items before it minus `bound_ms`, so a watermark of (max event time seen - bound_ms)
+    never makes one of them late."""
+    delayed = [(time_of(x) + rng.randrange(bound_ms), i, x) for i, x in enumerate(items)]
+    delayed.sort(key=lambda d: (d[0], d[1]))
+    return [x for _, _, x in delayed]
+
+
+def undecodable(valid_bytes, rng):
+    """Bytes that no protobuf parser accepts: a valid message followed by a length-delimited
+    field 1 that claims more bytes than follow, or a varint that never ends."""
+    if rng.random() < 0.5:
+        return valid_bytes + b"\x0a\x05ab"
+    return b"\xff" * rng.randrange(11, 20)
+
+
+def wait_for_match(compare, wait_s, interval_s=1.0):
+    """Calls compare() (returning a list of Diff) until every Diff is ok or `wait_s` has
+    passed; returns the last list."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        diffs = compare()
+        if all(d.ok for d in diffs) or time.monotonic() >= deadline:
+            return diffs
+        time.sleep(interval_s)
+
+
+def report_all(diffs, name, summary, limit=10):
+    """Prints every Diff and a PASS/FAIL line; returns the exit code (0 = all equal)."""
+    for d in diffs:
+        d.report(limit)
+    ok = all(d.ok for d in diffs)
+    print(f"{name}: {'PASS' if ok else 'FAIL'}: {summary}")
+    return 0 if ok else 1
+
+
+def diff_value(what, expected, actual):
+    """A Diff of one number (e.g. a metric): its report shows both values."""
+    d = Diff(what, expected, actual)
+    if expected != actual:
+        d.different.append((what, {"value": (expected, actual)}))
+    return d

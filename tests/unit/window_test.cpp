@@ -104,8 +104,8 @@ std::string describe(const record& r) {
   for (const auto& v : r.fields)
     f += describe(v) + " ";
   return fmt::format("{{key={} kg={} t={} ingest={} seq={} off={} part={} raw='{}' [{}]}}", r.key,
-                     r.key_group, r.event_time_ms, r.ingest_ns, r.seq, r.offset, r.partition,
-                     r.raw, f);
+                     r.key_group, r.event_time_ms, r.ingest_ns, r.seq, r.offset, r.partition, r.raw,
+                     f);
 }
 
 bool same(const record& a, const record& b) {
@@ -116,7 +116,9 @@ bool same(const record& a, const record& b) {
 
 // --- brute-force reference ---------------------------------------------------------------
 
-const value& at(const record& r, int s) { return r.fields[static_cast<size_t>(s)]; }
+const value& at(const record& r, int s) {
+  return r.fields[static_cast<size_t>(s)];
+}
 
 double num(const value& v) {
   return v.type == value_type::int64 ? static_cast<double>(v.i)
@@ -125,14 +127,14 @@ double num(const value& v) {
 
 int type_rank(value_type t) {
   switch (t) {
-    case value_type::none:
-      return 0;
-    case value_type::int64:
-      return 1;
-    case value_type::dbl:
-      return 2;
-    default:
-      return 3;
+  case value_type::none:
+    return 0;
+  case value_type::int64:
+    return 1;
+  case value_type::dbl:
+    return 2;
+  default:
+    return 3;
   }
 }
 
@@ -158,60 +160,60 @@ value ref_aggregate(const agg_spec& a, const std::vector<const record*>& rs) {
       vals.push_back(&at(*r, a.input_slot));
   const bool ints = a.input_type == value_type::int64;
   switch (a.fn) {
-    case agg_fn::count:
-      return value::of(static_cast<int64_t>(rs.size()));
-    case agg_fn::sum:
-    case agg_fn::avg: {
-      if (vals.empty())
-        return {};
-      if (a.fn == agg_fn::sum && ints) {
-        int64_t s = 0;
-        for (const auto* v : vals)
-          s += v->i;
-        return value::of(s);
+  case agg_fn::count:
+    return value::of(static_cast<int64_t>(rs.size()));
+  case agg_fn::sum:
+  case agg_fn::avg: {
+    if (vals.empty())
+      return {};
+    if (a.fn == agg_fn::sum && ints) {
+      int64_t s = 0;
+      for (const auto* v : vals)
+        s += v->i;
+      return value::of(s);
+    }
+    double s = num(*vals[0]);
+    for (size_t i = 1; i < vals.size(); ++i)
+      s += num(*vals[i]);
+    return a.fn == agg_fn::sum ? value::of(s) : value::of(s / static_cast<double>(vals.size()));
+  }
+  case agg_fn::min:
+  case agg_fn::max: {
+    if (vals.empty())
+      return {};
+    auto less = [](const value* p, const value* q) { return num(*p) < num(*q); };
+    const value* m = a.fn == agg_fn::min ? *std::min_element(vals.begin(), vals.end(), less)
+                                         : *std::max_element(vals.begin(), vals.end(), less);
+    return ints ? value::of(m->i) : value::of(num(*m));
+  }
+  case agg_fn::first:
+  case agg_fn::last: {
+    const record* best = nullptr;
+    for (const auto* r : rs) {
+      if (!at(*r, a.input_slot).present())
+        continue;
+      if (best == nullptr || (a.fn == agg_fn::first ? r->event_time_ms < best->event_time_ms
+                                                    : r->event_time_ms >= best->event_time_ms))
+        best = r;
+    }
+    return best == nullptr ? value{} : at(*best, a.input_slot);
+  }
+  default: {
+    const record* best = nullptr;
+    for (const auto* r : rs) {
+      if (best == nullptr) {
+        best = r;
+        continue;
       }
-      double s = num(*vals[0]);
-      for (size_t i = 1; i < vals.size(); ++i)
-        s += num(*vals[i]);
-      return a.fn == agg_fn::sum ? value::of(s) : value::of(s / static_cast<double>(vals.size()));
+      double by = num(at(*r, a.by_slot)), best_by = num(at(*best, a.by_slot));
+      bool better = a.fn == agg_fn::max_by ? by > best_by : by < best_by;
+      if (by == best_by)
+        better = fields_less(r->fields, best->fields);
+      if (better)
+        best = r;
     }
-    case agg_fn::min:
-    case agg_fn::max: {
-      if (vals.empty())
-        return {};
-      auto less = [](const value* p, const value* q) { return num(*p) < num(*q); };
-      const value* m = a.fn == agg_fn::min ? *std::min_element(vals.begin(), vals.end(), less)
-                                           : *std::max_element(vals.begin(), vals.end(), less);
-      return ints ? value::of(m->i) : value::of(num(*m));
-    }
-    case agg_fn::first:
-    case agg_fn::last: {
-      const record* best = nullptr;
-      for (const auto* r : rs) {
-        if (!at(*r, a.input_slot).present())
-          continue;
-        if (best == nullptr || (a.fn == agg_fn::first ? r->event_time_ms < best->event_time_ms
-                                                      : r->event_time_ms >= best->event_time_ms))
-          best = r;
-      }
-      return best == nullptr ? value{} : at(*best, a.input_slot);
-    }
-    default: {
-      const record* best = nullptr;
-      for (const auto* r : rs) {
-        if (best == nullptr) {
-          best = r;
-          continue;
-        }
-        double by = num(at(*r, a.by_slot)), best_by = num(at(*best, a.by_slot));
-        bool better = a.fn == agg_fn::max_by ? by > best_by : by < best_by;
-        if (by == best_by)
-          better = fields_less(r->fields, best->fields);
-        if (better)
-          best = r;
-      }
-      return at(*best, a.input_slot);
-    }
+    return at(*best, a.input_slot);
+  }
   }
 }
 
@@ -496,8 +498,8 @@ struct step {
 /// past everything. Doubles are multiples of 1/4, so sums are exact in any order.
 std::vector<step> random_steps(uint64_t seed, int records) {
   std::mt19937_64 rng(seed);
-  const std::array<const char*, 6> keys = {"k0", "k1", "k2", "k3", "k4",
-                                           "a-customer-key-longer-than-sso-0042"};
+  const std::array<const char*, 6> keys = {"k0", "k1", "k2",
+                                           "k3", "k4", "a-customer-key-longer-than-sso-0042"};
   const std::array<const char*, 4> strings = {"a", "b", "c", "dd"};
   auto pick = [&](uint64_t n) { return rng() % n; };
   std::vector<step> out;
@@ -537,7 +539,7 @@ std::vector<step> random_steps(uint64_t seed, int records) {
 struct disturbance {
   size_t restore_at = SIZE_MAX; ///< flush, destroy, rebuild the operator before this step
   bool reopen = false;          ///< ... and reopen the store from disk
-  bool evict = false;           ///< flush and evict the working copy at random steps
+  bool evict = false;           ///< flush and/or evict the working copy at random steps
 };
 
 /// Runs `steps` through the operator and the reference in lockstep; returns every output
@@ -584,9 +586,12 @@ std::vector<record> check_run(const window_spec& spec, const std::vector<step>& 
     if (!check_step(want, got, k))
       return all;
     all.insert(all.end(), got.records.begin(), got.records.end());
-    if (d.evict && rng() % 5 == 0) {
-      op->flush_state();
-      op->evict_to(rng() % 3);
+    if (d.evict) { // write back and/or shrink the working copy, as the host does
+      auto what = rng() % 8;
+      if (what == 0 || what == 1)
+        op->flush_state();
+      if (what == 1 || what == 2)
+        op->evict_to(rng() % 3);
     }
   }
   EXPECT_EQ(late + op->late_records(), want_late);
@@ -598,8 +603,8 @@ std::vector<record> check_run(const window_spec& spec, const std::vector<step>& 
   return all;
 }
 
-window_spec make_spec(window_kind kind, int64_t size, int64_t slide, int64_t gap,
-                      int64_t lateness, int64_t ttl = 0) {
+window_spec make_spec(window_kind kind, int64_t size, int64_t slide, int64_t gap, int64_t lateness,
+                      int64_t ttl = 0) {
   window_spec s;
   s.id = "win";
   s.kind = kind;
@@ -620,8 +625,8 @@ void check_random(const window_spec& spec) {
     auto plain = check_run(spec, steps, {}, seed);
     for (const auto& d : {disturbance{SIZE_MAX, false, true}, disturbance{steps.size() / 2},
                           disturbance{steps.size() / 3, true, true}}) {
-      SCOPED_TRACE(fmt::format("restore_at {} reopen {} evict {}", d.restore_at, d.reopen,
-                               d.evict));
+      SCOPED_TRACE(
+          fmt::format("restore_at {} reopen {} evict {}", d.restore_at, d.reopen, d.evict));
       auto disturbed = check_run(spec, steps, d, seed);
       ASSERT_EQ(disturbed.size(), plain.size());
       for (size_t i = 0; i < plain.size(); ++i)
@@ -661,7 +666,9 @@ TEST(WindowRandom, LateTopic) {
 
 // --- targeted cases ----------------------------------------------------------------------
 
-std::vector<value> nfield(int64_t n) { return {value::of(n), {}, {}, {}, {}}; }
+std::vector<value> nfield(int64_t n) {
+  return {value::of(n), {}, {}, {}, {}};
+}
 
 TEST(Window, TumblingFiresReemitsThenDeadLetters) {
   harness h;
@@ -683,7 +690,7 @@ TEST(Window, TumblingFiresReemitsThenDeadLetters) {
   EXPECT_EQ(r.partition, -1);
   EXPECT_TRUE(r.raw.empty());
   EXPECT_EQ(r.fields, (std::vector<value>{value::of(int64_t{0}), value::of(int64_t{10}),
-                                           value::of(int64_t{2}), value::of(int64_t{3})}));
+                                          value::of(int64_t{2}), value::of(int64_t{3})}));
   out.clear();
   in = {make_record("k", 3, nfield(4), 3)}; // behind the watermark, within lateness
   op->process(in, out);
@@ -828,7 +835,9 @@ TEST(Window, SessionMergeKeepsFirstAndLastOfParts) {
                      agg("last_s", agg_fn::last, S, value_type::string)};
   auto op = h.make(spec);
   op_output out;
-  auto s = [](const char* x) { return std::vector<value>{{}, {}, value::of(std::string{x}), {}, {}}; };
+  auto s = [](const char* x) {
+    return std::vector<value>{{}, {}, value::of(std::string{x}), {}, {}};
+  };
   std::vector<record> in = {make_record("k", 20, s("x")), make_record("k", 5, s("y")),
                             make_record("k", 5, s("w")), make_record("k", 20, s("v"))};
   op->process(in, out); // sessions [20, 30) and [5, 15)
@@ -948,7 +957,8 @@ TEST(Window, GlobalAggregateWithTtl) {
   EXPECT_EQ(out.records[0].seq, 2u);
   EXPECT_EQ(out.records[0].event_time_ms, 50);
   EXPECT_EQ(out.records[0].ingest_ns, 1001); // the oldest of the batch
-  EXPECT_EQ(out.records[0].fields, (std::vector<value>{value::of(int64_t{2}), value::of(int64_t{4})}));
+  EXPECT_EQ(out.records[0].fields,
+            (std::vector<value>{value::of(int64_t{2}), value::of(int64_t{4})}));
   EXPECT_EQ(out.records[1].key, "b");
   out.clear();
   op->advance_watermark(1000, out); // no effect
@@ -1059,11 +1069,11 @@ TEST(KeyedStateScan, MergesRocksDbAndWorkingCopyOverKeyGroupRange) {
       put(kg, fmt::format("key-{}-{}", kg, i), kg * 100 + i);
   s.flush();
   ASSERT_TRUE(store->db()->Flush(rocksdb::FlushOptions{}, cf).ok()); // into an SST file
-  put(1, "key-1-3", -3);                                              // newer, in memory only
+  put(1, "key-1-3", -3);                                             // newer, in memory only
   put(5, "key-5-in-memtable", 55);
-  s.flush();                      // in the memtable
-  put(65535, "key-last", 9);      // never written
-  put(300, "key-300-new", 77);    // never written
+  s.flush();                   // in the memtable
+  put(65535, "key-last", 9);   // never written
+  put(300, "key-300-new", 77); // never written
   s.evict_to(10);
   size_t in_memory = s.size();
   auto in_range = [&](key_group_t first, key_group_t last) {

@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""Input and exact check for the reference pipeline (config/pipelines/cdp.yaml) with
+duplicates and customer entities, written by an independent Kafka client.
+
+    cdp.py setup    --redis HOST:PORT              # customer:<id> hashes
+    cdp.py generate --bootstrap HOST:PORT          # events to "events"
+    cdp.py check    --bootstrap HOST:PORT --redis HOST:PORT [--metrics URL]
+
+`generate` writes seeded keyflow.proto.Event records over skewed customers, out of order
+within 5 s, each on a random partition; 4% of the valid events are sent twice (same bytes,
+same event_id); some values are 0 (absent: not summed) or NaN (invalid_field); malformed
+records do not parse or miss customer, event id or event time. `setup` gives a third of the
+customers a "customer:<id>" hash with segment and tier, some only a segment.
+
+`check` builds the same input and compares:
+- the input topic holds exactly the generated records;
+- dead letters: exactly one per malformed or non-finite record, with provenance;
+- Redis "profile:<id>" for exactly the customers with valid events: count and sum over
+  distinct events, greatest event time, segment and tier from the hash (else "unknown" and
+  "none"), score = sigmoid(-6 + 0.04 count + 0.0001 sum) computed here, version;
+- Kafka "activations": exactly one record per customer whose final score is >= 0.6 and none
+  for others; each consistent (its score is the sigmoid of its own count and sum, >= 0.6,
+  count and sum no more than the final ones, seq = count, the customer's segment). Where
+  the threshold was crossed depends on how records were batched, so only that is checked;
+- with --metrics: keyflow_duplicates_total{operator="dedup"} equals the duplicates sent.
+Exits 0 only when everything matches, 1 when something differs, 2 when it cannot run.
+"""
+
+import argparse
+import collections
+import math
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import kfcheck  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+PROTO = os.path.join(ROOT, "config", "proto", "event.proto")
+PIPELINE = "cdp"
+T0 = 1767225600000
+BOUND_MS = 5000
+BIAS, W_COUNT, W_SUM, THRESHOLD = -6.0, 0.04, 0.0001, 0.6
+
+Input = collections.namedtuple("Input", "records events duplicates dead customers")
+Input.__doc__ = ("Generated input: Kafka records (key, value, partition), the distinct valid "
+                 "events, the duplicates sent, expected dead letters, customer hashes.")
+
+
+def build(pb, args):
+    """The input for `args` (deterministic for the same options)."""
+    rng = random.Random(args.seed)
+    customers = {}
+    for c in range(1, args.customers + 1):
+        if c % 3 == 0:
+            h = {"segment": rng.choice(["vip", "regular", "churn-risk"]),
+                 "tier": rng.choice(["gold", "silver", "bronze"])}
+            if c % 10 == 0:
+                del h["tier"]
+            customers[f"customer:c-{c:06d}"] = h
+    events, dead = [], collections.Counter()
+    for n in range(args.events):
+        c = min(int(rng.paretovariate(0.9)), args.customers)
+        r = rng.random()
+        value = (float("nan") if r < 0.003 else 0.0 if r < 0.05 else rng.randrange(1, 2001) * 0.25)
+        e = pb.Event(event_id=f"e-{args.seed}-{n}", customer_id=f"c-{c:06d}",
+                     event_time_ms=T0 + n * 20 + rng.randrange(0, 50),
+                     type=rng.choice(["page_view", "add_to_cart", "purchase"]), value=value)
+        if rng.random() < 0.2:
+            e.attributes["channel"] = rng.choice(["web", "app", "store"])
+        events.append(e)
+    valid = [e for e in events if math.isfinite(e.value)]
+    dups = rng.sample(valid, k=len(valid) * 4 // 100)
+    ordered = kfcheck.bounded_disorder(events + dups, lambda e: e.event_time_ms, BOUND_MS, rng)
+    records = [(e.customer_id.encode(), e.SerializeToString()) for e in ordered]
+    for e in events:
+        if not math.isfinite(e.value):
+            dead[(e.SerializeToString(), "invalid_field", "validate")] += 1
+    for i in range(max(1, len(events) // 100)):
+        e = pb.Event()
+        e.CopyFrom(rng.choice(valid))
+        e.event_id = f"bad-{args.seed}-{i}"
+        kind, key = i % 4, e.customer_id.encode()
+        if kind == 0:
+            value, code = kfcheck.undecodable(e.SerializeToString(), rng), "decode_error"
+        elif kind == 1:
+            e.customer_id, key = "", None
+            value, code = e.SerializeToString(), "missing_field"
+        elif kind == 2:
+            e.event_id = ""
+            value, code = e.SerializeToString(), "missing_field"
+        else:
+            e.event_time_ms = 0
+            value, code = e.SerializeToString(), "missing_field"
+        dead[(value, code, "validate")] += 1
+        records.insert(rng.randrange(len(records) + 1), (key, value))
+    records = [(k, v, rng.randrange(args.partitions)) for k, v in records]
+    return Input(records, valid, len(dups), dead, customers)
+
+
+def score(count, total):
+    """The pipeline's score: sigmoid(bias + 0.04 count + 0.0001 sum), summed in its order."""
+    z = BIAS
+    z += W_COUNT * float(count)
+    z += W_SUM * (total if total is not None else 0.0)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def expected_profiles(inp):
+    """{customer: profile fields} over the distinct valid events."""
+    per = collections.defaultdict(list)
+    for e in inp.events:
+        per[e.customer_id].append(e)
+    out = {}
+    for c, es in per.items():
+        values = [e.value for e in es if e.value != 0]  # 0 = absent: not summed
+        total = sum(values) if values else None          # quarters: exact in any order
+        h = inp.customers.get(f"customer:{c}", {})
+        out[c] = {"count": len(es), "sum": total,
+                  "last_event_time_ms": max(e.event_time_ms for e in es),
+                  "segment": h.get("segment", "unknown"), "tier": h.get("tier", "none"),
+                  "score": score(len(es), total)}
+    return out
+
+
+def compare(args, inp):
+    """Reads input, dead letters, profiles and activations; returns the list of Diffs."""
+    profiles = expected_profiles(inp)
+    inputs = kfcheck.read_topic(args.bootstrap, "events", args.timeout_s)
+    d_in = kfcheck.diff_multisets(collections.Counter(v for _, v, _ in inp.records),
+                                  collections.Counter(r.value for r in inputs), "input records")
+    letters, bad = kfcheck.read_dead_letters(args.bootstrap, "events-dlq", args.timeout_s)
+    d_dead = kfcheck.diff_dead_letters(inp.dead, letters, inputs, "events", PIPELINE)
+    d_dead.different += [((p, o), {"record": ("DeadLetter", why)}) for p, o, why in bad]
+
+    want = {f"profile:{c}": dict(p, _v=f"{p['last_event_time_ms']:020}:{p['count']:020}:"
+                                       f"{0:020}")
+            for c, p in profiles.items()}
+    d_redis = kfcheck.diff_hashes(want, kfcheck.read_redis_hashes(args.redis, "profile:*"),
+                                  "profiles in Redis")
+
+    objects, bad = kfcheck.read_json_topic(args.bootstrap, "activations", args.timeout_s)
+    activated = {c for c, p in profiles.items() if p["score"] >= THRESHOLD}
+    d_act = kfcheck.diff_multisets(collections.Counter(activated),
+                                   collections.Counter(o.get("key") for o in objects),
+                                   "activated customers")
+    for o in objects:
+        c, final = o.get("key"), profiles.get(o.get("key"))
+        if final is None:
+            continue
+        count, total = o.get("count"), o.get("sum")
+        problems = {}
+        if type(count) is not int or not 0 < count <= final["count"] or o.get("seq") != count:
+            problems["count/seq"] = (f"1..{final['count']} = seq", (count, o.get("seq")))
+        elif total is not None and (type(total) not in (int, float) or
+                                    final["sum"] is None or total > final["sum"]):
+            problems["sum"] = (f"<= {final['sum']}", total)
+        elif type(o.get("score")) not in (int, float) or \
+                float(o["score"]) != score(count, None if total is None else float(total)) \
+                or o["score"] < THRESHOLD:
+            problems["score"] = ("sigmoid of its count and sum, >= 0.6", o.get("score"))
+        if o.get("segment") != final["segment"]:
+            problems["segment"] = (final["segment"], o.get("segment"))
+        if problems:
+            d_act.different.append((c, problems))
+    d_act.different += [((p, o), {"record": ("JSON", why)}) for p, o, why in bad]
+    diffs = [d_in, d_dead, d_redis, d_act]
+    if args.metrics:
+        got = kfcheck.metric_sum(args.metrics, "keyflow_duplicates_total", operator="dedup")
+        diffs.append(kfcheck.diff_value("keyflow_duplicates_total", inp.duplicates, int(got)))
+    return diffs
+
+
+def main():
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("setup", "write the customer:<id> hashes to Redis"),
+                       ("generate", "write the events to Kafka"),
+                       ("check", "compare the pipeline's outputs with the expected ones")):
+        c = sub.add_parser(name, help=text, description=text)
+        c.add_argument("--seed", type=int, default=31, help="randomness (default: %(default)s)")
+        c.add_argument("--events", type=int, default=30000,
+                       help="distinct events, valid and NaN-valued (default: %(default)s)")
+        c.add_argument("--customers", type=int, default=400,
+                       help="customer ids c-000001 ... (default: %(default)s)")
+        c.add_argument("--partitions", type=int, default=4,
+                       help="partitions of 'events' (default: %(default)s)")
+        if name in ("setup", "check"):
+            c.add_argument("--redis", required=True, help="Redis address HOST:PORT")
+        if name in ("generate", "check"):
+            c.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+        if name == "check":
+            c.add_argument("--metrics", help="keyflowd /metrics URL: also check the "
+                           "duplicate count (only for a run without restarts)")
+            c.add_argument("--wait-s", type=float, default=60.0,
+                           help="re-read the outputs until they match, at most this long "
+                                "(default: %(default)s)")
+            c.add_argument("--timeout-s", type=float, default=60.0,
+                           help="give up reading a topic after this long (default: %(default)s)")
+    args = p.parse_args()
+    try:
+        pb = kfcheck.compile_proto(PROTO)
+        inp = build(pb, args)
+        if args.command == "setup":
+            kfcheck.set_redis_hashes(args.redis, inp.customers)
+            print(f"cdp setup: {len(inp.customers)} customer hashes")
+            return 0
+        if args.command == "generate":
+            n = kfcheck.produce(args.bootstrap, "events", inp.records)
+            print(f"cdp generate: {n} records ({len(inp.events)} valid events, "
+                  f"{inp.duplicates} duplicates, {sum(inp.dead.values())} dead letters expected)")
+            return 0
+        diffs = kfcheck.wait_for_match(lambda: compare(args, inp), args.wait_s)
+        profiles = expected_profiles(inp)
+        return kfcheck.report_all(
+            diffs, "cdp check",
+            f"{len(inp.events)} valid events, {inp.duplicates} duplicates, "
+            f"{sum(inp.dead.values())} dead letters; {len(profiles)} profiles, "
+            f"{sum(1 for p in profiles.values() if p['score'] >= THRESHOLD)} activated")
+    except kfcheck.CheckError as e:
+        print(f"cdp: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
