@@ -26,6 +26,7 @@
 
 #include "actors/spawn.hpp"
 #include "core/router.hpp"
+#include "operators/enrich.hpp"
 #include "pipeline/stage_runner.hpp"
 #include "state/ttl.hpp"
 
@@ -80,6 +81,18 @@ struct partition_state {
   std::vector<prometheus::Counter*> op_out;
   std::vector<prometheus::Counter*> op_dups;
   std::vector<uint64_t> dups_seen;
+  std::vector<prometheus::Counter*> op_late;
+  std::vector<uint64_t> late_seen;
+  /// Enrichment counters of one enrich operator, published as deltas.
+  struct enrich_metrics {
+    const ops::enrich_operator* op = nullptr;
+    prometheus::Counter* hit = nullptr;
+    prometheus::Counter* miss = nullptr;
+    prometheus::Counter* missing = nullptr;
+    prometheus::Counter* failed = nullptr;
+    uint64_t seen[4] = {0, 0, 0, 0};
+  };
+  std::vector<enrich_metrics> enrich;
   prometheus::Counter* flushed = nullptr;
   prometheus::Gauge* keys = nullptr;
   prometheus::Gauge* wm_gauge = nullptr;
@@ -208,15 +221,29 @@ void publish_metrics(self_ptr self, size_t n, int64_t first_ingest_ns) {
     auto in = inputs[i] < 0 ? n : outs[static_cast<size_t>(inputs[i])];
     st.op_in[i]->Increment(static_cast<double>(in));
     st.op_out[i]->Increment(static_cast<double>(outs[i]));
+    auto l = ops[i]->late_records();
+    if (l > st.late_seen[i]) {
+      st.op_late[i]->Increment(static_cast<double>(l - st.late_seen[i]));
+      st.late_seen[i] = l;
+    }
     auto d = ops[i]->duplicates();
     if (d > st.dups_seen[i]) {
       st.op_dups[i]->Increment(static_cast<double>(d - st.dups_seen[i]));
       st.dups_seen[i] = d;
     }
   }
+  for (auto& e : st.enrich) {
+    uint64_t now[4] = {e.op->cache_hits(), e.op->cache_misses(), e.op->missing(), e.op->failed()};
+    prometheus::Counter* c[4] = {e.hit, e.miss, e.missing, e.failed};
+    for (int k = 0; k < 4; ++k)
+      if (now[k] > e.seen[k]) {
+        c[k]->Increment(static_cast<double>(now[k] - e.seen[k]));
+        e.seen[k] = now[k];
+      }
+  }
   auto wm = st.runner->watermark();
   if (wm != no_watermark) {
-    st.wm_gauge->Set(static_cast<double>(wm));
+    st.wm_gauge->Set(static_cast<double>(wm) * 1e-3);
     st.wm_lag->Set(static_cast<double>(state::wall_clock_ms() - wm) * 1e-3);
   }
 }
@@ -432,8 +459,15 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
       st.op_in.push_back(&m->records_in(op->id()));
       st.op_out.push_back(&m->records_out(op->id()));
       st.op_dups.push_back(&m->duplicates(op->id()));
+      st.op_late.push_back(&m->dead_letters(op->id(), "late"));
+      if (auto* e = dynamic_cast<const ops::enrich_operator*>(op.get()))
+        st.enrich.push_back({e, &m->enrich_lookups(e->id(), "hit"),
+                             &m->enrich_lookups(e->id(), "miss"),
+                             &m->enrich_lookups(e->id(), "missing"),
+                             &m->enrich_lookups(e->id(), "failed")});
     }
     st.dups_seen.assign(ops.size(), 0);
+    st.late_seen.assign(ops.size(), 0);
     auto name = "stage" + std::to_string(st.p.stage) + "/" + std::to_string(st.p.index);
     st.flushed = &m->state_flushed_keys(first);
     st.keys = &m->state_keys(name);

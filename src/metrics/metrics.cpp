@@ -146,8 +146,8 @@ prometheus::Counter& metrics::duplicates(const std::string& op) {
 
 prometheus::Gauge& metrics::watermark(const std::string& actor) {
   return prometheus::BuildGauge()
-      .Name("keyflow_watermark_ms")
-      .Help("Event-time watermark an actor has processed up to (ms since the Unix epoch)")
+      .Name("keyflow_watermark_timestamp_seconds")
+      .Help("Event-time watermark an actor has processed up to (seconds since the Unix epoch)")
       .Labels({{"pipeline", pipeline_}})
       .Register(*registry_)
       .Add({{"actor", actor}});

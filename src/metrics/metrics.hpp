@@ -39,7 +39,8 @@ public:
 
   /// keyflow_duplicates_total{operator}: records dropped by dedup.
   prometheus::Counter& duplicates(const std::string& op);
-  /// keyflow_watermark_ms{actor}: event-time watermark an actor has processed up to.
+  /// keyflow_watermark_timestamp_seconds{actor}: event-time watermark an actor has processed
+  /// up to.
   prometheus::Gauge& watermark(const std::string& actor);
   /// keyflow_watermark_lag_seconds{actor}: wall clock minus the watermark.
   prometheus::Gauge& watermark_lag(const std::string& actor);
