@@ -27,6 +27,7 @@
 #include "actors/spawn.hpp"
 #include "core/router.hpp"
 #include "operators/enrich.hpp"
+#include "operators/window.hpp"
 #include "pipeline/stage_runner.hpp"
 #include "state/ttl.hpp"
 
@@ -222,7 +223,7 @@ void publish_metrics(self_ptr self, size_t n, int64_t first_ingest_ns) {
     st.op_in[i]->Increment(static_cast<double>(in));
     st.op_out[i]->Increment(static_cast<double>(outs[i]));
     auto l = ops[i]->late_records();
-    if (l > st.late_seen[i]) {
+    if (st.op_late[i] != nullptr && l > st.late_seen[i]) {
       st.op_late[i]->Increment(static_cast<double>(l - st.late_seen[i]));
       st.late_seen[i] = l;
     }
@@ -459,7 +460,9 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
       st.op_in.push_back(&m->records_in(op->id()));
       st.op_out.push_back(&m->records_out(op->id()));
       st.op_dups.push_back(&m->duplicates(op->id()));
-      st.op_late.push_back(&m->dead_letters(op->id(), "late"));
+      st.op_late.push_back(dynamic_cast<const ops::window_operator*>(op.get()) != nullptr
+                               ? &m->dead_letters(op->id(), "late")
+                               : nullptr);
       if (auto* e = dynamic_cast<const ops::enrich_operator*>(op.get()))
         st.enrich.push_back({e, &m->enrich_lookups(e->id(), "hit"),
                              &m->enrich_lookups(e->id(), "miss"),
