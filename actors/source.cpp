@@ -183,8 +183,11 @@ void poll(self_ptr self) {
     schedule_poll(self, false);
     return;
   }
+  // Idle only when the input is known to be read to its end: a partition whose first fetch
+  // is slow, or that has records it has not read yet, keeps holding the watermark back (its
+  // records would otherwise arrive late).
   if (!st.input_idle && st.p.idle_timeout.count() > 0 &&
-      clock_type::now() - st.last_input >= st.p.idle_timeout) {
+      clock_type::now() - st.last_input >= st.p.idle_timeout && st.p.reader->lag() == 0) {
     st.input_idle = true;
     for (auto& p : st.p.partitions)
       self->send(p, atom::watermark_v, st.watermark, st.p.index, true);

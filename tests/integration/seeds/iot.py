@@ -276,7 +276,8 @@ def wait(args, inp):
     deadline = time.monotonic() + args.wait_s
     marks = []
     while time.monotonic() < deadline:
-        marks = kfcheck.metric_values(args.metrics, "keyflow_watermark_ms")
+        marks = [round(v * 1000) for v in
+                 kfcheck.metric_values(args.metrics, "keyflow_watermark_timestamp_seconds")]
         if marks and min(marks) >= inp.wm:
             print(f"iot wait: watermarks {sorted(set(int(m) for m in marks))} >= {inp.wm}")
             return 0
