@@ -82,7 +82,8 @@ kill -TERM "$KF_NODE_PID"; wait "$KF_NODE_PID" || fail "region B exited non-zero
 TXN=$KF_RUN_DIR/cdp-exactly-once.yaml
 sed -e 's/^    topic: activations$/    topic: activations-txn\n    delivery: exactly-once/' \
     -e 's/^  topic: events-dlq$/  topic: events-dlq-txn/' -e 's/^  topic: events$/  topic: events-txn/' \
-    -e 's/^  name: cdp$/  name: cdp-txn/' "$ROOT/config/pipelines/cdp.yaml" > "$TXN"
+    -e 's/^  name: cdp$/  name: cdp-txn/' -e "s#proto: ../proto/#proto: $ROOT/config/proto/#" \
+    "$ROOT/config/pipelines/cdp.yaml" > "$TXN"
 grep -q "delivery: exactly-once" "$TXN" || fail "could not make the exactly-once pipeline"
 kf_stop_all
 kf_start_redis
