@@ -369,6 +369,15 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
       break;
     op.at_source = true;
   }
+  // The partition actors cannot run a validate operator (its dead letters need the raw
+  // bytes): one that cannot run in the sources is a configuration error.
+  for (const auto& op : p->ops)
+    if (op.cfg->type == "validate" && !op.at_source)
+      fail(op.cfg->where,
+           fmt::format("validate operator '{}' must run in the sources: it must read the source "
+                       "(or only validate and stateless filter operators before it), be the only "
+                       "operator reading its input, and not be written by a sink",
+                       op.cfg->id));
 
   for (const auto& op : p->ops)
     if (op.cfg->type == "enrich" || op.cfg->type == "window")

@@ -1,69 +1,35 @@
 /// \file
 /// Actor tests of the pipeline core on CAF's deterministic test coordinator: generator-backed
-/// source actors routing to partition actors (no sinks), checked for exact per-key state,
-/// bounded credit between source and partitions, and the stop/drain replies.
-///
-/// GoogleTest is the runner; CAF's test_coordinator_fixture provides the deterministic
-/// scheduler. CAF's test engine is compiled in without its main() only because the fixture
-/// reads its command line; the DSL helpers built on CAF_CHECK (expect, deref, request) are
-/// not used, as no CAF test is running. Nothing here triggers timeouts: the actors' periodic
-/// timers (source ticks, partition flushes) never fire, so every run is one exact interleaving.
+/// source actors (decoding serialized events with the plan) routing to partition actors
+/// that run validate (in the sources) and an aggregate, checked for exact per-key state,
+/// bounded credit between source and partitions, the stop/drain replies, barrier alignment
+/// and no state writes between a barrier's acknowledgement and the coordinator's `done`.
+/// Nothing here triggers timeouts: the actors' periodic timers (source ticks, partition
+/// flushes) never fire, so every run is one exact interleaving.
 
 #define CAF_TEST_NO_MAIN
 #include <caf/test/unit_test_impl.hpp>
 
-#include <caf/test/dsl.hpp>
-
-#include <gtest/gtest.h>
+#include "actor_fixture.hpp"
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <map>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <caf/all.hpp>
-#include <rocksdb/db.h>
-#include <rocksdb/iterator.h>
-
-#include "actors/actors.hpp"
-#include "actors/spawn.hpp"
-#include "config/pipeline_config.hpp"
-#include "core/datagen.hpp"
-#include "core/key_group.hpp"
-#include "core/router.hpp"
-#include "operators/aggregate.hpp"
-#include "state/state_store.hpp"
-
 namespace {
 
 using namespace keyflow;
+using keyflow::test::max_parallelism;
 
-/// Registers Keyflow's message types with the test actor system.
-struct keyflow_config : caf::actor_system_config {
-  keyflow_config() { add_message_types<caf::id_block::keyflow>(); }
-};
-
-/// The pipeline hosted by the partition actors: no sinks (their handles stay null).
-constexpr const char* pipeline_yaml = R"(pipeline:
-  name: actors
-  max_parallelism: 128
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-operators:
-  - id: validate
-    type: validate
-  - id: aggregate
-    type: aggregate
-)";
-
-constexpr uint32_t max_parallelism = 128;
+/// validate (in the sources) -> per-customer aggregate; no sinks.
+const std::string pipeline_yaml = test::event_pipeline(
+    "  - {id: validate, type: validate, required: [event_id, customer_id, event_time_ms]}\n"
+    "  - {id: aggregate, type: aggregate, aggregates: {count: {fn: count}, sum: {fn: sum, field: "
+    "value}, last: {fn: max, field: event_time_ms}}}\n",
+    {}, "{topic: events}", "{name: actors, max_parallelism: 128}");
 
 /// Expected per-key state.
 struct expected_state {
@@ -72,187 +38,47 @@ struct expected_state {
   int64_t last_event_time_ms = 0;
 };
 
-/// What generators with these settings emit, computed without actors: fresh readers, one
-/// destination, folded by hand.
-std::map<std::string, expected_state> expected_from(const datagen_options& opts, uint32_t readers) {
-  std::map<std::string, expected_state> out;
-  for (uint32_t index = 0; index < readers; ++index) {
-    datagen_reader reader{opts, index};
-    router all{max_parallelism, 1};
-    std::vector<kafka_message> dead;
-    while (!reader.exhausted())
-      reader.read(all, dead, 1000);
-    EXPECT_TRUE(dead.empty());
-    EXPECT_EQ(all.batch(0).records.size(), opts.events);
-    for (const auto& r : all.batch(0).records) {
-      auto& e = out[r.key];
-      ++e.count;
-      e.sum += r.value;
-      e.last_event_time_ms = std::max(e.last_event_time_ms, r.event_time_ms);
-    }
-  }
-  return out;
-}
-
-class pipeline_actors : public test_coordinator_fixture<keyflow_config>, public ::testing::Test {
+class pipeline_actors : public test::actor_fixture {
 public:
-  pipeline_actors() {
-    std::string tmpl = "/tmp/keyflow-actors-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    pipeline_ = config::parse_pipeline(pipeline_yaml);
-  }
+  pipeline_actors() : actor_fixture(pipeline_yaml) {}
 
-  ~pipeline_actors() override {
-    // Stop every actor and let the exits be processed, so that the base destructor's run()
-    // has nothing left to do but drop the dead actors' pending timeouts.
-    for (auto& s : sources)
-      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& p : partitions)
-      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-    sched.run();
-    sources.clear();
-    partitions.clear();
-    stores_.clear();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  /// Timers never fire in these tests (the actors re-arm theirs forever).
-  bool trigger_timeout() override { return false; }
-
-  /// Spawns `n` partition actors fed by `sources` sources, each with its own state store (so
-  /// each store holds exactly the keys its actor owns).
-  void spawn_partitions(uint32_t n, flow_settings flow, uint32_t sources = 1,
-                        bool checkpointing = false, bool exactly_once = true) {
-    for (uint32_t i = 0; i < n; ++i) {
-      stores_.push_back(state::state_store::open(dir_ + "/p" + std::to_string(stores_.size()),
-                                                 {pipeline_.aggregate.id}));
-      partition_params p;
-      p.pipeline = &pipeline_;
-      p.store = stores_.back().get();
-      p.index = i;
-      p.flow = flow;
-      p.flush_interval = std::chrono::hours(1);
-      p.sources = sources;
-      p.checkpointing = checkpointing;
-      p.exactly_once = exactly_once;
-      partitions.push_back(spawn_partition(sys, std::move(p)));
-    }
-  }
-
-  /// Spawns a source reading a generator.
-  source_actor spawn_generator_source(const datagen_options& opts, uint32_t index,
-                                      flow_settings flow) {
-    source_params p;
-    p.reader = std::make_shared<datagen_reader>(opts, index);
-    p.max_parallelism = max_parallelism;
-    p.partitions = partitions;
-    p.flow = flow;
-    p.index = static_cast<uint32_t>(sources.size());
-    sources.push_back(spawn_source(sys, std::move(p)));
-    return sources.back();
-  }
-
-  /// Sends `msg` from the scoped actor, runs the system until idle and returns the reply.
-  template <class Handle, class Atom>
-  uint64_t ask(const Handle& hdl, Atom msg) {
-    uint64_t result = UINT64_MAX;
-    auto rh = self->request(hdl, caf::infinite, msg);
-    sched.run();
-    rh.receive([&](uint64_t n) { result = n; },
-               [&](caf::error& err) { ADD_FAILURE() << "request failed: " << to_string(err); });
-    return result;
-  }
-
-  /// Job (scheduler entry) of an actor.
-  template <class Handle>
-  static caf::resumable* job_of(const Handle& hdl) {
-    return dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(hdl));
-  }
-
-  /// The actor behind a handle (the fixture's deref() needs CAF's test engine running).
-  template <class Handle>
-  static caf::scheduled_actor& actor_of(const Handle& hdl) {
-    auto* ptr = caf::actor_cast<caf::abstract_actor*>(hdl);
-    if (ptr == nullptr)
-      throw std::logic_error("null actor handle");
-    return dynamic_cast<caf::scheduled_actor&>(*ptr);
-  }
-
-  /// True if the actor is in the scheduler's queue (has messages or is not initialized yet).
-  template <class Handle>
-  bool runnable(const Handle& hdl) {
-    return std::find(sched.jobs.begin(), sched.jobs.end(), job_of(hdl)) != sched.jobs.end();
-  }
-
-  /// Messages waiting in an actor's mailbox. An actor outside the scheduler's queue waits
-  /// on an empty, blocked mailbox, which must not be touched: reading it would unblock it
-  /// without scheduling the actor for its next message.
-  template <class Handle>
-  size_t mailbox_size(const Handle& hdl) {
-    return runnable(hdl) ? actor_of(hdl).mailbox().size() : 0;
-  }
-
-  /// Runs every pending message of `hdl` (and only of `hdl`); returns how many ran.
-  template <class Handle>
-  size_t run_only(const Handle& hdl) {
-    auto* job = job_of(hdl);
-    return sched.run_jobs_filtered([job](caf::resumable* r) { return r == job; });
-  }
-
-  /// Moves `job` to the front of the scheduler's queue; false if it is not runnable.
-  bool to_front(caf::resumable* job) {
-    auto i = std::find(sched.jobs.begin(), sched.jobs.end(), job);
-    if (i == sched.jobs.end())
-      return false;
-    std::rotate(sched.jobs.begin(), i, i + 1);
-    return true;
-  }
-
-  /// Runs exactly one message of `hdl`; false if it has none.
-  template <class Handle>
-  bool step(const Handle& hdl) {
-    if (!sched.prioritize(hdl))
-      return false;
-    sched.run_once();
-    return true;
-  }
-
-  /// Every (key, state) in partition i's store, checking the key-group prefix.
-  std::map<std::string, ops::aggregate_state> stored_state(uint32_t i, uint32_t parallelism) {
-    std::map<std::string, ops::aggregate_state> out;
-    auto& store = *stores_.at(i);
-    auto* cf = store.column_family(pipeline_.aggregate.id);
-    std::unique_ptr<rocksdb::Iterator> it{store.db()->NewIterator(rocksdb::ReadOptions{}, cf)};
-    const auto range = range_for_actor(max_parallelism, parallelism, i);
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const auto k = it->key().ToString();
-      const auto key = k.substr(2);
-      const auto kg = state::key_group_of_state_key(k);
-      EXPECT_EQ(kg, key_group_of(key, max_parallelism)) << key;
-      EXPECT_TRUE(range.contains(kg))
-          << "partition " << i << " holds key " << key << " of key group " << kg;
-      ops::aggregate_state s;
-      EXPECT_TRUE(ops::decode(it->value().ToString(), s)) << key;
-      EXPECT_TRUE(out.emplace(key, s).second) << key;
+  /// What generators with these settings emit, computed without actors: fresh readers
+  /// decoding with the same plan, one destination, folded by hand.
+  std::map<std::string, expected_state> expected_from(const pipeline::datagen_options& opts,
+                                                      uint32_t readers) {
+    std::map<std::string, expected_state> out;
+    const auto slot = [&](const char* name) {
+      return static_cast<size_t>(*plan->source_layout.slot(name));
+    };
+    for (uint32_t index = 0; index < readers; ++index) {
+      pipeline::generator_reader reader{plan, pipeline::make_datagen(opts, index), index};
+      router all{max_parallelism, 1};
+      std::vector<kafka_message> dead;
+      while (!reader.exhausted())
+        reader.read(all, dead, 1000);
+      EXPECT_TRUE(dead.empty());
+      EXPECT_EQ(all.batch(0).records.size(), opts.events);
+      for (const auto& r : all.batch(0).records) {
+        auto& e = out[r.key];
+        ++e.count;
+        e.sum += r.fields[slot("value")].d;
+        e.last_event_time_ms = std::max(e.last_event_time_ms, r.event_time_ms);
+      }
     }
     return out;
   }
 
-  std::vector<source_actor> sources;
-  std::vector<partition_actor> partitions;
-
-private:
-  std::string dir_;
-  config::pipeline_config pipeline_;
-  std::vector<std::unique_ptr<state::state_store>> stores_;
+  /// Count of key `key` stored by partition `i` of `n` (0 if absent).
+  uint64_t stored_count(uint32_t i, uint32_t n, const std::string& key) {
+    auto all = stored(partitions.at(i), i, n);
+    auto it = all.find(key);
+    return it == all.end() ? 0 : it->second.records;
+  }
 };
 
 TEST_F(pipeline_actors, StateEqualsWhatTheGeneratorsEmitted) {
   const flow_settings flow{128, 2, std::chrono::milliseconds(5)};
-  datagen_options opts;
+  pipeline::datagen_options opts;
   opts.events = 6000;
   opts.keys = 400;
   opts.seed = 99;
@@ -275,24 +101,27 @@ TEST_F(pipeline_actors, StateEqualsWhatTheGeneratorsEmitted) {
   EXPECT_EQ(processed, 2 * opts.events);
 
   const auto want = expected_from(opts, 2);
-  std::map<std::string, ops::aggregate_state> got;
+  std::map<std::string, test::stored_aggregate> got;
   for (uint32_t i = 0; i < parallelism; ++i)
-    for (auto& [key, s] : stored_state(i, parallelism))
+    for (auto& [key, s] : stored(partitions[i], i, parallelism))
       EXPECT_TRUE(got.emplace(key, s).second) << key << " stored by two partition actors";
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [key, w] : want) {
     auto it = got.find(key);
     ASSERT_NE(it, got.end()) << key << " missing from state";
-    EXPECT_EQ(it->second.count, w.count) << key;
-    EXPECT_EQ(it->second.sum, w.sum) << key;
-    EXPECT_EQ(it->second.last_event_time_ms, w.last_event_time_ms) << key;
+    const auto& s = it->second;
+    EXPECT_EQ(s.records, w.count) << key;
+    ASSERT_EQ(s.accumulators.size(), 3u) << key;
+    EXPECT_EQ(s.counts[0], static_cast<int64_t>(w.count)) << key;
+    EXPECT_EQ(s.accumulators[1], value::of(w.sum)) << key;
+    EXPECT_EQ(s.accumulators[2], value::of(w.last_event_time_ms)) << key;
   }
 }
 
 TEST_F(pipeline_actors, SourceStopsAtItsCreditAndResumesWhenBatchesAreProcessed) {
   const uint32_t credits = 2;
   const flow_settings flow{100, credits, std::chrono::milliseconds(5)};
-  datagen_options opts;
+  pipeline::datagen_options opts;
   opts.events = 3000;
   opts.keys = 200;
   spawn_partitions(2, flow);
@@ -327,12 +156,11 @@ TEST_F(pipeline_actors, NeverMoreThanCreditsUnansweredBatchesUnderAnyInterleavin
   for (uint32_t credits : {1u, 2u, 3u}) {
     SCOPED_TRACE("credits=" + std::to_string(credits));
     const flow_settings flow{64, credits, std::chrono::milliseconds(5)};
-    datagen_options opts;
+    pipeline::datagen_options opts;
     opts.events = 4000;
     opts.keys = 300;
     opts.seed = credits;
-    sources.clear();
-    partitions.clear();
+    stop_all();
     spawn_partitions(3, flow);
     auto src = spawn_generator_source(opts, 0, flow);
     auto* src_job = job_of(src);
@@ -342,7 +170,9 @@ TEST_F(pipeline_actors, NeverMoreThanCreditsUnansweredBatchesUnderAnyInterleavin
       part_ptrs.push_back(caf::actor_cast<caf::strong_actor_ptr>(p));
       part_jobs.push_back(job_of(p));
     }
-    // Model: batches sent to partition i minus credits the source has taken back.
+    // Model: batches sent to partition i minus credits the source has taken back. With 300
+    // keys every batch of 64 reaches every partition, so the source sends no watermark
+    // messages of their own (they ride on the batches).
     std::vector<int64_t> sent(3, 0), answered(3, 0);
     std::vector<size_t> boxes(3, 0);
     uint32_t max_seen = 0;
@@ -392,17 +222,12 @@ TEST_F(pipeline_actors, NeverMoreThanCreditsUnansweredBatchesUnderAnyInterleavin
       EXPECT_EQ(sent[i], answered[i]) << "partition " << i;
     }
     EXPECT_EQ(processed, opts.events);
-    for (auto& s : sources)
-      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& p : partitions)
-      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-    sched.run();
   }
 }
 
 TEST_F(pipeline_actors, StopRepliesRecordsReadOnceInFlightBatchesAreAnswered) {
   const flow_settings flow{50, 2, std::chrono::milliseconds(5)};
-  datagen_options opts;
+  pipeline::datagen_options opts;
   opts.events = 100000; // far more than will be read before the stop
   opts.keys = 100;
   spawn_partitions(2, flow);
@@ -430,7 +255,7 @@ TEST_F(pipeline_actors, StopRepliesRecordsReadOnceInFlightBatchesAreAnswered) {
 
 TEST_F(pipeline_actors, DrainRepliesRecordsProcessedAndFlushesState) {
   const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
-  datagen_options opts;
+  pipeline::datagen_options opts;
   opts.events = 1000;
   opts.keys = 50;
   spawn_partitions(1, flow);
@@ -439,31 +264,26 @@ TEST_F(pipeline_actors, DrainRepliesRecordsProcessedAndFlushesState) {
   EXPECT_EQ(ask(partitions[0], atom::drain_v), opts.events);
   // Drained state is in RocksDB: every key with its exact count.
   const auto want = expected_from(opts, 1);
-  const auto got = stored_state(0, 1);
+  const auto got = stored(partitions[0], 0, 1);
   ASSERT_EQ(got.size(), want.size());
   uint64_t total = 0;
   for (const auto& [key, s] : got) {
-    EXPECT_EQ(s.count, want.at(key).count) << key;
-    EXPECT_EQ(s.sum, want.at(key).sum) << key;
-    total += s.count;
+    EXPECT_EQ(s.records, want.at(key).count) << key;
+    EXPECT_EQ(s.accumulators.at(1), value::of(want.at(key).sum)) << key;
+    total += s.records;
   }
   EXPECT_EQ(total, opts.events);
   // A second drain reports the same total.
   EXPECT_EQ(ask(partitions[0], atom::drain_v), opts.events);
 }
 
-/// A batch of `n` events of key `key` (value 1 each) from source `source`.
-event_batch batch_of(const std::string& key, uint32_t n, uint32_t source) {
-  event_batch b;
+/// A batch of `n` records of key `key` from input `source`.
+record_batch batch_of(const test::actor_fixture& f, const std::string& key, uint32_t n,
+                      uint32_t source) {
+  record_batch b;
   b.source = source;
-  for (uint32_t i = 0; i < n; ++i) {
-    event_record r;
-    r.key = key;
-    r.value = 1;
-    r.event_time_ms = 1 + i;
-    r.key_group = key_group_of(key, max_parallelism);
-    b.records.push_back(std::move(r));
-  }
+  for (uint32_t i = 0; i < n; ++i)
+    b.records.push_back(f.make_record(key, 1 + i));
   return b;
 }
 
@@ -471,24 +291,24 @@ event_batch batch_of(const std::string& key, uint32_t n, uint32_t source) {
 /// barrier of source 1 arrives; the state written at the barrier excludes them.
 TEST_F(pipeline_actors, AlignedBarrierHoldsBatchesOfAlignedSources) {
   const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
-  spawn_partitions(1, flow, 2, /*checkpointing=*/true, /*exactly_once=*/true);
-  auto part = partitions[0];
-  self->request(part, caf::infinite, batch_of("k", 3, 0));
+  auto part = spawn_partitions(1, flow, 2, /*checkpointing=*/true, /*exactly_once=*/true)[0];
+  self->request(part, caf::infinite, batch_of(*this, "k", 3, 0));
   self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0});
-  self->request(part, caf::infinite, batch_of("k", 5, 0)); // after the barrier: held
+  self->request(part, caf::infinite, batch_of(*this, "k", 5, 0)); // after the barrier: held
   self->request(part, caf::infinite, atom::checkpoint_v, uint64_t{1});
   sched.run();
   // Only the pre-barrier batch is answered; the checkpoint is not acknowledged yet.
   EXPECT_EQ(self->mailbox().size(), 1u);
-  EXPECT_TRUE(stored_state(0, 1).empty());                 // nothing written before alignment
-  self->request(part, caf::infinite, batch_of("k", 7, 1)); // source 1, before its barrier
+  EXPECT_TRUE(stored(part, 0, 1).empty()); // nothing written before alignment
+  self->request(part, caf::infinite, batch_of(*this, "k", 7, 1)); // source 1, before its barrier
   self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{1});
   sched.run();
   // Aligned: state at the barrier = 3 (source 0) + 7 (source 1); the held 5 follow after.
-  auto at_barrier = stored_state(0, 1);
-  ASSERT_EQ(at_barrier.size(), 1u);
-  EXPECT_EQ(at_barrier.at("k").count, 10u);
+  EXPECT_EQ(stored_count(0, 1, "k"), 10u);
   EXPECT_EQ(self->mailbox().size(), 4u); // 3 credits + the checkpoint acknowledgement
+  // A checkpoint already completed is acknowledged at once.
+  EXPECT_NE(ask(part, atom::checkpoint_v, uint64_t{1}), UINT64_MAX);
+  self->send(part, atom::done_v, uint64_t{1});
   EXPECT_EQ(ask(part, atom::drain_v), 15u);
 }
 
@@ -496,37 +316,60 @@ TEST_F(pipeline_actors, AlignedBarrierHoldsBatchesOfAlignedSources) {
 /// nothing (the RocksDB checkpoint is being taken); after `done` it writes again.
 TEST_F(pipeline_actors, NoStateWritesBetweenBarrierAckAndDone) {
   const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
-  spawn_partitions(1, flow, 1, /*checkpointing=*/true, /*exactly_once=*/true);
-  auto part = partitions[0];
-  self->request(part, caf::infinite, batch_of("k", 2, 0));
+  auto part = spawn_partitions(1, flow, 1, /*checkpointing=*/true, /*exactly_once=*/true)[0];
+  self->request(part, caf::infinite, batch_of(*this, "k", 2, 0));
   self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0});
-  self->request(part, caf::infinite, batch_of("k", 3, 0));
+  self->request(part, caf::infinite, batch_of(*this, "k", 3, 0));
   sched.run();
-  EXPECT_EQ(stored_state(0, 1).at("k").count, 2u); // the barrier state
-  self->send(part, atom::flush_v);                 // the timer, before `done`
+  EXPECT_EQ(stored_count(0, 1, "k"), 2u); // the barrier state
+  self->send(part, atom::flush_v);        // the timer, before `done`
   sched.run();
-  EXPECT_EQ(stored_state(0, 1).at("k").count, 2u);
+  EXPECT_EQ(stored_count(0, 1, "k"), 2u);
+  // A `done` of an older checkpoint does not end the pause.
+  self->send(part, atom::done_v, uint64_t{0});
+  self->send(part, atom::flush_v);
+  sched.run();
+  EXPECT_EQ(stored_count(0, 1, "k"), 2u);
   self->send(part, atom::done_v, uint64_t{1});
   self->send(part, atom::flush_v);
   sched.run();
-  EXPECT_EQ(stored_state(0, 1).at("k").count, 5u);
+  EXPECT_EQ(stored_count(0, 1, "k"), 5u);
 }
 
 /// At-least-once: barriers never hold a batch back.
 TEST_F(pipeline_actors, UnalignedBarrierHoldsNothing) {
   const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
-  spawn_partitions(1, flow, 2, /*checkpointing=*/true, /*exactly_once=*/false);
-  auto part = partitions[0];
+  auto part = spawn_partitions(1, flow, 2, /*checkpointing=*/true, /*exactly_once=*/false)[0];
   self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0});
-  self->request(part, caf::infinite, batch_of("k", 5, 0));
+  self->request(part, caf::infinite, batch_of(*this, "k", 5, 0));
   sched.run();
   EXPECT_EQ(self->mailbox().size(), 1u); // answered at once
   self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{1});
   self->request(part, caf::infinite, atom::checkpoint_v, uint64_t{1});
   sched.run();
   // The snapshot includes the post-barrier batch of source 0 (counted again after a restore).
-  EXPECT_EQ(stored_state(0, 1).at("k").count, 5u);
+  EXPECT_EQ(stored_count(0, 1, "k"), 5u);
   EXPECT_EQ(self->mailbox().size(), 2u);
+}
+
+/// A newer barrier while aligning an older one abandons the older checkpoint: what it held
+/// is processed, and the new checkpoint aligns from scratch.
+TEST_F(pipeline_actors, NewerBarrierAbandonsTheAlignment) {
+  const flow_settings flow{256, 4, std::chrono::milliseconds(5)};
+  auto part = spawn_partitions(1, flow, 2, /*checkpointing=*/true, /*exactly_once=*/true)[0];
+  self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0});
+  self->request(part, caf::infinite, batch_of(*this, "k", 4, 0)); // held by checkpoint 1
+  sched.run();
+  EXPECT_EQ(self->mailbox().size(), 0u);
+  self->send(part, atom::barrier_v, uint64_t{2}, uint32_t{1}); // checkpoint 1 was given up
+  self->request(part, caf::infinite, atom::checkpoint_v, uint64_t{2});
+  sched.run();
+  EXPECT_EQ(self->mailbox().size(), 1u) << "the held batch was not released";
+  self->send(part, atom::barrier_v, uint64_t{1}, uint32_t{0}); // stale: ignored
+  self->send(part, atom::barrier_v, uint64_t{2}, uint32_t{0});
+  sched.run();
+  EXPECT_EQ(stored_count(0, 1, "k"), 4u);
+  EXPECT_EQ(self->mailbox().size(), 2u); // the credit and checkpoint 2's acknowledgement
 }
 
 } // namespace

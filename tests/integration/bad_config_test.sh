@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # keyflowd refuses bad input before it starts anything: malformed pipeline files (unknown key,
-# wrong type, missing source topic, ...), a pipeline naming a topic Kafka does not have, and
-# a Redis address where nothing listens. Each must exit non-zero without "keyflowd ready" on
+# wrong type, missing source topic, ..., and every file of tests/data/bad_pipelines), fields
+# the schema does not have, a missing schema file, bad node options, a pipeline naming a
+# topic Kafka does not have, and a Redis address where nothing listens. Each must exit non-zero without "keyflowd ready" on
 # stdout and without creating its state directory, with a message on stderr naming the
 # thing at fault (file:line and key; topic; address). A broker and a redis-server are running
 # so that nothing but the fault can stop the node; a control run with the reference pipeline
@@ -84,99 +85,86 @@ expect_position() {
 }
 
 P=$RUN/pipelines
+PROTO=$ROOT/config/proto/event.proto
 
-# Shared tail of the pipelines below (validate + aggregate, no sinks).
-ops='operators:
-  - id: validate
-    type: validate
-  - id: aggregate
-    type: aggregate'
+# Shared head of the pipelines below (lines 1-5; the first operator is on line 6).
+head="pipeline: {name: bad, version: 1}
+schema: {proto: $PROTO, message: keyflow.proto.Event}
+source: {topic: events}
+dead_letters: {topic: events-dlq}
+operators:"
+agg='  - {id: aggregate, type: aggregate, aggregates: {count: {fn: count}}}'
 
-# 1. An unknown key (line 6).
+# 1. An unknown key in the source (line 6).
 cat > "$P/unknown_key.yaml" <<EOF
 pipeline:
   name: bad
-  version: 1
+schema: {proto: $PROTO, message: keyflow.proto.Event}
 source:
   topic: events
   colour: blue
 dead_letters:
   topic: events-dlq
-$ops
+operators:
+$agg
 EOF
 expect_refusal "unknown key" "$P/unknown_key.yaml"
-expect_position "unknown key" "$P/unknown_key.yaml" 6 colour
+expect_position "unknown key" "$P/unknown_key.yaml" 6 source.colour
 
-# 2. An unknown key in an operator (line 10).
+# 2. A key the operator's type does not take (line 9): a window has no 'every'.
 cat > "$P/unknown_operator_key.yaml" <<EOF
-pipeline:
-  name: bad
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-operators:
-  - id: validate
-    type: validate
-    strict: yes
-  - id: aggregate
-    type: aggregate
+$head
+  - id: windows
+    type: window
+    kind: tumbling
+    every: 1000
+    aggregates: {count: {fn: count}}
 EOF
 expect_refusal "unknown operator key" "$P/unknown_operator_key.yaml"
-expect_position "unknown operator key" "$P/unknown_operator_key.yaml" 10 strict
+expect_position "unknown operator key" "$P/unknown_operator_key.yaml" 9 operators[0].every
 
 # 3. A wrong type: text where a number belongs (line 3).
 cat > "$P/wrong_type_number.yaml" <<EOF
 pipeline:
   name: bad
   max_parallelism: lots
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-$ops
+schema: {proto: $PROTO, message: keyflow.proto.Event}
+source: {topic: events}
+dead_letters: {topic: events-dlq}
+operators:
+$agg
 EOF
 expect_refusal "wrong type (number)" "$P/wrong_type_number.yaml"
-expect_position "wrong type (number)" "$P/wrong_type_number.yaml" 3 max_parallelism
+expect_position "wrong type (number)" "$P/wrong_type_number.yaml" 3 pipeline.max_parallelism
 
 # 4. A wrong type: a list where a map belongs (line 5).
 cat > "$P/wrong_type_map.yaml" <<EOF
 pipeline:
   name: bad
+schema: {proto: $PROTO, message: keyflow.proto.Event}
 source:
   - topic: events
 dead_letters:
   topic: events-dlq
-$ops
+operators:
+$agg
 EOF
 expect_refusal "wrong type (map)" "$P/wrong_type_map.yaml"
-expect_in_stderr "wrong type (map)" "$P/wrong_type_map.yaml:" "source"
-grep -qE -- "^keyflowd: $P/wrong_type_map.yaml:(3|4):" "$ERR" ||
-  fail "wrong type (map): stderr does not name line 3 or 4"
+expect_position "wrong type (map)" "$P/wrong_type_map.yaml" 5 "source: expected a map"
 
-# 5. A wrong type in the score model: a quoted number (line 18).
-cat > "$P/wrong_type_threshold.yaml" <<EOF
-pipeline:
-  name: bad
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-operators:
-  - id: validate
-    type: validate
-  - id: aggregate
-    type: aggregate
+# 5. A wrong type in the score model: a quoted number (line 11).
+cat > "$P/wrong_type_weight.yaml" <<EOF
+$head
+$agg
   - id: score
     type: score
     bias: -6.0
     weights:
-      count: 0.04
-      sum: 0.0001
-    threshold: "0.6"
+      count: "0.04"
 EOF
-expect_refusal "wrong type (quoted number)" "$P/wrong_type_threshold.yaml"
-expect_position "wrong type (quoted number)" "$P/wrong_type_threshold.yaml" 18 threshold
+expect_refusal "wrong type (quoted number)" "$P/wrong_type_weight.yaml"
+expect_position "wrong type (quoted number)" "$P/wrong_type_weight.yaml" 11 \
+  operators[1].weights.count
 
 # 6. The source has no topic (the source map starts on line 4, under "source:" on line 3).
 cat > "$P/missing_source_topic.yaml" <<EOF
@@ -185,18 +173,108 @@ pipeline:
 source:
   id: src
   start_offset: earliest
+schema: {proto: $PROTO, message: keyflow.proto.Event}
 dead_letters:
   topic: events-dlq
-$ops
+operators:
+$agg
 EOF
 expect_refusal "missing source topic" "$P/missing_source_topic.yaml"
-expect_in_stderr "missing source topic" "$P/missing_source_topic.yaml:" "source.topic"
-grep -qE -- "^keyflowd: $P/missing_source_topic.yaml:(3|4):" "$ERR" ||
-  fail "missing source topic: stderr does not name line 3 or 4"
+expect_position "missing source topic" "$P/missing_source_topic.yaml" 4 source.topic
 
-# 7. The source topic does not exist in Kafka (and checking must not create it).
-sed 's/^  topic: events$/  topic: clicks-nowhere/' "$ROOT/config/pipelines/cdp.yaml" \
-  > "$P/unknown_source_topic.yaml"
+# 7. A field the schema does not have: the message names the operator, the fields there and
+# the schema's explanation (line 7).
+cat > "$P/unknown_field.yaml" <<EOF
+$head
+  - {id: validate, type: validate, required: [event_id]}
+  - {id: big, type: filter, field: valeu, op: gt, value: "100"}
+EOF
+expect_refusal "unknown field" "$P/unknown_field.yaml"
+expect_position "unknown field" "$P/unknown_field.yaml" 7 operators[1].field
+expect_in_stderr "unknown field" "unknown field 'valeu' in the input of 'big'" \
+  "'keyflow.proto.Event' has no field 'valeu'"
+
+# 8. The event time is not an integer field (line 3).
+cat > "$P/event_time_double.yaml" <<EOF
+pipeline: {name: bad}
+schema: {proto: $PROTO, message: keyflow.proto.Event}
+source: {topic: events, event_time: value}
+dead_letters: {topic: events-dlq}
+operators:
+$agg
+EOF
+expect_refusal "event time not an integer" "$P/event_time_double.yaml"
+expect_position "event time not an integer" "$P/event_time_double.yaml" 3 source.event_time
+
+# 9. The schema file does not exist (relative to the pipeline file; line 2).
+cat > "$P/missing_schema.yaml" <<EOF
+pipeline: {name: bad}
+schema: {proto: nowhere/event.proto, message: keyflow.proto.Event}
+source: {topic: events}
+dead_letters: {topic: events-dlq}
+operators:
+$agg
+EOF
+expect_refusal "missing schema file" "$P/missing_schema.yaml"
+expect_position "missing schema file" "$P/missing_schema.yaml" 2 schema
+expect_in_stderr "missing schema file" "$P/nowhere/event.proto"
+
+# 10. A validate operator that cannot run in the sources (line 7).
+cat > "$P/validate_late.yaml" <<EOF
+$head
+  - {id: euros, type: map, set: {eur: {field: value, multiply: 0.9}}}
+  - {id: validate, type: validate, required: [event_id]}
+EOF
+expect_refusal "validate not first" "$P/validate_late.yaml"
+expect_position "validate not first" "$P/validate_late.yaml" 7 \
+  "validate operator 'validate' must run in the sources"
+
+# 11. Every bad pipeline file of the unit tests: line 2 holds the expected error
+# ("# expect: LINE:COL: KEY.PATH: MESSAGE"), which must be keyflowd's message exactly.
+fixtures=0
+for f in "$ROOT"/tests/data/bad_pipelines/*.yaml; do
+  name="fixture $(basename "$f" .yaml)"
+  expect=$(sed -n '2s/^# expect: //p' "$f")
+  if [ -z "$expect" ]; then fail "$name: no '# expect: ' line"; continue; fi
+  expect_refusal "$name" "$f" > /dev/null
+  grep -qxF -- "keyflowd: $f:$expect" "$ERR" ||
+    fail "$name: expected 'keyflowd: $f:$expect', got '$(grep -m1 '^keyflowd: ' "$ERR")'"
+  fixtures=$((fixtures + 1))
+done
+echo "--- $fixtures bad pipeline files refused with their expected message"
+[ "$fixtures" -ge 100 ] || fail "only $fixtures bad pipeline files"
+
+# 12. Bad node options: an unknown key in a node file (file, line and key), an unknown
+# command-line option, a value out of range. None may create the state directory.
+# expect_node_refusal NAME TEXT ARGS...: keyflowd ARGS exits non-zero naming TEXT.
+expect_node_refusal() {
+  local name=$1 text=$2 rc=0
+  shift 2
+  CASE=$((CASE + 1))
+  ERR=$RUN/case$CASE.stderr
+  timeout 60 "$KF_BIN_DIR/keyflowd" --state-dir "$RUN/node-state" "$@" > /dev/null 2> "$ERR" ||
+    rc=$?
+  echo "--- $name: exit $rc: $(grep -m1 '^keyflowd: ' "$ERR" | head -c 300)"
+  if [ $rc -eq 0 ] || [ $rc -ge 124 ]; then fail "$name: exit $rc"; fi
+  expect_in_stderr "$name" "$text"
+  if [ -e "$RUN/node-state" ]; then fail "$name: keyflowd created its state directory"; fi
+}
+expect_node_refusal "node file unknown key" \
+  "$ROOT/tests/data/node_options/unknown_key.yaml:3:1: batchsize: unknown key" \
+  --config "$ROOT/tests/data/node_options/unknown_key.yaml"
+expect_node_refusal "unknown option" "--creditz" \
+  --pipeline "$ROOT/config/pipelines/cdp.yaml" --embedded-kafka --creditz 3
+expect_node_refusal "credits 0" "--credits: must be at least 1" \
+  --pipeline "$ROOT/config/pipelines/cdp.yaml" --embedded-kafka --credits 0
+
+# cdp_with SED_SCRIPT: the reference pipeline edited by SED_SCRIPT, its schema path made
+# absolute (the copy lives in another directory).
+cdp_with() {
+  sed -e "s|proto: \.\./proto/|proto: $ROOT/config/proto/|" -e "$1" "$ROOT/config/pipelines/cdp.yaml"
+}
+
+# 13. The source topic does not exist in Kafka (and checking must not create it).
+cdp_with 's/^  topic: events$/  topic: clicks-nowhere/' > "$P/unknown_source_topic.yaml"
 grep -q "topic: clicks-nowhere" "$P/unknown_source_topic.yaml" || fail "sed did not apply"
 expect_refusal "unknown source topic" "$P/unknown_source_topic.yaml"
 expect_in_stderr "unknown source topic" "clicks-nowhere"
@@ -204,25 +282,24 @@ if timeout 30 kcat -L -b "$KF_BOOTSTRAP" | grep -q '"clicks-nowhere"'; then
   fail "unknown source topic: checking for the topic created it"
 fi
 
-# 8. The dead-letter topic does not exist.
-sed 's/^  topic: events-dlq$/  topic: dlq-nowhere/' "$ROOT/config/pipelines/cdp.yaml" \
-  > "$P/unknown_dlq_topic.yaml"
+# 14. The dead-letter topic does not exist.
+cdp_with 's/^  topic: events-dlq$/  topic: dlq-nowhere/' > "$P/unknown_dlq_topic.yaml"
 expect_refusal "unknown dead-letter topic" "$P/unknown_dlq_topic.yaml"
 expect_in_stderr "unknown dead-letter topic" "dlq-nowhere"
 
-# 9. The activations topic does not exist.
-sed 's/^    topic: activations$/    topic: activations-nowhere/' \
-  "$ROOT/config/pipelines/cdp.yaml" > "$P/unknown_activations_topic.yaml"
+# 15. The activations topic does not exist.
+cdp_with 's/^    topic: activations$/    topic: activations-nowhere/' \
+  > "$P/unknown_activations_topic.yaml"
 expect_refusal "unknown activations topic" "$P/unknown_activations_topic.yaml"
 expect_in_stderr "unknown activations topic" "activations-nowhere"
 
-# 10. Nothing listens at the Redis address.
+# 16. Nothing listens at the Redis address.
 closed=$(kf_free_port)
 expect_refusal "closed Redis port" "$ROOT/config/pipelines/cdp.yaml" "$KF_BOOTSTRAP" \
   "127.0.0.1:$closed"
 expect_in_stderr "closed Redis port" "127.0.0.1:$closed"
 
-# 11. Nothing listens at the Kafka address.
+# 17. Nothing listens at the Kafka address.
 closed=$(kf_free_port)
 expect_refusal "closed Kafka port" "$ROOT/config/pipelines/cdp.yaml" "127.0.0.1:$closed"
 expect_in_stderr "closed Kafka port" "127.0.0.1:$closed"

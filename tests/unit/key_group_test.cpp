@@ -130,10 +130,11 @@ TEST(KeyGroupRange, FlinkLayoutExamples) {
 
 // --- router --------------------------------------------------------------------------------
 
-keyflow::event_record make_record(std::string key, int32_t partition, int64_t offset) {
-  keyflow::event_record r;
+/// A record of `key` read from `partition` at `offset`, with a wrong key group.
+keyflow::record make_record(std::string key, int32_t partition, int64_t offset) {
+  keyflow::record r;
   r.key = std::move(key);
-  r.event_id = "e-" + std::to_string(offset);
+  r.fields = {keyflow::value::of("e-" + std::to_string(offset)), keyflow::value::of(offset)};
   r.partition = partition;
   r.offset = offset;
   r.key_group = 0xbeef; // garbage: the router must compute it
@@ -167,6 +168,10 @@ TEST(Router, SendsEveryRecordToTheOwnerOfItsKeyGroup) {
         last_offset = r.offset;
         ASSERT_GE(r.offset, 0);
         ASSERT_LT(r.offset, n);
+        // The fields travel with the record, untouched.
+        ASSERT_EQ(r.fields.size(), 2u);
+        EXPECT_EQ(r.fields[0], keyflow::value::of("e-" + std::to_string(r.offset)));
+        EXPECT_EQ(r.fields[1], keyflow::value::of(r.offset));
         EXPECT_FALSE(seen[r.offset]) << "record routed twice";
         seen[r.offset] = true;
       }
@@ -194,13 +199,23 @@ TEST(Router, IgnoresTheKafkaPartitionTheProducerChose) {
   }
 }
 
+TEST(Router, NewBatchesCarryNoWatermark) {
+  keyflow::router router{8, 3};
+  for (uint32_t d = 0; d < 3; ++d) {
+    EXPECT_EQ(router.batch(d).watermark, keyflow::no_watermark);
+    EXPECT_EQ(router.batch(d).source, 0u);
+    EXPECT_TRUE(router.batch(d).records.empty());
+  }
+  EXPECT_EQ(router.pending(), 0u);
+}
+
 TEST(Router, BatchesCanBeMovedOutAndRefilled) {
   keyflow::router router{16, 2};
   for (int i = 0; i < 100; ++i)
     router.route(make_record("k" + std::to_string(i), 0, i));
   size_t taken = 0;
   for (uint32_t d = 0; d < 2; ++d) {
-    keyflow::event_batch out;
+    keyflow::record_batch out;
     out.records.swap(router.batch(d).records);
     taken += out.records.size();
   }

@@ -1,250 +1,398 @@
 /// \file
-/// Unit tests of the operators: decode + validate (and the dead-letter envelope), the
-/// aggregate and its logistic score, the aggregate's state codec, and the keyed chain
-/// (aggregate -> score -> profiles and activations) over real keyed state in RocksDB.
+/// Unit tests of the small operators (operators/basic.hpp) on resolved plans: validate_record
+/// (required fields, non-finite numbers), filter_matches (every comparison over int64, double,
+/// string and absent values; mod_eq), and the operators make_basic_operator builds: map,
+/// dedup (keyed state with a TTL on a fake clock), filter once_per_key (across a state flush
+/// and a restore), score and key_by. Also the dead-letter envelope.
 
 #include <gtest/gtest.h>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <limits>
-#include <map>
 #include <memory>
-#include <random>
-#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "config/pipeline_config.hpp"
 #include "core/key_group.hpp"
 #include "core/record.hpp"
-#include "operators/aggregate.hpp"
-#include "operators/keyed_chain.hpp"
-#include "operators/validate.hpp"
-#include "proto/activation.pb.h"
+#include "operators/basic.hpp"
+#include "operators/dead_letter.hpp"
+#include "pipeline/plan.hpp"
+#include "pipeline_util.hpp"
 #include "proto/dead_letter.pb.h"
-#include "proto/event.pb.h"
-#include "proto/state.pb.h"
 #include "state/state_store.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using keyflow::ec;
-using keyflow::event_batch;
-using keyflow::event_record;
-using keyflow::key_group_of;
-namespace ops = keyflow::ops;
-namespace config = keyflow::config;
-
+using keyflow::record;
+using keyflow::value;
+using keyflow::ops::op_env;
+using keyflow::ops::op_output;
+using keyflow::pipeline::plan;
+using keyflow::test::event_pipeline;
+using keyflow::test::plan_of;
 using keyflow::test::temp_dir;
 
-/// Silences protobuf's own error log for the scope (restores the previous handler).
-class quiet_protobuf {
-public:
-  quiet_protobuf() : old_(google::protobuf::SetLogHandler(nullptr)) {}
-  ~quiet_protobuf() { google::protobuf::SetLogHandler(old_); }
-  quiet_protobuf(const quiet_protobuf&) = delete;
-  quiet_protobuf& operator=(const quiet_protobuf&) = delete;
+using values = std::vector<value>;
 
-private:
-  google::protobuf::LogHandler* old_;
-};
+/// An int64 value.
+value i(int64_t x) {
+  return value::of(x);
+}
+/// A double value.
+value d(double x) {
+  return value::of(x);
+}
+/// A string value.
+value s(std::string x) {
+  return value::of(std::move(x));
+}
+/// An absent value.
+const value none{};
+
+/// A record of `key` with `fields` (in the layout of the operator's input).
+record rec(const std::string& key, values fields, int64_t time = 1000) {
+  record r;
+  r.key = key;
+  r.key_group = keyflow::key_group_of(key, 128);
+  r.event_time_ms = time;
+  r.fields = std::move(fields);
+  return r;
+}
+
+/// Keys of records, in order.
+std::vector<std::string> keys(const std::vector<record>& rs) {
+  std::vector<std::string> out;
+  for (const auto& r : rs)
+    out.push_back(r.key);
+  return out;
+}
+
+/// Runs `op` over `in`; returns what it emitted.
+std::vector<record> run(keyflow::ops::keyed_operator& op, std::vector<record> in) {
+  op_output out;
+  op.process(in, out);
+  EXPECT_TRUE(out.dead_letters.empty());
+  return std::move(out.records);
+}
 
 // --- validate ------------------------------------------------------------------------------
 
-/// A complete, valid event.
-keyflow::proto::Event good_event() {
-  keyflow::proto::Event e;
-  e.set_event_id("e-1");
-  e.set_customer_id("c-000007");
-  e.set_event_time_ms(1767225600123);
-  e.set_type("purchase");
-  e.set_value(12.75);
-  (*e.mutable_attributes())["channel"] = "web";
-  return e;
+// The source layout of these plans is customer_id, then the fields in order of use, then
+// event_time_ms.
+/// A validate operator requiring event_id, value and type (the plan is built once).
+const keyflow::pipeline::op_plan& validate_op() {
+  static const auto p = plan_of(
+      event_pipeline("  - {id: check, type: validate, required: [event_id, value, type]}\n"));
+  return p->ops[0];
 }
 
-config::validate_config validate_all_fields() {
-  config::validate_config cfg;
-  cfg.id = "check";
-  cfg.required = {"event_id", "customer_id", "event_time_ms", "type", "value"};
-  return cfg;
+TEST(Validate, AcceptsCompleteRecords) {
+  const auto& op = validate_op();
+  ASSERT_EQ(op.required_slots, (std::vector<int>{1, 2, 3}));
+  keyflow::ops::rejection why;
+  EXPECT_TRUE(
+      keyflow::ops::validate_record(op, rec("c", {s("c"), s("e-1"), d(2.5), s("buy"), i(1)}), why));
+  EXPECT_EQ(why.code, ec::none);
+  // Only required fields must be there.
+  EXPECT_TRUE(keyflow::ops::validate_record(op, rec("c", {none, s("e"), d(0), s("t"), none}), why));
 }
 
-TEST(Validate, AcceptsAGoodEvent) {
-  ops::validator v{validate_all_fields()};
-  EXPECT_EQ(v.id(), "check");
-  event_record out;
-  ops::rejection why;
-  const auto bytes = good_event().SerializeAsString();
-  ASSERT_TRUE(v.decode(bytes, out, why)) << why.message;
-  EXPECT_EQ(out.key, "c-000007");
-  EXPECT_EQ(out.event_id, "e-1");
-  EXPECT_EQ(out.type, "purchase");
-  EXPECT_EQ(out.value, 12.75);
-  EXPECT_EQ(out.event_time_ms, 1767225600123);
-}
-
-TEST(Validate, DefaultRequiredFieldsMatchTheReferencePipeline) {
-  // cdp.yaml requires event_id, customer_id, event_time_ms: type and value may be absent.
-  ops::validator v{config::validate_config{}};
-  auto e = good_event();
-  e.clear_type();
-  e.clear_value();
-  event_record out;
-  ops::rejection why;
-  ASSERT_TRUE(v.decode(e.SerializeAsString(), out, why)) << why.message;
-  EXPECT_EQ(out.type, "");
-  EXPECT_EQ(out.value, 0.0);
-}
-
-TEST(Validate, RejectsBytesThatAreNotAnEvent) {
-  ops::validator v{validate_all_fields()};
-  event_record out;
-  // Invalid wire types, truncated varints, a length running past the end.
-  const std::vector<std::string> junk = {
-      std::string("\xff\xff\xff\xff", 4),
-      std::string("\x0f", 1),
-      std::string("\x18\xff\xff", 3),
-      std::string("\x12\x7f"
-                  "abc",
-                  5),
-      std::string("\x0e\x01\x02\x03", 4),
-  };
-  for (const auto& bytes : junk) {
-    ops::rejection why;
-    EXPECT_FALSE(v.decode(bytes, out, why));
-    EXPECT_EQ(why.code, ec::decode_error) << why.message;
-    EXPECT_NE(why.message.find("keyflow.proto.Event"), std::string::npos) << why.message;
-  }
-  // Random bytes: whatever protobuf cannot parse must be a decode_error.
-  const quiet_protobuf quiet; // invalid UTF-8 in random strings is logged
-  std::mt19937_64 gen{7};
-  size_t undecodable = 0;
-  keyflow::proto::Event probe;
-  for (int i = 0; i < 2000; ++i) {
-    std::string bytes(8 + gen() % 57, '\0');
-    for (auto& c : bytes)
-      c = static_cast<char>(gen() & 0xff);
-    if (probe.ParseFromString(bytes))
-      continue;
-    ++undecodable;
-    ops::rejection why;
-    ASSERT_FALSE(v.decode(bytes, out, why));
-    ASSERT_EQ(why.code, ec::decode_error) << why.message;
-  }
-  EXPECT_GT(undecodable, 1000u);
-}
-
-TEST(Validate, RejectsInvalidUtf8InStringFields) {
-  // Producers other than Keyflow's may send any bytes; proto3 strings must be UTF-8.
-  const quiet_protobuf quiet; // protobuf logs each invalid string
-  ops::validator v{config::validate_config{}};
-  for (auto set : {+[](keyflow::proto::Event&e, const std::string&x) { e.set_customer_id(x); },
-                   +[](keyflow::proto::Event&e, const std::string&x) { e.set_event_id(x); }}) {
-    auto e = good_event();
-    set(e, std::string("c-\xff\xfe", 4));
-    std::string bytes;
-    ASSERT_TRUE(e.SerializePartialToString(&bytes));
-    event_record out;
-    ops::rejection why;
-    EXPECT_FALSE(v.decode(bytes, out, why));
-    EXPECT_EQ(why.code, ec::decode_error) << why.message;
-  }
-}
-
-TEST(Validate, RejectsEachMissingRequiredFieldNamingIt) {
-  ops::validator v{validate_all_fields()};
-  const std::map<std::string, void (*)(keyflow::proto::Event&)> clear = {
-      {"event_id", [](keyflow::proto::Event& e) { e.clear_event_id(); }},
-      {"customer_id", [](keyflow::proto::Event& e) { e.clear_customer_id(); }},
-      {"event_time_ms", [](keyflow::proto::Event& e) { e.clear_event_time_ms(); }},
-      {"type", [](keyflow::proto::Event& e) { e.clear_type(); }},
-      {"value", [](keyflow::proto::Event& e) { e.clear_value(); }},
-  };
-  for (const auto& [field, clear_field] : clear) {
-    auto e = good_event();
-    clear_field(e);
-    event_record out;
-    ops::rejection why;
-    EXPECT_FALSE(v.decode(e.SerializeAsString(), out, why)) << field;
-    EXPECT_EQ(why.code, ec::missing_field) << field;
-    EXPECT_NE(why.message.find("'" + field + "'"), std::string::npos)
-        << "message does not name " << field << ": " << why.message;
-    for (const auto& [other, unused] : clear) {
-      if (other != field) {
-        EXPECT_EQ(why.message.find("'" + other + "'"), std::string::npos)
-            << "message names " << other << " for a missing " << field << ": " << why.message;
-      }
-    }
-  }
-  // An empty string counts as missing; so does a non-positive event time.
-  for (auto mutate : {+[](keyflow::proto::Event& e) { e.set_customer_id(""); },
-                      +[](keyflow::proto::Event& e) { e.set_event_time_ms(-5); }}) {
-    auto e = good_event();
-    mutate(e);
-    event_record out;
-    ops::rejection why;
-    EXPECT_FALSE(v.decode(e.SerializeAsString(), out, why));
-    EXPECT_EQ(why.code, ec::missing_field) << why.message;
-  }
-}
-
-TEST(Validate, RejectsNonFiniteValues) {
-  // Even when 'value' is not required: a NaN or infinity would poison every sum.
-  for (const auto& cfg : {validate_all_fields(), config::validate_config{}}) {
-    ops::validator v{cfg};
-    for (double bad :
-         {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
-          -std::numeric_limits<double>::infinity()}) {
-      auto e = good_event();
-      e.set_value(bad);
-      event_record out;
-      ops::rejection why;
-      EXPECT_FALSE(v.decode(e.SerializeAsString(), out, why)) << bad;
-      EXPECT_EQ(why.code, ec::invalid_field) << why.message;
-      EXPECT_NE(why.message.find("'value'"), std::string::npos) << why.message;
+TEST(Validate, RejectsEachMissingOrEmptyRequiredFieldNamingIt) {
+  const auto& op = validate_op();
+  const values good = {s("c"), s("e-1"), d(2.5), s("buy"), i(1)};
+  const std::vector<std::string> names = {"event_id", "value", "type"};
+  for (size_t k = 0; k < names.size(); ++k) {
+    for (const value& bad : {none, s("")}) {
+      if (k == 1 && bad.present())
+        continue; // an empty string is only "missing" for strings
+      auto f = good;
+      f[k + 1] = bad;
+      keyflow::ops::rejection why;
+      EXPECT_FALSE(keyflow::ops::validate_record(op, rec("c", f), why)) << names[k];
+      EXPECT_EQ(why.code, ec::missing_field) << names[k];
+      EXPECT_EQ(why.message, "required field '" + names[k] + "' is missing or empty");
     }
   }
 }
 
-TEST(Validate, ReusedValidatorDoesNotLeakFieldsBetweenRecords) {
-  ops::validator v{config::validate_config{}};
-  event_record out;
-  ops::rejection why;
-  ASSERT_TRUE(v.decode(good_event().SerializeAsString(), out, why));
-  ASSERT_FALSE(v.decode(std::string("\xff\xff", 2), out, why));
-  keyflow::proto::Event second;
-  second.set_event_id("e-2");
-  second.set_customer_id("c-2");
-  second.set_event_time_ms(5);
-  event_record out2;
-  ASSERT_TRUE(v.decode(second.SerializeAsString(), out2, why)) << why.message;
-  EXPECT_EQ(out2.key, "c-2");
-  EXPECT_EQ(out2.type, "") << "type of an earlier record leaked";
-  EXPECT_EQ(out2.value, 0.0) << "value of an earlier record leaked";
+TEST(Validate, RejectsNonFiniteNumbersEvenIfNotRequired) {
+  const auto p = plan_of(event_pipeline("  - {id: v, type: validate, required: [event_id]}\n"
+                                        "  - {id: f, type: filter, field: value, op: ge, value: "
+                                        "'0'}\n"));
+  const auto& op = p->ops[0];
+  for (double bad :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity()}) {
+    keyflow::ops::rejection why;
+    EXPECT_FALSE(keyflow::ops::validate_record(op, rec("c", {s("c"), s("e"), d(bad), i(5)}), why));
+    EXPECT_EQ(why.code, ec::invalid_field);
+    EXPECT_EQ(why.message, "field 'value' is not a finite number");
+  }
 }
+
+// --- filter --------------------------------------------------------------------------------
+
+/// A plan of one filter `field op literal` (mod_eq with modulus 7).
+std::shared_ptr<const plan> filter_plan(const std::string& field, const std::string& op,
+                                        const std::string& literal) {
+  const std::string modulus = op == "mod_eq" ? ", modulus: 7" : "";
+  return plan_of(event_pipeline("  - {id: f, type: filter, field: " + field + ", op: " + op +
+                                modulus + ", value: '" + literal + "'}\n"));
+}
+
+/// filter_matches over a record whose field has `v`.
+bool matches(const plan& p, const value& v) {
+  auto r = rec("c", values(p.source_layout.size()));
+  r.fields[static_cast<size_t>(p.ops[0].filter.slot)] = v;
+  return keyflow::ops::filter_matches(p.ops[0], r);
+}
+
+TEST(Filter, ComparesIntegers) {
+  struct row {
+    const char* op;
+    bool lt, eq, gt; // result for a value below, equal to and above the literal
+  };
+  for (const row& c : {row{"eq", false, true, false}, row{"ne", true, false, true},
+                       row{"lt", true, false, false}, row{"le", true, true, false},
+                       row{"gt", false, false, true}, row{"ge", false, true, true}}) {
+    SCOPED_TRACE(c.op);
+    const auto p = filter_plan("event_time_ms", c.op, "100");
+    EXPECT_EQ(matches(*p, i(99)), c.lt);
+    EXPECT_EQ(matches(*p, i(100)), c.eq);
+    EXPECT_EQ(matches(*p, i(101)), c.gt);
+    // Exact beyond 2^53, where doubles would round both sides to the same number.
+    const auto big = filter_plan("event_time_ms", c.op, "9007199254740993");
+    EXPECT_EQ(matches(*big, i(9007199254740992)), c.lt);
+    EXPECT_EQ(matches(*big, i(9007199254740993)), c.eq);
+    // An absent field only passes `ne`.
+    EXPECT_EQ(matches(*p, none), std::string(c.op) == "ne");
+  }
+}
+
+TEST(Filter, ComparesDoubles) {
+  for (const char* op : {"eq", "ne", "lt", "le", "gt", "ge"}) {
+    SCOPED_TRACE(op);
+    const auto p = filter_plan("value", op, "0.5");
+    const std::string o = op;
+    EXPECT_EQ(matches(*p, d(0.25)), o == "ne" || o == "lt" || o == "le");
+    EXPECT_EQ(matches(*p, d(0.5)), o == "eq" || o == "le" || o == "ge");
+    EXPECT_EQ(matches(*p, d(0.75)), o == "ne" || o == "gt" || o == "ge");
+    EXPECT_EQ(matches(*p, d(std::nan(""))), o == "ne") << "NaN compares unequal to everything";
+    EXPECT_EQ(matches(*p, none), o == "ne");
+  }
+}
+
+TEST(Filter, ComparesStringsForEquality) {
+  const auto eq = filter_plan("type", "eq", "buy");
+  const auto ne = filter_plan("type", "ne", "buy");
+  EXPECT_TRUE(matches(*eq, s("buy")));
+  EXPECT_FALSE(matches(*eq, s("buyer")));
+  EXPECT_FALSE(matches(*eq, s("")));
+  EXPECT_FALSE(matches(*eq, none));
+  EXPECT_FALSE(matches(*ne, s("buy")));
+  EXPECT_TRUE(matches(*ne, s("sell")));
+  EXPECT_TRUE(matches(*ne, none));
+  const auto empty = filter_plan("type", "eq", "");
+  EXPECT_TRUE(matches(*empty, s("")));
+  EXPECT_FALSE(matches(*empty, none)) << "an absent string is not the empty string";
+}
+
+TEST(Filter, ModEq) {
+  const auto p = filter_plan("event_time_ms", "mod_eq", "3");
+  EXPECT_EQ(p->ops[0].filter.modulus, 7);
+  EXPECT_TRUE(matches(*p, i(3)));
+  EXPECT_TRUE(matches(*p, i(10)));
+  EXPECT_TRUE(matches(*p, i(7000000003)));
+  EXPECT_FALSE(matches(*p, i(4)));
+  EXPECT_FALSE(matches(*p, i(0)));
+  EXPECT_FALSE(matches(*p, none));
+  EXPECT_FALSE(matches(*p, d(3))) << "only integers";
+  const auto zero = filter_plan("event_time_ms", "mod_eq", "0");
+  EXPECT_TRUE(matches(*zero, i(0)));
+  EXPECT_TRUE(matches(*zero, i(49)));
+  EXPECT_FALSE(matches(*zero, i(50)));
+}
+
+// --- basic operators -----------------------------------------------------------------------
+
+/// A state store with the column families of a plan.
+struct store_fixture : ::testing::Test {
+  temp_dir dir;
+  std::unique_ptr<keyflow::state::state_store> store;
+  int64_t now = 1'000'000; ///< the operators' processing-time clock (ms)
+
+  /// Opens (or reopens) the store with the plan's column families.
+  void open(const plan& p) {
+    store.reset();
+    store = keyflow::state::state_store::open(dir.path(), p.column_families());
+  }
+  /// The environment of a partition actor owning every key group, on the fake clock.
+  op_env env() {
+    op_env e;
+    e.store = store.get();
+    e.pipeline = "t";
+    e.dead_letter_topic = "dlq";
+    e.last_key_group = 127;
+    e.now_ms = [this] { return now; };
+    return e;
+  }
+};
+
+using BasicOperators = store_fixture;
+
+TEST_F(BasicOperators, MapComputesDoubles) {
+  const auto p = plan_of(
+      event_pipeline("  - {id: m, type: map, set: {eur: {field: value, multiply: 0.5, add: 1}, "
+                     "ms: {field: event_time_ms}}}\n"));
+  auto op = keyflow::ops::make_basic_operator(p->ops[0], {});
+  EXPECT_EQ(op->id(), "m");
+  EXPECT_TRUE(op->column_families().empty());
+  auto out = run(*op, {rec("a", {s("a"), d(3), i(7)}), rec("b", {s("b"), none, i(8)})});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].fields, (values{s("a"), d(3), i(7), d(2.5), d(7)}));
+  EXPECT_EQ(out[1].fields, (values{s("b"), none, i(8), none, d(8)})) << "absent in, absent out";
+}
+
+TEST_F(BasicOperators, ScoreIsTheLogisticFunction) {
+  const auto p = plan_of(event_pipeline(
+      "  - {id: sc, type: score, bias: -6, weights: {value: 0.04, event_time_ms: 0.0001}}\n"));
+  auto op = keyflow::ops::make_basic_operator(p->ops[0], {});
+  auto out = run(*op, {rec("a", {s("a"), d(10), i(1000)}), rec("b", {s("b"), none, i(0)}),
+                       rec("c", {s("c"), d(150), i(0)})});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].fields.size(), 4u);
+  // z = -6 + 0.4 + 0.1 = -5.5
+  EXPECT_NEAR(out[0].fields[3].d, 0.004070137715896128, 1e-15);
+  EXPECT_EQ(out[1].fields[3], d(1.0 / (1.0 + std::exp(6.0)))) << "absent features count 0";
+  EXPECT_NEAR(out[2].fields[3].d, 0.5, 1e-12) << "z = 0";
+}
+
+TEST_F(BasicOperators, KeyByRekeysByTheFieldsText) {
+  const auto p = plan_of(event_pipeline("  - {id: k, type: key_by, key: event_time_ms}\n"
+                                        "  - {id: k2, type: key_by, key: value}\n"));
+  auto k = keyflow::ops::make_basic_operator(p->ops[0], {});
+  auto k2 = keyflow::ops::make_basic_operator(p->ops[1], {});
+  auto out = run(*k, {rec("a", {s("a"), i(-42), d(0.5)})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].key, "-42");
+  EXPECT_EQ(out[0].fields, (values{s("a"), i(-42), d(0.5)}));
+  out = run(*k2, std::move(out));
+  EXPECT_EQ(out[0].key, "0.5");
+}
+
+TEST_F(BasicOperators, DedupDropsRepeatsWithinTheTtl) {
+  const auto p =
+      plan_of(event_pipeline("  - {id: dd, type: dedup, field: event_id, ttl_ms: 1000}\n"));
+  open(*p);
+  auto op = keyflow::ops::make_basic_operator(p->ops[0], env());
+  EXPECT_EQ(op->column_families(), std::vector<std::string>{"dd"});
+  auto out = run(*op, {rec("a", {s("a"), s("e1"), i(1)}), rec("a", {s("a"), s("e2"), i(2)}),
+                       rec("a", {s("a"), s("e1"), i(3)}), rec("b", {s("b"), s("e1"), i(4)}),
+                       rec("a", {s("a"), none, i(5)}), rec("a", {s("a"), none, i(6)})});
+  // The id is per key ("b"'s e1 is another event); records without an id always pass.
+  EXPECT_EQ(keys(out), (std::vector<std::string>{"a", "a", "b", "a", "a"}));
+  EXPECT_EQ(op->duplicates(), 1u);
+  EXPECT_EQ(op->state_size(), 3u);
+  // An event id is remembered for ttl_ms after it was first seen.
+  now += 999;
+  EXPECT_TRUE(run(*op, {rec("a", {s("a"), s("e1"), i(7)})}).empty());
+  EXPECT_EQ(op->duplicates(), 2u);
+  now += 1; // e1 and e2 are forgotten, b's e1 too
+  auto again = run(*op, {rec("a", {s("a"), s("e1"), i(8)}), rec("a", {s("a"), s("e1"), i(9)}),
+                         rec("a", {s("a"), s("e2"), i(10)})});
+  ASSERT_EQ(again.size(), 2u) << "state dropped after the TTL";
+  EXPECT_EQ(again[0].fields[2], i(8));
+  EXPECT_EQ(again[1].fields[1], s("e2"));
+  EXPECT_EQ(op->duplicates(), 3u) << "the second e1 is a duplicate of the first again";
+  now += 999;
+  EXPECT_TRUE(run(*op, {rec("a", {s("a"), s("e1"), i(11)})}).empty());
+  EXPECT_EQ(run(*op, {rec("b", {s("b"), s("e1"), i(12)})}).size(), 1u);
+}
+
+TEST_F(BasicOperators, DedupStateSurvivesFlushAndRestore) {
+  const auto p =
+      plan_of(event_pipeline("  - {id: dd, type: dedup, field: event_id, ttl_ms: 60000}\n"));
+  open(*p);
+  {
+    auto op = keyflow::ops::make_basic_operator(p->ops[0], env());
+    EXPECT_EQ(
+        run(*op, {rec("a", {s("a"), s("e1"), i(1)}), rec("b", {s("b"), s("e9"), i(2)})}).size(),
+        2u);
+    EXPECT_EQ(op->flush_state(), 2u);
+    EXPECT_EQ(op->flush_state(), 0u);
+  }
+  open(*p);
+  auto op = keyflow::ops::make_basic_operator(p->ops[0], env());
+  EXPECT_EQ(op->state_size(), 0u);
+  auto out = run(*op, {rec("a", {s("a"), s("e1"), i(3)}), rec("b", {s("b"), s("e9"), i(4)}),
+                       rec("b", {s("b"), s("e1"), i(5)})});
+  EXPECT_EQ(keys(out), std::vector<std::string>{"b"});
+  EXPECT_EQ(op->duplicates(), 2u);
+  now += 60000;
+  EXPECT_EQ(run(*op, {rec("a", {s("a"), s("e1"), i(6)})}).size(), 1u);
+}
+
+TEST_F(BasicOperators, FilterOncePerKeyAcrossFlushAndRestore) {
+  const auto p = plan_of(event_pipeline(
+      "  - {id: once, type: filter, field: value, op: ge, value: '0.6', once_per_key: true}\n"));
+  open(*p);
+  ASSERT_EQ(p->column_families(), std::vector<std::string>{"once"});
+  {
+    auto op = keyflow::ops::make_basic_operator(p->ops[0], env());
+    EXPECT_EQ(op->column_families(), std::vector<std::string>{"once"});
+    auto out = run(*op, {rec("a", {s("a"), d(0.5), i(1)}), rec("a", {s("a"), d(0.7), i(2)}),
+                         rec("a", {s("a"), d(0.9), i(3)}), rec("b", {s("b"), d(0.1), i(4)})});
+    ASSERT_EQ(out.size(), 1u) << "each key passes once";
+    EXPECT_EQ(out[0].event_time_ms, 1000);
+    EXPECT_EQ(out[0].fields[1], d(0.7));
+    EXPECT_EQ(op->state_size(), 1u) << "keys that never matched are not remembered";
+    EXPECT_EQ(op->flush_state(), 1u);
+    out = run(*op, {rec("b", {s("b"), d(0.6), i(5)}), rec("b", {s("b"), d(0.8), i(6)})});
+    EXPECT_EQ(keys(out), std::vector<std::string>{"b"});
+    op->flush_state();
+  }
+  open(*p); // a restart on the same state: neither key passes again
+  auto op = keyflow::ops::make_basic_operator(p->ops[0], env());
+  auto out = run(*op, {rec("a", {s("a"), d(1), i(7)}), rec("b", {s("b"), d(1), i(8)}),
+                       rec("c", {s("c"), d(1), i(9)})});
+  EXPECT_EQ(keys(out), std::vector<std::string>{"c"});
+}
+
+TEST_F(BasicOperators, StatefulOperatorsNeedTheirColumnFamily) {
+  const auto p = plan_of(
+      event_pipeline("  - {id: dd, type: dedup, field: event_id, ttl_ms: 1000}\n"
+                     "  - {id: o, type: filter, field: value, value: '1', once_per_key: true}\n"
+                     "  - {id: a, type: aggregate, aggregates: {n: {fn: count}}}\n"));
+  store = keyflow::state::state_store::open(dir.path(), {"other"});
+  EXPECT_THROW(keyflow::ops::make_basic_operator(p->ops[0], env()), std::runtime_error);
+  EXPECT_THROW(keyflow::ops::make_basic_operator(p->ops[1], env()), std::runtime_error);
+  EXPECT_THROW(keyflow::ops::make_basic_operator(p->ops[2], env()), std::invalid_argument)
+      << "aggregates are window operators";
+}
+
+// --- dead letters --------------------------------------------------------------------------
 
 TEST(DeadLetter, EnvelopeRoundTripsWithProvenance) {
   const std::string value("\x00\xff raw \x80 bytes", 14);
   const std::string key("c-\x00"
                         "1",
                         4);
-  ops::provenance from{"events", 3, 123456789012, 1767225600999};
-  ops::rejection why{ec::missing_field, "required field 'event_id' is missing or empty"};
-  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  const auto bytes = ops::make_dead_letter(key, value, from, "validate", why, "cdp", 7, 2);
-  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  keyflow::ops::provenance from{"events", 3, 123456789012, 1767225600999};
+  keyflow::ops::rejection why{ec::missing_field, "required field 'event_id' is missing or empty"};
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto before = now_ms();
+  const auto bytes = keyflow::ops::make_dead_letter(key, value, from, "validate", why, "cdp", 7, 2);
+  const auto after = now_ms();
   keyflow::proto::DeadLetter dl;
   ASSERT_TRUE(dl.ParseFromString(bytes));
   EXPECT_EQ(dl.original_value(), value);
@@ -261,351 +409,6 @@ TEST(DeadLetter, EnvelopeRoundTripsWithProvenance) {
   EXPECT_EQ(dl.attempts(), 2u);
   EXPECT_GE(dl.dead_lettered_at_ms(), before);
   EXPECT_LE(dl.dead_lettered_at_ms(), after);
-}
-
-TEST(DeadLetter, RejectionOfTheValidatorFitsTheEnvelope) {
-  ops::validator v{config::validate_config{}};
-  const std::string junk("\xff\xff\xff", 3);
-  event_record out;
-  ops::rejection why;
-  ASSERT_FALSE(v.decode(junk, out, why));
-  keyflow::proto::DeadLetter dl;
-  ASSERT_TRUE(dl.ParseFromString(
-      ops::make_dead_letter({}, junk, {"events", 0, 0, 1}, v.id(), why, "cdp", 1)));
-  EXPECT_EQ(dl.original_value(), junk);
-  EXPECT_EQ(dl.error_code(), "decode_error");
-  EXPECT_EQ(dl.operator_id(), "validate");
-  EXPECT_EQ(dl.attempts(), 1u);
-  EXPECT_EQ(dl.source_offset(), 0);
-}
-
-// --- aggregate and score -------------------------------------------------------------------
-
-event_record rec(const std::string& key, double value, int64_t time_ms, int64_t ingest = 0) {
-  event_record r;
-  r.key = key;
-  r.event_id = key + "@" + std::to_string(time_ms);
-  r.value = value;
-  r.event_time_ms = time_ms;
-  r.ingest_ns = ingest;
-  r.key_group = key_group_of(key, 128);
-  return r;
-}
-
-TEST(Aggregate, FoldsCountSumMaxEventTimeAndLastValue) {
-  ops::aggregate_state s;
-  ops::aggregate(s, rec("k", 2.5, 100));
-  ops::aggregate(s, rec("k", 0.25, 300));
-  ops::aggregate(s, rec("k", 7.0, 200)); // late event: does not move the event time back
-  EXPECT_EQ(s.count, 3u);
-  EXPECT_EQ(s.sum, 9.75);
-  EXPECT_EQ(s.last_event_time_ms, 300);
-  EXPECT_EQ(s.last_value, 7.0); // by arrival
-  EXPECT_FALSE(s.activated);
-}
-
-TEST(Score, IsTheLogisticFunctionOfTheConfiguredFeatures) {
-  config::score_config cfg;
-  cfg.id = "model";
-  cfg.bias = -6.0;
-  cfg.weights = {{"count", 0.04}, {"sum", 0.0001}};
-  cfg.threshold = 0.6;
-  ops::scorer sc{cfg};
-  EXPECT_EQ(sc.id(), "model");
-  EXPECT_EQ(sc.threshold(), 0.6);
-  ops::aggregate_state s;
-  s.count = 10;
-  s.sum = 1000; // z = -6 + 0.4 + 0.1 = -5.5
-  EXPECT_NEAR(sc.score(s), 0.004070137715896128, 1e-15);
-  s.count = 0;
-  s.sum = 0; // z = bias
-  EXPECT_NEAR(sc.score(s), 0.0024726231566347743, 1e-15);
-
-  config::score_config cfg2;
-  cfg2.bias = 0.5;
-  cfg2.weights = {{"avg", 0.1}, {"last_value", -0.2}};
-  ops::scorer sc2{cfg2};
-  ops::aggregate_state t;
-  t.count = 4;
-  t.sum = 10;       // avg 2.5
-  t.last_value = 3; // z = 0.5 + 0.25 - 0.6 = 0.15
-  EXPECT_NEAR(sc2.score(t), 0.5374298453437496, 1e-15);
-  t = {};
-  EXPECT_EQ(sc2.score(t), 1.0 / (1.0 + std::exp(-0.5))) << "avg of no events must be 0";
-
-  config::score_config zero; // no weights, bias 0: exactly one half
-  EXPECT_EQ(ops::scorer{zero}.score(t), 0.5);
-  EXPECT_EQ(ops::scorer{zero}.threshold(), 0.5);
-}
-
-TEST(AggregateCodec, RoundTripsAndUsesTheDocumentedLayout) {
-  ops::aggregate_state s;
-  s.count = 123456789;
-  s.sum = 98765.25;
-  s.last_event_time_ms = 1767225600123;
-  s.last_value = -3.5;
-  s.activated = true;
-  s.batch_mark = 42; // transient: not stored
-  const auto bytes = ops::encode(s);
-  ops::aggregate_state back;
-  back.batch_mark = 7;
-  ASSERT_TRUE(ops::decode(bytes, back));
-  EXPECT_EQ(back.count, s.count);
-  EXPECT_EQ(back.sum, s.sum);
-  EXPECT_EQ(back.last_event_time_ms, s.last_event_time_ms);
-  EXPECT_EQ(back.last_value, s.last_value);
-  EXPECT_TRUE(back.activated);
-  // config/proto/state.proto is the on-disk contract.
-  keyflow::proto::CustomerAggregate msg;
-  ASSERT_TRUE(msg.ParseFromString(bytes));
-  EXPECT_EQ(msg.count(), s.count);
-  EXPECT_EQ(msg.sum(), s.sum);
-  EXPECT_EQ(msg.last_event_time_ms(), s.last_event_time_ms);
-  EXPECT_EQ(msg.last_value(), s.last_value);
-  EXPECT_TRUE(msg.activated());
-  // The codec used by keyed state is the same.
-  EXPECT_EQ(ops::aggregate_codec::encode(s), bytes);
-  // Corrupt bytes are refused.
-  ops::aggregate_state junk;
-  EXPECT_FALSE(ops::decode(std::string("\xff\xff\xff", 3), junk));
-  EXPECT_FALSE(ops::aggregate_codec::decode(std::string("\x08", 1), junk));
-}
-
-// --- keyed chain ---------------------------------------------------------------------------
-
-/// Pipeline YAML with a score model that activates a key at its third event:
-/// score = sigmoid(-3 + count) >= 0.5 <=> count >= 3 (exactly 0.5 at count 3).
-std::string pipeline_yaml(bool kafka_sink, bool redis_sink = true) {
-  std::string y = R"(pipeline:
-  name: unit
-  version: 3
-  max_parallelism: 128
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-operators:
-  - id: validate
-    type: validate
-  - id: agg
-    type: aggregate
-    key: customer_id
-  - id: model
-    type: score
-    bias: -3
-    weights:
-      count: 1
-    threshold: 0.5
-)";
-  if (redis_sink || kafka_sink)
-    y += "sinks:\n";
-  if (redis_sink)
-    y += "  - id: profiles\n    type: redis\n";
-  if (kafka_sink)
-    y += "  - id: out\n    type: kafka\n    topic: activations\n";
-  return y;
-}
-
-struct chain_fixture : ::testing::Test {
-  temp_dir dir;
-  config::pipeline_config cfg = config::parse_pipeline(pipeline_yaml(true));
-  std::unique_ptr<keyflow::state::state_store> store =
-      keyflow::state::state_store::open(dir.path(), {cfg.aggregate.id});
-};
-
-TEST_F(chain_fixture, CountsAndSumsPerKeyAreExact) {
-  ops::keyed_chain chain{cfg, *store};
-  std::map<std::string, std::pair<uint64_t, double>> want;
-  std::map<std::string, int64_t> last_time;
-  std::mt19937_64 gen{11};
-  ops::chain_output out;
-  int64_t t = 1000;
-  for (int b = 0; b < 50; ++b) {
-    event_batch batch;
-    for (int i = 0; i < 200; ++i) {
-      const auto key = "c-" + std::to_string(gen() % 300);
-      const double value = static_cast<double>(gen() % 2001) * 0.25;
-      const int64_t time = t++ - static_cast<int64_t>(gen() % 50);
-      batch.records.push_back(rec(key, value, time));
-      auto& w = want[key];
-      ++w.first;
-      w.second += value;
-      last_time[key] = std::max(last_time[key], time);
-    }
-    out.clear();
-    chain.process(batch, out);
-    if (b % 7 == 0)
-      chain.flush_state(); // flushing in between must not change anything
-  }
-  EXPECT_EQ(chain.state_size(), want.size());
-  for (const auto& [key, w] : want) {
-    const auto* s = chain.find(key, key_group_of(key, 128));
-    ASSERT_NE(s, nullptr) << key;
-    EXPECT_EQ(s->count, w.first) << key;
-    EXPECT_EQ(s->sum, w.second) << key;
-    EXPECT_EQ(s->last_event_time_ms, last_time[key]) << key;
-  }
-}
-
-TEST_F(chain_fixture, OneProfilePerTouchedKeyPerBatch) {
-  ops::keyed_chain chain{cfg, *store};
-  ops::chain_output out;
-  event_batch batch;
-  batch.records = {rec("a", 1, 10, 500), rec("b", 2, 11, 400), rec("a", 3, 12, 450),
-                   rec("c", 4, 9, 600),  rec("a", 5, 8, 700),  rec("b", 6, 13, 650)};
-  chain.process(batch, out);
-  ASSERT_EQ(out.profiles.size(), 3u);
-  std::map<std::string, keyflow::profile_update> by_key;
-  for (const auto& p : out.profiles)
-    EXPECT_TRUE(by_key.emplace(p.key, p).second) << "two profiles for " << p.key;
-  ASSERT_EQ(by_key.size(), 3u);
-  EXPECT_EQ(by_key["a"].count, 3u);
-  EXPECT_EQ(by_key["a"].sum, 9.0);
-  EXPECT_EQ(by_key["a"].last_event_time_ms, 12);
-  EXPECT_EQ(by_key["b"].count, 2u);
-  EXPECT_EQ(by_key["b"].sum, 8.0);
-  EXPECT_EQ(by_key["b"].last_event_time_ms, 13);
-  EXPECT_EQ(by_key["c"].count, 1u);
-  EXPECT_EQ(by_key["c"].sum, 4.0);
-  // Score of the latest state; ingest time is the oldest of the batch.
-  EXPECT_EQ(by_key["a"].score, 1.0 / (1.0 + std::exp(-(-3.0 + 3.0))));
-  EXPECT_NEAR(by_key["b"].score, 1.0 / (1.0 + std::exp(1.0)), 1e-15);
-  for (const auto& p : out.profiles)
-    EXPECT_EQ(p.ingest_ns, 400) << p.key;
-
-  // The next batch touches only "b": one cumulative profile.
-  out.clear();
-  event_batch next;
-  next.records = {rec("b", 0.5, 20, 900), rec("b", 0.25, 21, 901)};
-  chain.process(next, out);
-  ASSERT_EQ(out.profiles.size(), 1u);
-  EXPECT_EQ(out.profiles[0].key, "b");
-  EXPECT_EQ(out.profiles[0].count, 4u);
-  EXPECT_EQ(out.profiles[0].sum, 8.75);
-  EXPECT_EQ(out.profiles[0].last_event_time_ms, 21);
-  EXPECT_EQ(out.profiles[0].ingest_ns, 900);
-
-  // An empty batch produces nothing.
-  out.clear();
-  chain.process(event_batch{}, out);
-  EXPECT_TRUE(out.profiles.empty());
-  EXPECT_TRUE(out.activations.empty());
-}
-
-TEST_F(chain_fixture, ActivatesOnceWhenTheScoreCrossesTheThreshold) {
-  std::vector<keyflow::kafka_message> all;
-  {
-    ops::keyed_chain chain{cfg, *store};
-    ops::chain_output out;
-    // "x" crosses in the middle of a batch (its 3rd event), "y" across batches.
-    event_batch b1;
-    b1.records = {rec("x", 1, 1), rec("y", 2, 2), rec("x", 1.5, 3),
-                  rec("x", 2, 4), rec("x", 4, 5), rec("x", 8, 6)};
-    chain.process(b1, out);
-    all.insert(all.end(), out.activations.begin(), out.activations.end());
-    ASSERT_EQ(out.activations.size(), 1u);
-    keyflow::proto::Activation a;
-    ASSERT_TRUE(a.ParseFromString(out.activations[0].value));
-    EXPECT_EQ(out.activations[0].topic, "activations");
-    EXPECT_EQ(out.activations[0].key, "x");
-    EXPECT_EQ(a.customer_id(), "x");
-    EXPECT_EQ(a.event_count(), 3u);
-    EXPECT_EQ(a.value_sum(), 4.5);
-    EXPECT_EQ(a.event_time_ms(), 4) << "event time of the event that crossed";
-    EXPECT_EQ(a.score(), 0.5);
-    EXPECT_EQ(a.threshold(), 0.5);
-    EXPECT_EQ(a.pipeline(), "unit");
-    EXPECT_EQ(a.operator_id(), "model");
-    for (int i = 0; i < 4; ++i) {
-      out.clear();
-      event_batch b;
-      b.records = {rec("y", 1, 10 + i), rec("x", 1, 20 + i)};
-      chain.process(b, out);
-      all.insert(all.end(), out.activations.begin(), out.activations.end());
-      if (i == 1) {
-        ASSERT_EQ(out.activations.size(), 1u) << "y reaches count 3 in this batch";
-        EXPECT_EQ(out.activations[0].key, "y");
-      } else {
-        EXPECT_TRUE(out.activations.empty()) << "batch " << i;
-      }
-    }
-    chain.flush_state();
-  }
-  // Restart on the reopened store: the activation flag is durable, no second activation.
-  store.reset();
-  store = keyflow::state::state_store::open(dir.path(), {cfg.aggregate.id});
-  ops::keyed_chain again{cfg, *store};
-  ops::chain_output out;
-  event_batch more;
-  for (int i = 0; i < 10; ++i)
-    more.records.push_back(rec(i % 2 ? "x" : "y", 100, 100 + i));
-  again.process(more, out);
-  EXPECT_TRUE(out.activations.empty());
-  ASSERT_EQ(out.profiles.size(), 2u);
-  const auto* x = again.find("x", key_group_of("x", 128));
-  ASSERT_NE(x, nullptr);
-  EXPECT_EQ(x->count, 5u + 4u + 5u);
-  EXPECT_TRUE(x->activated);
-  std::map<std::string, int> per_key;
-  for (const auto& m : all)
-    ++per_key[m.key];
-  EXPECT_EQ(per_key, (std::map<std::string, int>{{"x", 1}, {"y", 1}}));
-}
-
-TEST_F(chain_fixture, NoActivationsWithoutAKafkaSink) {
-  const auto no_kafka = config::parse_pipeline(pipeline_yaml(false));
-  ASSERT_FALSE(no_kafka.kafka_sink.has_value());
-  ops::keyed_chain chain{no_kafka, *store};
-  ops::chain_output out;
-  event_batch b;
-  for (int i = 0; i < 10; ++i)
-    b.records.push_back(rec("k" + std::to_string(i % 2), 1, i));
-  chain.process(b, out);
-  EXPECT_TRUE(out.activations.empty());
-  EXPECT_EQ(out.profiles.size(), 2u);
-  for (const auto& p : out.profiles)
-    EXPECT_GE(p.score, 0.5) << "the keys did cross the threshold";
-}
-
-TEST_F(chain_fixture, NoProfilesWithoutAProfileSink) {
-  ops::keyed_chain chain{cfg, *store, /*emit_profiles=*/false};
-  ops::chain_output out;
-  event_batch b;
-  for (int i = 0; i < 10; ++i)
-    b.records.push_back(rec("k" + std::to_string(i % 2), 1, i));
-  chain.process(b, out);
-  EXPECT_TRUE(out.profiles.empty());
-  EXPECT_EQ(out.activations.size(), 2u) << "activations do not depend on the profile sink";
-  const auto* s = chain.find("k0", key_group_of("k0", 128));
-  ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->count, 5u);
-}
-
-TEST_F(chain_fixture, StateSurvivesFlushAndReopen) {
-  {
-    ops::keyed_chain chain{cfg, *store};
-    ops::chain_output out;
-    event_batch b;
-    b.records = {rec("p", 1.25, 5), rec("q", 2, 6), rec("p", 0.5, 7)};
-    chain.process(b, out);
-    EXPECT_EQ(chain.flush_state(), 2u);
-    EXPECT_EQ(chain.flush_state(), 0u);
-  }
-  store.reset();
-  store = keyflow::state::state_store::open(dir.path(), {cfg.aggregate.id});
-  ops::keyed_chain chain{cfg, *store};
-  const auto* p = chain.find("p", key_group_of("p", 128));
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(p->count, 2u);
-  EXPECT_EQ(p->sum, 1.75);
-  EXPECT_EQ(p->last_event_time_ms, 7);
-  EXPECT_EQ(chain.find("never-seen", key_group_of("never-seen", 128)), nullptr);
-}
-
-TEST_F(chain_fixture, RefusesAStoreWithoutTheOperatorsColumnFamily) {
-  temp_dir other;
-  auto bare = keyflow::state::state_store::open(other.path(), {"something-else"});
-  EXPECT_THROW((ops::keyed_chain{cfg, *bare}), std::runtime_error);
 }
 
 } // namespace

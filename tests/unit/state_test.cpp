@@ -1,7 +1,7 @@
 /// \file
 /// Unit tests of keyed state: the RocksDB key layout (2-byte big-endian key group prefix),
-/// column families across reopen, and the write-back keyed_state (flush, reload, dirty
-/// tracking, lookups of absent keys).
+/// column families across reopen, the write-back keyed_state (flush, reload, dirty
+/// tracking, lookups of absent keys) and state TTL (expiry, its stored header, compaction).
 
 #include <gtest/gtest.h>
 
@@ -22,9 +22,10 @@
 #include <rocksdb/iterator.h>
 
 #include "core/key_group.hpp"
-#include "operators/aggregate.hpp"
+#include "proto/state.pb.h"
 #include "state/keyed_state.hpp"
 #include "state/state_store.hpp"
+#include "state/ttl.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -52,6 +53,16 @@ struct int_codec {
 };
 
 using int_state = keyflow::state::keyed_state<int64_t, int_codec>;
+
+/// A codec of a protobuf state message (the on-disk layout of window state).
+struct window_codec {
+  static std::string encode(const keyflow::proto::WindowState& v) { return v.SerializeAsString(); }
+  static bool decode(std::string_view b, keyflow::proto::WindowState& v) {
+    return v.ParseFromArray(b.data(), static_cast<int>(b.size()));
+  }
+};
+
+using window_state = keyflow::state::keyed_state<keyflow::proto::WindowState, window_codec>;
 
 /// Every (key, value) of a column family, in RocksDB order.
 std::vector<std::pair<std::string, std::string>> scan(state_store& store,
@@ -191,36 +202,40 @@ TEST(StateStore, OpenFailureNamesTheDirectory) {
 TEST(KeyedState, FlushedValuesAreFoundAfterReopen) {
   temp_dir dir;
   {
-    auto store = state_store::open(dir.path(), {"agg"});
-    keyflow::state::keyed_state<keyflow::ops::aggregate_state, keyflow::ops::aggregate_codec> st{
-        *store, store->column_family("agg")};
+    auto store = state_store::open(dir.path(), {"win"});
+    window_state st{*store, store->column_family("win")};
     for (int i = 0; i < 100; ++i) {
       const auto key = "c-" + std::to_string(i);
       auto& s = st.update(key, key_group_of(key, 128));
-      s.count = static_cast<uint64_t>(i) + 1;
-      s.sum = i * 0.25;
-      s.last_event_time_ms = 1000 + i;
-      s.activated = i % 3 == 0;
+      auto* w = s.add_windows();
+      w->set_start_ms(1000 * i);
+      w->set_end_ms(1000 * i + 500);
+      w->set_records(static_cast<uint64_t>(i) + 1);
+      w->set_fired(i % 3 == 0);
+      w->add_accumulators()->mutable_value()->set_double_value(i * 0.25);
+      s.set_max_event_time_ms(1000 + i);
     }
     EXPECT_EQ(st.size(), 100u);
     EXPECT_EQ(st.flush(), 100u);
   }
-  auto store = state_store::open(dir.path(), {"agg"});
-  keyflow::state::keyed_state<keyflow::ops::aggregate_state, keyflow::ops::aggregate_codec> st{
-      *store, store->column_family("agg")};
+  auto store = state_store::open(dir.path(), {"win"});
+  window_state st{*store, store->column_family("win")};
   EXPECT_EQ(st.size(), 0u) << "a new working copy starts empty";
   for (int i = 0; i < 100; ++i) {
     const auto key = "c-" + std::to_string(i);
     const auto* s = st.find(key, key_group_of(key, 128));
     ASSERT_NE(s, nullptr) << key;
-    EXPECT_EQ(s->count, static_cast<uint64_t>(i) + 1);
-    EXPECT_EQ(s->sum, i * 0.25);
-    EXPECT_EQ(s->last_event_time_ms, 1000 + i);
-    EXPECT_EQ(s->activated, i % 3 == 0);
+    ASSERT_EQ(s->windows_size(), 1) << key;
+    EXPECT_EQ(s->windows(0).start_ms(), 1000 * i);
+    EXPECT_EQ(s->windows(0).end_ms(), 1000 * i + 500);
+    EXPECT_EQ(s->windows(0).records(), static_cast<uint64_t>(i) + 1);
+    EXPECT_EQ(s->windows(0).fired(), i % 3 == 0);
+    EXPECT_EQ(s->windows(0).accumulators(0).value().double_value(), i * 0.25);
+    EXPECT_EQ(s->max_event_time_ms(), 1000 + i);
   }
   // update() of a stored key continues from the stored value.
   auto& s = st.update("c-5", key_group_of("c-5", 128));
-  EXPECT_EQ(s.count, 6u);
+  EXPECT_EQ(s.windows(0).records(), 6u);
   EXPECT_EQ(st.dirty_count(), 1u);
 }
 
@@ -337,6 +352,172 @@ TEST(KeyedState, RefusesAnUnknownColumnFamily) {
   temp_dir dir;
   auto store = state_store::open(dir.path(), {"s"});
   EXPECT_THROW((int_state{*store, store->column_family("nope")}), std::invalid_argument);
+}
+
+// --- TTL -------------------------------------------------------------------------------------
+
+/// The TTL header of a stored value: 0xFF and the 8-byte big-endian expiry time.
+std::string ttl_header(int64_t expire_at_ms) {
+  std::string h;
+  keyflow::state::append_ttl_header(h, expire_at_ms);
+  return h;
+}
+
+TEST(StateTtl, HeaderIsMarkerThenBigEndianExpiry) {
+  EXPECT_EQ(ttl_header(0x0102030405060708), std::string("\xff\x01\x02\x03\x04\x05\x06\x07\x08", 9));
+  std::string_view stored = std::string_view{"\xff\x00\x00\x00\x00\x00\x00\x01\x00payload", 16};
+  int64_t expire_at = 0;
+  ASSERT_TRUE(keyflow::state::strip_ttl_header(stored, expire_at));
+  EXPECT_EQ(expire_at, 256);
+  EXPECT_EQ(stored, "payload");
+  // No marker, or too short for a header: left alone.
+  for (std::string_view plain :
+       {std::string_view{"payload"}, std::string_view{"\xff\x00\x01", 3}, std::string_view{}}) {
+    std::string_view v = plain;
+    expire_at = 7;
+    EXPECT_FALSE(keyflow::state::strip_ttl_header(v, expire_at));
+    EXPECT_EQ(v, plain);
+    EXPECT_EQ(expire_at, 7);
+  }
+}
+
+TEST(StateTtl, ExpiredValuesReadAsAbsentAndRestartFromDefault) {
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  int64_t now = 1000;
+  int_state st{*store, store->column_family("s")};
+  st.set_ttl(100, [&] { return now; });
+  st.update("a", 1) = 5; // expires at 1100
+  now = 1050;
+  st.update("b", 1) = 6; // expires at 1150
+  now = 1099;
+  ASSERT_NE(st.find("a", 1), nullptr);
+  EXPECT_EQ(*st.find("a", 1), 5);
+  now = 1100; // expiry is inclusive
+  EXPECT_EQ(st.find("a", 1), nullptr) << "an expired value was found";
+  ASSERT_NE(st.find("b", 1), nullptr);
+  EXPECT_EQ(*st.find("b", 1), 6);
+  // Updating an expired key starts from a default value and restarts its expiry.
+  int64_t& a = st.update("a", 1);
+  EXPECT_EQ(a, 0) << "update() of an expired key kept the old value";
+  a = 42;
+  now = 1199;
+  ASSERT_NE(st.find("a", 1), nullptr);
+  EXPECT_EQ(*st.find("a", 1), 42);
+  EXPECT_EQ(st.find("b", 1), nullptr);
+  // Updating a live key extends its expiry.
+  now = 1190;
+  st.update("a", 1) += 1; // now expires at 1290
+  now = 1250;
+  ASSERT_NE(st.find("a", 1), nullptr);
+  EXPECT_EQ(*st.find("a", 1), 43);
+}
+
+TEST(StateTtl, ExpiryIsStoredAndSurvivesFlushAndReopen) {
+  temp_dir dir;
+  int64_t now = 10'000;
+  {
+    auto store = state_store::open(dir.path(), {"s"});
+    int_state st{*store, store->column_family("s")};
+    st.set_ttl(500, [&] { return now; });
+    st.update("early", 3) = 1; // expires at 10500
+    now = 10'200;
+    st.update("late", 3) = 2; // expires at 10700
+    EXPECT_EQ(st.flush(), 2u);
+    // In RocksDB: the header, then the codec's bytes.
+    std::string raw;
+    ASSERT_TRUE(
+        store->get(store->column_family("s"), keyflow::state::state_key(3, "early"), &raw).ok());
+    EXPECT_EQ(raw, ttl_header(10'500) + "1");
+    ASSERT_TRUE(
+        store->get(store->column_family("s"), keyflow::state::state_key(3, "late"), &raw).ok());
+    EXPECT_EQ(raw, ttl_header(10'700) + "2");
+  }
+  auto store = state_store::open(dir.path(), {"s"});
+  int_state st{*store, store->column_family("s")};
+  st.set_ttl(500, [&] { return now; });
+  now = 10'499;
+  ASSERT_NE(st.find("early", 3), nullptr);
+  EXPECT_EQ(*st.find("early", 3), 1);
+  now = 10'500;
+  EXPECT_EQ(st.find("early", 3), nullptr) << "the stored expiry was lost by the reopen";
+  ASSERT_NE(st.find("late", 3), nullptr);
+  EXPECT_EQ(*st.find("late", 3), 2);
+  now = 10'700;
+  EXPECT_EQ(st.find("late", 3), nullptr);
+  EXPECT_EQ(st.update("late", 3), 0) << "an expired stored value came back";
+  // A state without a TTL reads the same column family, ignoring the headers.
+  int_state plain{*store, store->column_family("s")};
+  ASSERT_NE(plain.find("early", 3), nullptr);
+  EXPECT_EQ(*plain.find("early", 3), 1);
+}
+
+TEST(StateTtl, ValuesWithoutHeaderNeverExpire) {
+  // State written without a TTL (or by an older version) is read by a state with a TTL as
+  // never expiring, until it is updated; protobuf values never start with the marker.
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"win"});
+  auto* cf = store->column_family("win");
+  keyflow::proto::WindowState v;
+  v.set_max_event_time_ms(77);
+  v.add_windows()->set_records(3);
+  rocksdb::WriteBatch b;
+  b.Put(cf, keyflow::state::state_key(0, "k"), v.SerializeAsString());
+  ASSERT_TRUE(store->write(b).ok());
+  ASSERT_NE(static_cast<unsigned char>(v.SerializeAsString()[0]), keyflow::state::ttl_marker);
+  int64_t now = 1'000'000'000'000;
+  window_state st{*store, cf};
+  st.set_ttl(1, [&] { return now; });
+  now *= 2;
+  const auto* found = st.find("k", 0);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->max_event_time_ms(), 77);
+  st.update("k", 0).set_max_event_time_ms(78); // now it has an expiry
+  st.flush();
+  std::string raw;
+  ASSERT_TRUE(store->get(cf, keyflow::state::state_key(0, "k"), &raw).ok());
+  EXPECT_EQ(raw.substr(0, 9), ttl_header(now + 1));
+  now += 1;
+  EXPECT_EQ(st.find("k", 0), nullptr);
+}
+
+TEST(StateTtl, ManualCompactionDropsExpiredEntries) {
+  // The compaction filter compares expiry times with the wall clock.
+  temp_dir dir;
+  auto store = state_store::open(dir.path(), {"s"});
+  auto* cf = store->column_family("s");
+  const int64_t wall = keyflow::state::wall_clock_ms();
+  int64_t now = wall - 3'600'000; // an hour ago
+  int_state st{*store, cf};
+  st.set_ttl(60'000, [&] { return now; });
+  for (int i = 0; i < 50; ++i)
+    st.update("gone-" + std::to_string(i), static_cast<key_group_t>(i)) = i; // expired 59 min ago
+  now = wall;
+  for (int i = 0; i < 50; ++i)
+    st.update("kept-" + std::to_string(i), static_cast<key_group_t>(i)) = i; // a minute to live
+  ASSERT_EQ(st.flush(), 100u);
+  rocksdb::WriteBatch plain; // without a header: never dropped
+  plain.Put(cf, keyflow::state::state_key(7, "plain"), "7");
+  ASSERT_TRUE(store->write(plain).ok());
+  ASSERT_TRUE(store->db()->Flush(rocksdb::FlushOptions{}, cf).ok());
+  EXPECT_EQ(scan(*store, "s").size(), 101u) << "a flush alone must not drop anything";
+
+  ASSERT_TRUE(store->db()->CompactRange(rocksdb::CompactRangeOptions{}, cf, nullptr, nullptr).ok());
+  std::set<std::string> left;
+  for (const auto& [k, v] : scan(*store, "s"))
+    left.insert(k.substr(2));
+  EXPECT_EQ(left.size(), 51u);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_FALSE(left.count("gone-" + std::to_string(i))) << "expired entry survived compaction";
+    EXPECT_TRUE(left.count("kept-" + std::to_string(i))) << "live entry dropped";
+  }
+  EXPECT_TRUE(left.count("plain"));
+  // The live entries still read back with their values.
+  int_state again{*store, cf};
+  again.set_ttl(60'000, [&] { return now; });
+  ASSERT_NE(again.find("kept-9", 9), nullptr);
+  EXPECT_EQ(*again.find("kept-9", 9), 9);
+  EXPECT_EQ(again.find("gone-9", 9), nullptr);
 }
 
 } // namespace
