@@ -26,6 +26,9 @@ struct run_options {
   uint32_t batch_size = 1024;        ///< engine: max records a source reads per batch
   uint32_t credits = 4;              ///< engine: unanswered batches per sender->receiver link
   uint32_t flush_interval_ms = 1000; ///< engine: keyed-state write-back period (keyflowd default)
+  uint32_t sources = 0;              ///< nexmark/cdp: generator source actors; 0 = one per worker
+  uint32_t event_rate = 10'000;      ///< nexmark: event-time rate of the generator (events/s)
+  bool engine_only = false;          ///< nexmark: skip the raw baselines (profiling)
   bool short_mode = false;           ///< CI-sized run
   bool quiet = false;                ///< no progress lines on stderr
   uint32_t repeat = 1;               ///< runs of each scenario (medians are reported)
@@ -96,6 +99,9 @@ private:
 
 /// CPU seconds (user + system) the whole process has used so far, all threads.
 double process_cpu_seconds();
+
+/// CPU seconds (user + system) the calling thread has used so far.
+double thread_cpu_seconds();
 
 /// Seconds elapsed since `t0` on the steady clock.
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -25,11 +25,12 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/spawn.hpp"
+#include "benchmarks/bench_pipelines.hpp"
 #include "benchmarks/bench_util.hpp"
 #include "benchmarks/e2e_engine.hpp"
-#include "core/datagen.hpp"
-#include "operators/aggregate.hpp"
+#include "pipeline/generator_reader.hpp"
+#include "proto/checkpoint.pb.h"
+#include "proto/event.pb.h"
 #include "state/checkpoint_store.hpp"
 
 namespace keyflow::bench {
@@ -38,46 +39,37 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// Emits key numbers [0, n) in order, then strided updates, as far as the main thread
-/// allows: read() returns nothing beyond the current limit, so the source idles until
-/// release() raises it. Every event has value 1.
-class phased_reader final : public source_reader {
+/// Emits events for key numbers [0, n) in order, then strided updates, as far as the main
+/// thread allows: next() returns false beyond the current limit, so the source idles until
+/// release() raises it. Every event has value 1. Read through a generator_reader, so the
+/// records are decoded like Kafka records.
+class phased_generator final : public pipeline::event_generator {
 public:
-  /// A reader over `keys` keys; phase 1 emits each key once, later phases every
+  /// A generator over `keys` keys; phase 1 emits each key once, later phases every
   /// `stride`-th key (key numbers 0, stride, 2*stride, ...).
-  phased_reader(uint64_t keys, uint64_t stride) : keys_(keys), stride_(stride) {}
+  phased_generator(uint64_t keys, uint64_t stride) : keys_(keys), stride_(stride) {}
 
-  /// Allows `n` more events to be read.
+  /// Allows `n` more events to be generated.
   void release(uint64_t n) { limit_.fetch_add(n, std::memory_order_release); }
 
   /// Events in one update phase.
   uint64_t update_size() const { return (keys_ + stride_ - 1) / stride_; }
 
-  size_t read(router& out, std::vector<kafka_message>&, size_t max) override {
-    const uint64_t limit = limit_.load(std::memory_order_acquire);
-    const auto ingest =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
-            .count();
-    size_t n = 0;
-    for (; n < max && emitted_ < limit; ++n, ++emitted_) {
-      const uint64_t k = emitted_ < keys_ ? emitted_ : ((emitted_ - keys_) * stride_) % keys_;
-      event_record rec;
-      rec.key = datagen_reader::key_name(static_cast<uint32_t>(k));
-      rec.value = 1;
-      rec.event_time_ms = 1767225600000 + static_cast<int64_t>(emitted_);
-      rec.ingest_ns = ingest;
-      rec.offset = static_cast<int64_t>(emitted_);
-      rec.partition = 0;
-      out.route(std::move(rec));
-    }
-    return n;
+  bool next(std::string& key, std::string& value) override {
+    if (emitted_ >= limit_.load(std::memory_order_acquire))
+      return false;
+    const uint64_t k = emitted_ < keys_ ? emitted_ : ((emitted_ - keys_) * stride_) % keys_;
+    key = pipeline::datagen_key_name(static_cast<uint32_t>(k));
+    ev_.set_event_id("p-" + std::to_string(emitted_));
+    ev_.set_customer_id(key);
+    ev_.set_event_time_ms(1767225600000 + static_cast<int64_t>(emitted_));
+    ev_.set_value(1);
+    ev_.SerializeToString(&value);
+    ++emitted_;
+    return true;
   }
-  int64_t lag() const override {
+  int64_t remaining() const override {
     return static_cast<int64_t>(limit_.load(std::memory_order_acquire) - emitted_);
-  }
-  std::string name() const override { return "phased/0"; }
-  source_position position() const override {
-    return {"phased", 0, static_cast<int64_t>(emitted_)};
   }
 
 private:
@@ -85,116 +77,30 @@ private:
   uint64_t stride_;
   uint64_t emitted_ = 0; // only touched by the source actor
   std::atomic<uint64_t> limit_{0};
+  proto::Event ev_;
 };
 
-/// One engine with optional checkpointing: a state store (owned), one source actor, one
-/// partition actor per worker and, if `checkpoints` is given, a checkpoint coordinator.
-class ck_engine {
-public:
-  /// Starts CAF with `workers` threads and spawns the partition actors over `store`;
-  /// with `checkpoints` non-null they run in checkpointing mode (state written at barriers).
-  ck_engine(const config::pipeline_config& pipe, uint32_t workers,
-            std::unique_ptr<state::state_store> store, state::checkpoint_store* checkpoints)
-      : pipe_(&pipe), store_(std::move(store)), checkpoints_(checkpoints), metrics_(pipe.name) {
-    folded_ = &metrics_.records_in(pipe.aggregate.id);
-    cfg_.add_message_types<caf::id_block::keyflow>();
-    cfg_.set("scheduler.max-threads", static_cast<size_t>(workers));
-    cfg_.set("logger.console-verbosity", caf::atom("quiet"));
-    sys_ = std::make_unique<caf::actor_system>(cfg_);
-    for (uint32_t i = 0; i < workers; ++i) {
-      partition_params p;
-      p.pipeline = pipe_;
-      p.store = store_.get();
-      p.index = i;
-      p.flush_interval = std::chrono::milliseconds(1000);
-      p.sources = 1;
-      p.checkpointing = checkpoints_ != nullptr;
-      p.metrics = &metrics_;
-      partitions_.push_back(spawn_partition(*sys_, std::move(p)));
-    }
-  }
+/// Engine settings: `workers` threads and partition actors; with `checkpoints`, a
+/// coordinator (periodic every `interval`, or on demand only if it is zero) and partition
+/// actors in checkpointing mode (state written at barriers).
+engine_settings ck_settings(uint32_t workers, state::checkpoint_store* checkpoints,
+                            std::chrono::milliseconds interval) {
+  engine_settings s;
+  s.workers = workers;
+  s.parallelism = workers;
+  s.checkpoints = checkpoints;
+  s.checkpoint_interval = interval;
+  return s;
+}
 
-  /// Stops every actor, then the actor system, then closes the store.
-  ~ck_engine() {
-    if (source_)
-      caf::anon_send_exit(source_, caf::exit_reason::user_shutdown);
-    if (coordinator_)
-      caf::anon_send_exit(coordinator_, caf::exit_reason::user_shutdown);
-    for (auto& p : partitions_)
-      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-    source_ = nullptr;
-    coordinator_ = nullptr;
-    partitions_.clear();
-    sys_.reset();
-  }
-  ck_engine(const ck_engine&) = delete;
-  ck_engine& operator=(const ck_engine&) = delete;
-
-  /// Spawns the source over `reader` and, when checkpointing, the coordinator (periodic
-  /// every `interval`, or on demand only if it is zero).
-  void start(std::shared_ptr<source_reader> reader, std::chrono::milliseconds interval) {
-    source_params s;
-    s.reader = std::move(reader);
-    s.max_parallelism = pipe_->max_parallelism;
-    s.partitions = partitions_;
-    s.metrics = &metrics_;
-    source_ = spawn_source(*sys_, std::move(s));
-    if (checkpoints_ == nullptr)
-      return;
-    coordinator_params c;
-    c.pipeline = pipe_;
-    c.store = store_.get();
-    c.checkpoints = checkpoints_;
-    c.sources = {source_};
-    c.partitions = partitions_;
-    c.interval = interval;
-    c.timeout = std::chrono::milliseconds(600'000);
-    c.metrics = &metrics_;
-    coordinator_ = spawn_checkpoint_coordinator(*sys_, std::move(c));
-  }
-
-  /// Records folded into keyed state so far.
-  uint64_t folded() const { return static_cast<uint64_t>(folded_->Value()); }
-
-  /// Waits until exactly `n` records are folded in; throws naming `what` otherwise.
-  void wait_folded(uint64_t n, const std::string& what) const {
-    if (!engine_run::wait_for(*folded_, n, std::chrono::seconds(900)) || folded() != n)
-      throw std::runtime_error(what + ": " + std::to_string(folded()) + " of " + std::to_string(n) +
-                               " records folded in");
-  }
-
-  /// Takes a checkpoint on demand and waits for it; returns its id, throws on failure.
-  uint64_t checkpoint() {
-    caf::scoped_actor self{*sys_};
-    uint64_t id = 0;
-    caf::error failure;
-    self->request(coordinator_, std::chrono::seconds(900), atom::checkpoint_v, std::string{})
-        .receive([&](uint64_t got) { id = got; }, [&](caf::error& e) { failure = std::move(e); });
-    if (failure)
-      throw std::runtime_error("checkpoint failed: " + caf::to_string(failure));
-    return id;
-  }
-
-  /// Checkpoints completed so far (periodic and on demand).
-  uint64_t checkpoints_completed() {
-    return static_cast<uint64_t>(metrics_.checkpoints("completed").Value());
-  }
-
-  /// The state store.
-  state::state_store& store() { return *store_; }
-
-private:
-  const config::pipeline_config* pipe_;
-  std::unique_ptr<state::state_store> store_;
-  state::checkpoint_store* checkpoints_;
-  metrics::metrics metrics_;
-  prometheus::Counter* folded_;
-  caf::actor_system_config cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-  std::vector<partition_actor> partitions_;
-  source_actor source_;
-  checkpoint_coordinator_actor coordinator_;
-};
+/// Waits until exactly `n` records are folded into the aggregate; throws naming `what`.
+void wait_folded(engine_run& eng, uint64_t n, const std::string& what) {
+  auto& folded = eng.node_metrics().records_in("aggregate");
+  if (!engine_run::wait_for(folded, n, std::chrono::seconds(900)) ||
+      folded.Value() != static_cast<double>(n))
+    throw std::runtime_error(what + ": " + std::to_string(folded.Value()) + " of " +
+                             std::to_string(n) + " records folded in");
+}
 
 /// The manifest of the checkpoint in `dir` (parsed, not verified).
 proto::CheckpointManifest read_manifest(const std::string& dir) {
@@ -260,19 +166,21 @@ double median(std::vector<double> v) {
 }
 
 /// One datagen run (keyed count+sum, `keys` keys); returns events/s of the folding part.
-double datagen_run(const config::pipeline_config& pipe, const run_options& o, uint64_t events,
-                   bool checkpointing, uint64_t& completed) {
+double datagen_run(const run_options& o, uint64_t events, bool checkpointing, uint64_t& completed) {
+  auto plan = keyed_count_plan();
   temp_dir state("keyflow-ckbench-state-");
   temp_dir chk("keyflow-ckbench-chk-");
   state::checkpoint_store checkpoints(chk.path());
-  ck_engine eng(pipe, o.workers, state::state_store::open(state.path(), {pipe.aggregate.id}),
-                checkpointing ? &checkpoints : nullptr);
-  datagen_options d;
+  engine_run eng(plan,
+                 ck_settings(o.workers, checkpointing ? &checkpoints : nullptr,
+                             std::chrono::milliseconds(1000)),
+                 state::state_store::open(state.path(), plan->column_families()));
+  pipeline::datagen_options d;
   d.events = events;
   d.keys = o.keys;
   const auto t0 = clock_type::now();
-  eng.start(std::make_shared<datagen_reader>(d, 0), std::chrono::milliseconds(1000));
-  eng.wait_folded(events, "datagen");
+  eng.start({std::make_shared<pipeline::generator_reader>(plan, pipeline::make_datagen(d, 0))});
+  wait_folded(eng, events, "datagen");
   const double secs = seconds_since(t0);
   completed = checkpointing ? eng.checkpoints_completed() : 0;
   return static_cast<double>(events) / secs;
@@ -280,7 +188,6 @@ double datagen_run(const config::pipeline_config& pipe, const run_options& o, ui
 
 /// Measurement 1: `repeat` pairs of datagen runs without and with checkpoints every 1 s.
 overhead_result measure_overhead(const run_options& o, uint32_t repeat) {
-  auto pipe = bench_pipeline();
   overhead_result r;
   r.events = o.events ? o.events : (o.short_mode ? 1'000'000 : 10'000'000);
   for (uint32_t i = 0; i < repeat; ++i) {
@@ -290,7 +197,7 @@ overhead_result measure_overhead(const run_options& o, uint32_t repeat) {
       const bool on = (v == 0) == (i % 2 == 1);
       progress(o, "overhead: run " + std::to_string(i + 1) +
                       (on ? ", checkpoints every 1 s" : ", no checkpoints"));
-      const double eps = datagen_run(pipe, o, r.events, on, n);
+      const double eps = datagen_run(o, r.events, on, n);
       if (on) {
         r.on_eps.push_back(eps);
         r.checkpoints.push_back(n);
@@ -308,22 +215,15 @@ overhead_result measure_overhead(const run_options& o, uint32_t repeat) {
   return r;
 }
 
-/// Reads the aggregate count of key number `k` from `store`; -1 if absent.
-int64_t stored_count(state::state_store& store, const config::pipeline_config& pipe, uint32_t k) {
-  const auto name = datagen_reader::key_name(k);
-  std::string v;
-  auto* cf = store.column_family(pipe.aggregate.id);
-  if (!store.get(cf, state::state_key(key_group_of(name, pipe.max_parallelism), name), &v).ok())
-    return -1;
-  ops::aggregate_state s;
-  if (!ops::decode(v, s))
-    throw std::runtime_error("corrupt state entry of " + name);
-  return static_cast<int64_t>(s.count);
+/// The aggregate count of key number `k` in `store`; -1 if absent.
+int64_t count_of(state::state_store& store, uint64_t k) {
+  return stored_count(store, "aggregate", pipeline::datagen_key_name(static_cast<uint32_t>(k)),
+                      keyed_count_plan()->cfg.max_parallelism);
 }
 
 /// Measurements 2 and 3 at `keys` keys (3 only if `recovery`).
 growth_result measure_growth(const run_options& o, uint64_t keys, bool recovery) {
-  auto pipe = bench_pipeline();
+  auto plan = keyed_count_plan();
   growth_result r;
   r.keys = keys;
   r.recovery = recovery;
@@ -333,15 +233,17 @@ growth_result measure_growth(const run_options& o, uint64_t keys, bool recovery)
   {
     state::checkpoint_store checkpoints(chk.path());
     memory_probe mem;
-    ck_engine eng(pipe, o.workers, state::state_store::open(state.path(), {pipe.aggregate.id}),
-                  &checkpoints);
-    auto reader = std::make_shared<phased_reader>(keys, 100);
-    r.changed_keys = reader->update_size();
-    eng.start(reader, std::chrono::milliseconds(0)); // on demand only
+    engine_run eng(plan, ck_settings(o.workers, &checkpoints, std::chrono::milliseconds(0)),
+                   state::state_store::open(state.path(), plan->column_families()));
+    auto gen = std::make_unique<phased_generator>(keys, 100);
+    auto* phases = gen.get(); // owned by the reader, which outlives its use here
+    r.changed_keys = phases->update_size();
+    auto reader = std::make_shared<pipeline::generator_reader>(plan, std::move(gen));
+    eng.start({reader}); // checkpoints on demand only
     progress(o, tag + "loading");
     auto t0 = clock_type::now();
-    reader->release(keys);
-    eng.wait_folded(keys, "load");
+    phases->release(keys);
+    wait_folded(eng, keys, "load");
     r.load_s = seconds_since(t0);
     progress(o, tag + "full checkpoint");
     t0 = clock_type::now();
@@ -350,8 +252,8 @@ growth_result measure_growth(const run_options& o, uint64_t keys, bool recovery)
     const auto m1 = read_manifest(checkpoints.checkpoint_dir(id1));
     r.full_bytes = m1.size_bytes();
     r.full_flush_s = static_cast<double>(m1.duration_ms()) / 1e3;
-    reader->release(r.changed_keys);
-    eng.wait_folded(keys + r.changed_keys, "update");
+    phases->release(r.changed_keys);
+    wait_folded(eng, keys + r.changed_keys, "update");
     progress(o, tag + "incremental checkpoint");
     t0 = clock_type::now();
     const auto id2 = eng.checkpoint();
@@ -380,17 +282,18 @@ growth_result measure_growth(const run_options& o, uint64_t keys, bool recovery)
   state::checkpoint_store::restore_into(*info, dir);
   r.restore_into_s = seconds_since(t0);
   t0 = clock_type::now();
-  auto store = state::state_store::open(dir, {pipe.aggregate.id});
+  auto store = state::state_store::open(dir, plan->column_families());
   r.open_s = seconds_since(t0);
   // Key 0 was updated (count 2), key 1 was not (count 1).
-  r.restored_ok = stored_count(*store, pipe, 0) == 2 && stored_count(*store, pipe, 1) == 1 &&
-                  stored_count(*store, pipe, static_cast<uint32_t>(keys - 1)) >= 1;
+  r.restored_ok =
+      count_of(*store, 0) == 2 && count_of(*store, 1) == 1 && count_of(*store, keys - 1) >= 1;
   t0 = clock_type::now();
-  ck_engine eng(pipe, o.workers, std::move(store), &checkpoints);
-  auto reader = std::make_shared<phased_reader>(keys, 100);
-  reader->release(1);
-  eng.start(reader, std::chrono::milliseconds(0));
-  eng.wait_folded(1, "first record after restore");
+  engine_run eng(plan, ck_settings(o.workers, &checkpoints, std::chrono::milliseconds(0)),
+                 std::move(store));
+  auto gen = std::make_unique<phased_generator>(keys, 100);
+  gen->release(1);
+  eng.start({std::make_shared<pipeline::generator_reader>(plan, std::move(gen))});
+  wait_folded(eng, 1, "first record after restore");
   r.first_record_s = seconds_since(t0);
   return r;
 }
@@ -502,7 +405,7 @@ int main(int argc, char** argv) {
   app.add_option(
       "--state-keys", sizes,
       "keys per state-size step (default ~10 MB, ~100 MB, ~500 MB: ~20 B/key on disk, ~260 B/key "
-      "RSS, so 1 GB (~50M keys) needs ~13 GB; --short drops the last)");
+      "RSS, so 1 GB (~50M keys) needs ~13 GB; --short: 200k and 1M)");
   app.add_flag("--short", o.short_mode, "CI-sized run");
   app.add_flag("--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--json", json, "also write the figures to this JSON file");
@@ -510,11 +413,9 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn); // no line per checkpoint
   if (repeat == 0)
     repeat = o.short_mode ? 1 : 5;
-  if (sizes.empty()) {
-    sizes = {500'000, 5'000'000, 25'000'000};
-    if (o.short_mode)
-      sizes.pop_back();
-  }
+  if (sizes.empty())
+    sizes = o.short_mode ? std::vector<uint64_t>{200'000, 1'000'000}
+                         : std::vector<uint64_t>{500'000, 5'000'000, 25'000'000};
   try {
     std::printf("keyflow-checkpoint-bench on %s\n", machine_summary().c_str());
     std::fflush(stdout);

@@ -1,13 +1,17 @@
-// Scenario "datagen": the engine fed by its in-process generator, against a hand-written
-// loop that generates the same events and folds them into a std::unordered_map.
+// Scenario "datagen": the engine fed by its in-process generator (serialized
+// keyflow.proto.Event records decoded like Kafka records), against a hand-written loop that
+// generates the same records, parses them with the generated protobuf class and folds them
+// into a std::unordered_map.
 
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
 
+#include "benchmarks/bench_pipelines.hpp"
 #include "benchmarks/e2e_engine.hpp"
 #include "benchmarks/e2e_scenarios.hpp"
-#include "core/datagen.hpp"
+#include "pipeline/generator_reader.hpp"
+#include "proto/event.pb.h"
 
 namespace keyflow::bench {
 
@@ -19,77 +23,78 @@ constexpr uint64_t seed = 42;
 constexpr uint32_t raw_batch = 1024; // the engine's default batch size
 constexpr double target_events_per_s = 1.5e6;
 
-/// The generator's random step (as in core/datagen.cpp), written out for the baseline.
-inline uint64_t splitmix(uint64_t& x) noexcept {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+/// The generator both sides read.
+pipeline::datagen_options generator_options(const run_options& o, uint64_t events) {
+  pipeline::datagen_options d;
+  d.events = events;
+  d.keys = o.keys;
+  d.seed = seed;
+  return d;
 }
 
-/// Engine: one datagen source actor -> partition actors, keyed count + sum over RocksDB.
+/// Engine: one generator source actor -> partition actors, keyed count + sum over RocksDB.
 phase_result run_engine(const run_options& o, uint64_t events, totals_map& state,
                         std::vector<std::string>& notes) {
   phase_result r;
   r.variant = "engine";
-  const uint32_t partitions = partition_actors(o);
-  r.detail = "datagen source actor -> " + std::to_string(partitions) +
+  auto s = settings_from(o);
+  r.detail = "generator_reader source actor -> " + std::to_string(s.parallelism) +
              " partition actor(s) (validate+aggregate, no sinks), " + std::to_string(o.workers) +
              " CAF worker(s)";
   memory_probe mem;
-  auto pipe = bench_pipeline();
-  engine_run eng(pipe, o, 1);
-  datagen_options d;
-  d.events = events;
-  d.keys = o.keys;
-  d.seed = seed;
-  auto reader = std::make_shared<datagen_reader>(d, 0);
+  auto plan = keyed_count_plan();
+  engine_run eng(plan, s);
+  auto reader = std::make_shared<pipeline::generator_reader>(
+      plan, pipeline::make_datagen(generator_options(o, events), 0));
+  auto& folded = eng.node_metrics().records_in("aggregate");
   const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
-  eng.add_source(reader);
-  if (!eng.wait_folded(events, std::chrono::seconds(600)))
-    throw std::runtime_error("datagen engine: " + std::to_string(eng.folded()) + " of " +
+  eng.start({reader});
+  if (!engine_run::wait_for(folded, events, std::chrono::seconds(600)) ||
+      folded.Value() != static_cast<double>(events))
+    throw std::runtime_error("datagen engine: " + std::to_string(folded.Value()) + " of " +
                              std::to_string(events) + " events folded in before the timeout");
   r.seconds = seconds_since(t0);
   r.cpu_s = process_cpu_seconds() - cpu0;
   r.events = events;
   const auto t1 = std::chrono::steady_clock::now();
-  const auto processed = eng.drain();
+  const auto drained = eng.drain();
   notes.push_back("engine drain (final state flush to RocksDB) took " +
                   std::to_string(seconds_since(t1)) + " s, not included in the timing");
-  if (processed != events)
+  if (drained.processed != events)
     throw std::runtime_error("datagen engine: partition actors report " +
-                             std::to_string(processed) + " records, expected " +
+                             std::to_string(drained.processed) + " records, expected " +
                              std::to_string(events));
   r.latency = eng.latency();
   r.memory = mem.finish(); // before reading the state back, which allocates a second copy
-  state = eng.read_state();
+  state = read_count_sum(eng.store(), "aggregate");
   return r;
 }
 
-/// Raw: generate the same events in batches of 1024 and fold them into an unordered_map.
+/// Raw: generate the same records, ParseFromArray, fold into an unordered_map.
 phase_result run_raw(const run_options& o, uint64_t events, totals_map& out) {
   phase_result r;
   r.variant = "raw";
-  r.detail = "one loop: splitmix events -> std::unordered_map<std::string, {count,sum}>";
+  r.detail = "one loop: make_datagen records -> Event::ParseFromArray -> "
+             "std::unordered_map<std::string, {count,sum}>";
   memory_probe mem;
-  std::vector<std::string> keys;
-  keys.reserve(o.keys);
-  for (uint32_t k = 0; k < o.keys; ++k)
-    keys.push_back(datagen_reader::key_name(k));
+  auto gen = pipeline::make_datagen(generator_options(o, events), 0);
   totals_map map;
   latency_samples lat;
-  uint64_t rng = seed * 1000003; // datagen_reader's seeding for reader index 0
+  proto::Event ev;
+  std::string key, value;
   const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   for (uint64_t done = 0; done < events;) {
     const auto b0 = std::chrono::steady_clock::now();
     const uint64_t n = std::min<uint64_t>(raw_batch, events - done);
     for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t x = splitmix(rng);
-      auto& t = map[keys[x % o.keys]];
+      if (!gen->next(key, value) ||
+          !ev.ParseFromArray(value.data(), static_cast<int>(value.size())))
+        throw std::runtime_error("datagen raw: generator ended early or bad record");
+      auto& t = map[ev.customer_id()];
       ++t.count;
-      t.sum += static_cast<double>((x >> 32) % 2001) * 0.25;
+      t.sum += ev.value();
     }
     done += n;
     lat.add(seconds_since(b0), n);

@@ -4,88 +4,132 @@
 #include <thread>
 
 #include <caf/all.hpp>
-#include <rocksdb/iterator.h>
-
-#include "operators/aggregate.hpp"
 
 namespace keyflow::bench {
 
-namespace {
-
-/// validate + aggregate only: the keyed count/sum of the reference pipeline, nothing else.
-constexpr const char* pipeline_yaml = R"(
-pipeline:
-  name: bench
-  version: 1
-  max_parallelism: 128
-source:
-  topic: events
-dead_letters:
-  topic: events-dlq
-operators:
-  - id: validate
-    type: validate
-    required: [event_id, customer_id, event_time_ms]
-  - id: aggregate
-    type: aggregate
-    key: customer_id
-)";
-
-} // namespace
-
-config::pipeline_config bench_pipeline() {
-  return config::parse_pipeline(pipeline_yaml, "<keyflow-bench pipeline>");
+engine_settings settings_from(const run_options& o) {
+  engine_settings s;
+  s.workers = o.workers;
+  s.parallelism = o.partitions ? o.partitions : o.workers;
+  s.flow.batch_size = o.batch_size;
+  s.flow.credits = o.credits;
+  s.flush_interval = std::chrono::milliseconds(o.flush_interval_ms);
+  return s;
 }
 
-engine_run::engine_run(const config::pipeline_config& pipe, const run_options& opts,
-                       uint32_t sources)
-    : pipe_(&pipe), dir_("keyflow-bench-state-"), metrics_(pipe.name) {
-  flow_.batch_size = opts.batch_size;
-  flow_.credits = opts.credits;
-  flush_interval_ = std::chrono::milliseconds(opts.flush_interval_ms);
-  store_ = state::state_store::open(dir_.path(), {pipe.aggregate.id});
-  folded_ = &metrics_.records_in(pipe.aggregate.id);
+engine_run::engine_run(std::shared_ptr<const pipeline::plan> plan, engine_settings s,
+                       std::unique_ptr<state::state_store> store)
+    : plan_(std::move(plan)), s_(std::move(s)), store_(std::move(store)),
+      metrics_(plan_->cfg.name) {
+  if (!store_) {
+    dir_ = std::make_unique<temp_dir>("keyflow-bench-state-");
+    store_ = state::state_store::open(dir_->path(), plan_->column_families());
+  }
+  s_.parallelism = std::min(s_.parallelism, plan_->cfg.max_parallelism);
   cfg_.add_message_types<caf::id_block::keyflow>();
-  cfg_.set("scheduler.max-threads", static_cast<size_t>(opts.workers));
+  cfg_.set("scheduler.max-threads", static_cast<size_t>(s_.workers));
   cfg_.set("logger.console-verbosity", caf::atom("quiet"));
   sys_ = std::make_unique<caf::actor_system>(cfg_);
-  for (uint32_t i = 0; i < partition_actors(opts); ++i) {
-    partition_params p;
-    p.pipeline = pipe_;
-    p.store = store_.get();
-    p.index = i;
-    p.flow = flow_;
-    p.flush_interval = flush_interval_;
-    p.sources = sources;
-    p.checkpointing = false;
-    p.metrics = &metrics_;
-    partitions_.push_back(spawn_partition(*sys_, std::move(p)));
-  }
 }
 
 engine_run::~engine_run() {
-  for (auto& s : sources_)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& p : partitions_)
-    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-  sources_.clear();
-  partitions_.clear();
+  if (!drained_) {
+    for (auto& a : run_.sources)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : run_.partitions)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : run_.redis)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : run_.kafka)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& a : run_.lookups)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    if (run_.coordinator)
+      caf::anon_send_exit(run_.coordinator, caf::exit_reason::user_shutdown);
+  }
+  run_ = running_pipeline{};
   sys_.reset(); // waits for every actor before the store closes
 }
 
-void engine_run::add_source(std::shared_ptr<source_reader> reader) {
-  source_params p;
-  p.reader = std::move(reader);
-  p.max_parallelism = pipe_->max_parallelism;
-  p.partitions = partitions_;
-  p.flow = flow_;
-  p.metrics = &metrics_;
-  p.index = static_cast<uint32_t>(sources_.size());
-  sources_.push_back(spawn_source(*sys_, std::move(p)));
+void engine_run::start(std::vector<std::shared_ptr<source_reader>> readers) {
+  const auto& pipe = plan_->cfg;
+  wiring_params w;
+  w.plan = plan_;
+  w.store = store_.get();
+  w.metrics = &metrics_;
+  w.flow = s_.flow;
+  w.parallelism = s_.parallelism;
+  w.sources = static_cast<uint32_t>(readers.size());
+  w.flush_interval = s_.flush_interval;
+  w.max_state_keys = s_.max_state_keys;
+  w.checkpointing = s_.checkpoints != nullptr;
+  w.redis = s_.redis;
+  w.make_sink = [this](size_t i) {
+    const auto& sp = plan_->sinks[i];
+    auto t = std::make_shared<sink_tally>();
+    t->id = sp.cfg->id;
+    t->upsert = sp.cfg->type == "redis";
+    t->slots = sp.slots;
+    t->key_slots = sp.key_slots;
+    sinks_.push_back(t);
+    sink_link link;
+    link.kafka = spawn_counting_sink(*sys_, std::move(t));
+    return link;
+  };
+  w.make_dead_letters = [this] {
+    dead_letters_ = std::make_shared<sink_tally>();
+    dead_letters_->id = "dead-letters";
+    return spawn_counting_sink(*sys_, dead_letters_);
+  };
+  w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
+    std::vector<source_actor> out;
+    for (size_t i = 0; i < readers.size(); ++i) {
+      source_params sp{readers[i],
+                       pipe.max_parallelism,
+                       stage0,
+                       run.dead_letters,
+                       s_.flow,
+                       &metrics_,
+                       static_cast<uint32_t>(i),
+                       pipe.source.watermark.max_out_of_orderness_ms,
+                       std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
+      out.push_back(spawn_source(*sys_, std::move(sp)));
+    }
+    return out;
+  };
+  w.checkpoints = s_.checkpoints;
+  w.checkpoint_interval = s_.checkpoint_interval;
+  w.checkpoint_timeout = s_.checkpoint_timeout;
+  run_ = wire_pipeline(*sys_, w);
 }
 
-uint64_t engine_run::folded() const {
-  return static_cast<uint64_t>(folded_->Value());
+drain_result engine_run::drain() {
+  drained_ = true;
+  auto r = drain_pipeline(*sys_, run_);
+  if (r.failures > 0)
+    throw std::runtime_error("drain: " + std::to_string(r.failures) + " request(s) failed");
+  return r;
+}
+
+uint64_t engine_run::checkpoint() {
+  if (!run_.coordinator)
+    throw std::logic_error("engine_run::checkpoint: no checkpoint store");
+  caf::scoped_actor self{*sys_};
+  uint64_t id = 0;
+  caf::error failure;
+  self->request(run_.coordinator, std::chrono::seconds(900), atom::checkpoint_v, std::string{})
+      .receive([&](uint64_t got) { id = got; }, [&](caf::error& e) { failure = std::move(e); });
+  if (failure)
+    throw std::runtime_error("checkpoint failed: " + caf::to_string(failure));
+  return id;
+}
+
+uint64_t engine_run::checkpoints_completed() {
+  return static_cast<uint64_t>(metrics_.checkpoints("completed").Value());
+}
+
+latency_figures engine_run::latency() {
+  return histogram_percentiles(metrics_.processing_latency().Collect());
 }
 
 bool engine_run::wait_for(const prometheus::Counter& counter, uint64_t n,
@@ -97,46 +141,6 @@ bool engine_run::wait_for(const prometheus::Counter& counter, uint64_t n,
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   return true;
-}
-
-bool engine_run::wait_folded(uint64_t n, std::chrono::seconds timeout) const {
-  return wait_for(*folded_, n, timeout) && folded() == n;
-}
-
-uint64_t engine_run::drain() {
-  caf::scoped_actor self{*sys_};
-  const auto timeout = std::chrono::seconds(120);
-  uint64_t processed = 0;
-  caf::error failure;
-  auto fail = [&](caf::error& err) { failure = std::move(err); };
-  for (auto& s : sources_)
-    self->request(s, timeout, atom::stop_v).receive([](uint64_t) {}, fail);
-  for (auto& p : partitions_)
-    self->request(p, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
-  if (failure)
-    throw std::runtime_error("drain failed: " + caf::to_string(failure));
-  return processed;
-}
-
-latency_figures engine_run::latency() {
-  return histogram_percentiles(metrics_.processing_latency().Collect());
-}
-
-totals_map engine_run::read_state() const {
-  totals_map out;
-  auto* cf = store_->column_family(pipe_->aggregate.id);
-  std::unique_ptr<rocksdb::Iterator> it{store_->db()->NewIterator(rocksdb::ReadOptions{}, cf)};
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto k = it->key();
-    auto v = it->value();
-    ops::aggregate_state s;
-    if (k.size() < 2 || !ops::decode(std::string_view{v.data(), v.size()}, s))
-      throw std::runtime_error("corrupt state entry in the engine's store");
-    out[std::string{k.data() + 2, k.size() - 2}] = {s.count, s.sum};
-  }
-  if (!it->status().ok())
-    throw std::runtime_error("reading the engine's state failed: " + it->status().ToString());
-  return out;
 }
 
 } // namespace keyflow::bench

@@ -1,84 +1,106 @@
 #pragma once
 /// \file
-/// The engine side of an end-to-end scenario: an actor system with partition actors over a
-/// fresh state store (no sinks), sources added by the scenario, completion detected from
-/// the aggregate operator's records-in counter, then a drain and a read-back of the state.
+/// The engine side of an end-to-end benchmark: a state store in a temporary directory,
+/// metrics, an actor system, and a pipeline wired exactly as keyflowd wires it
+/// (actors/wiring.hpp), except that every sink (the dead-letter sink included) is a counting
+/// sink (benchmarks/counting_sink.hpp) and the sources read what the benchmark gives them.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "actors/spawn.hpp"
+#include "actors/wiring.hpp"
 #include "benchmarks/bench_util.hpp"
-#include "config/pipeline_config.hpp"
+#include "benchmarks/counting_sink.hpp"
 #include "metrics/metrics.hpp"
+#include "pipeline/plan.hpp"
+#include "state/checkpoint_store.hpp"
 #include "state/state_store.hpp"
 
 namespace keyflow::bench {
 
-/// The pipeline the harness runs: validate + aggregate, no score, no sinks.
-config::pipeline_config bench_pipeline();
+/// How an engine_run is set up.
+struct engine_settings {
+  uint32_t workers = 1;                           ///< CAF scheduler threads; 1
+  uint32_t parallelism = 1;                       ///< partition actors per stage; 1
+  flow_settings flow;                             ///< batch size and credit (keyflowd's defaults)
+  std::chrono::milliseconds flush_interval{1000}; ///< state write-back period; 1 s
+  /// Keys kept in memory per partition actor after a state write; 0 = all. 2 M, keyflowd's
+  /// --state-cache-keys default.
+  size_t max_state_keys = 2'000'000;
+  /// Where checkpoints go; null: no coordinator, partition actors write state on the flush
+  /// timer and at drain.
+  state::checkpoint_store* checkpoints = nullptr;
+  std::chrono::milliseconds checkpoint_interval{0};     ///< 0 = on demand only
+  std::chrono::milliseconds checkpoint_timeout{600000}; ///< generous: big states
+  std::string redis; ///< Redis host:port for enrich lookups; "" if none
+};
 
-/// Partition actors to spawn: --partitions, or one per worker.
-inline uint32_t partition_actors(const run_options& o) {
-  return o.partitions ? o.partitions : o.workers;
-}
+/// Settings from the command line.
+engine_settings settings_from(const run_options& o);
 
-/// One running engine: state store, metrics, actor system, partition actors, sources.
+/// One running engine: state store, metrics, actor system, the wired pipeline.
 class engine_run {
 public:
-  /// Opens a state store in a temporary directory, starts CAF with `opts.workers` threads
-  /// and spawns partition_actors(opts) partition actors (null sink handles, no
-  /// checkpointing: state is written back on the flush timer) fed by `sources` sources.
-  engine_run(const config::pipeline_config& pipe, const run_options& opts, uint32_t sources);
+  /// Opens `store` (or, if null, a fresh store with the plan's column families in a
+  /// temporary directory), starts CAF with `s.workers` threads. Nothing is spawned yet.
+  engine_run(std::shared_ptr<const pipeline::plan> plan, engine_settings s,
+             std::unique_ptr<state::state_store> store = nullptr);
   /// Stops every actor, then the actor system, then closes the store.
   ~engine_run();
   engine_run(const engine_run&) = delete;
   engine_run& operator=(const engine_run&) = delete;
 
-  /// Spawns the next source actor (of the `sources` announced) reading from `reader`,
-  /// routing to all partition actors.
-  void add_source(std::shared_ptr<source_reader> reader);
+  /// Wires the pipeline (actors/wiring.hpp) with counting sinks and one source actor per
+  /// reader, in order.
+  void start(std::vector<std::shared_ptr<source_reader>> readers);
 
-  /// Records folded into keyed state so far (keyflow_records_in_total{operator=aggregate}).
-  uint64_t folded() const;
+  /// Graceful stop (actors/wiring.hpp drain_pipeline): sources stop, partition actors drain
+  /// stage by stage (state written to RocksDB), sinks drain. Throws if a request failed.
+  drain_result drain();
 
-  /// Polls folded() until it reaches `n`; false on timeout or if it overshoots.
-  bool wait_folded(uint64_t n, std::chrono::seconds timeout) const;
+  /// Takes a checkpoint now and waits for it; returns its id. Throws on failure.
+  uint64_t checkpoint();
+
+  /// Checkpoints completed so far.
+  uint64_t checkpoints_completed();
+
+  /// Processing latency from keyflow_processing_latency_seconds (complete after drain()).
+  latency_figures latency();
+
+  /// The counting sink of plan sink `i`.
+  const sink_tally& sink(size_t i) const { return *sinks_.at(i); }
+  /// The counting dead-letter sink.
+  const sink_tally& dead_letters() const { return *dead_letters_; }
 
   /// Polls `counter` until it reaches `n`; false on timeout.
   static bool wait_for(const prometheus::Counter& counter, uint64_t n,
                        std::chrono::seconds timeout);
 
-  /// Stops the sources and drains the partition actors (state flushed to RocksDB);
-  /// returns the records the partition actors processed. Throws on an actor error.
-  uint64_t drain();
-
-  /// Processing latency from the metrics histogram (complete after drain()).
-  latency_figures latency();
-
-  /// Per-key count and sum read back from RocksDB (call after drain()).
-  totals_map read_state() const;
-
   /// The metrics object the actors report to.
   metrics::metrics& node_metrics() noexcept { return metrics_; }
+  /// The state store.
+  state::state_store& store() noexcept { return *store_; }
+  /// The plan.
+  const pipeline::plan& plan() const noexcept { return *plan_; }
 
 private:
-  const config::pipeline_config* pipe_;
-  flow_settings flow_;
-  std::chrono::milliseconds flush_interval_;
-  temp_dir dir_;
+  std::shared_ptr<const pipeline::plan> plan_;
+  engine_settings s_;
+  std::unique_ptr<temp_dir> dir_;
   std::unique_ptr<state::state_store> store_;
   metrics::metrics metrics_;
-  prometheus::Counter* folded_;
+  std::vector<std::shared_ptr<sink_tally>> sinks_;
+  std::shared_ptr<sink_tally> dead_letters_;
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
-  std::vector<partition_actor> partitions_;
-  std::vector<source_actor> sources_;
+  running_pipeline run_;
+  bool drained_ = false;
 };
 
 } // namespace keyflow::bench

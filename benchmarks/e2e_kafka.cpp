@@ -10,12 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_pipelines.hpp"
 #include "benchmarks/e2e_engine.hpp"
 #include "benchmarks/e2e_scenarios.hpp"
-#include "core/datagen.hpp"
 #include "kafka/client.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
+#include "pipeline/generator_reader.hpp"
 #include "proto/event.pb.h"
 
 namespace keyflow::bench {
@@ -76,7 +77,7 @@ totals_map produce_events(const std::string& bootstrap, uint64_t n, uint32_t key
   static const char* const types[] = {"page_view", "add_to_cart", "purchase", "email_open"};
   std::vector<std::string> names;
   for (uint32_t k = 0; k < keys; ++k)
-    names.push_back(datagen_reader::key_name(k));
+    names.push_back(pipeline::datagen_key_name(k));
   totals_map expected;
   proto::Event ev;
   std::string bytes;
@@ -126,7 +127,8 @@ std::string check_retained(const std::string& bootstrap, uint64_t n) {
     }
     dropped = dropped || low != 0;
     total += high;
-    note += " " + std::to_string(high - low);
+    note.push_back(' ');
+    note += std::to_string(high - low);
   }
   rd_kafka_destroy(rk);
   if (dropped || total != static_cast<int64_t>(n))
@@ -141,43 +143,47 @@ phase_result run_engine(const run_options& o, const std::string& bootstrap, uint
                         totals_map& state, std::vector<std::string>& notes) {
   phase_result r;
   r.variant = "engine";
-  const uint32_t partitions = partition_actors(o);
+  auto s = settings_from(o);
   r.detail = std::to_string(topic_partitions) + " kafka_reader source actors -> " +
-             std::to_string(partitions) + " partition actor(s), " + std::to_string(o.workers) +
+             std::to_string(s.parallelism) + " partition actor(s), " + std::to_string(o.workers) +
              " CAF worker(s)";
   memory_probe mem;
-  auto pipe = bench_pipeline();
-  engine_run eng(pipe, o, topic_partitions);
+  auto plan = keyed_count_plan();
+  engine_run eng(plan, s);
   const auto props = consumer_properties(bootstrap, o);
+  auto& read = eng.node_metrics().records_in(plan->cfg.source.id);
+  auto& folded = eng.node_metrics().records_in("aggregate");
   const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<source_reader>> readers;
   for (int p = 0; p < topic_partitions; ++p)
-    eng.add_source(std::make_shared<kafka::kafka_reader>(pipe, props, p, RD_KAFKA_OFFSET_BEGINNING,
-                                                         &eng.node_metrics()));
+    readers.push_back(std::make_shared<kafka::kafka_reader>(
+        plan, props, p, RD_KAFKA_OFFSET_BEGINNING, &eng.node_metrics()));
+  eng.start(readers);
   // The clock starts at the first record read: consumer start-up is reported apart.
-  if (!engine_run::wait_for(eng.node_metrics().records_in(pipe.validate.id), 1,
-                            std::chrono::seconds(60)))
+  if (!engine_run::wait_for(read, 1, std::chrono::seconds(60)))
     throw std::runtime_error("kafka engine: no record read within 60 s");
   const auto t_first = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
   r.startup_s = std::chrono::duration<double>(t_first - t0).count();
-  if (!eng.wait_folded(n, std::chrono::seconds(600)))
-    throw std::runtime_error("kafka engine: " + std::to_string(eng.folded()) + " of " +
+  if (!engine_run::wait_for(folded, n, std::chrono::seconds(600)) ||
+      folded.Value() != static_cast<double>(n))
+    throw std::runtime_error("kafka engine: " + std::to_string(folded.Value()) + " of " +
                              std::to_string(n) + " events folded in before the timeout");
   r.seconds = seconds_since(t_first);
   r.cpu_s = process_cpu_seconds() - cpu0;
   r.events = n;
   const auto t1 = std::chrono::steady_clock::now();
-  const auto processed = eng.drain();
+  const auto drained = eng.drain();
   notes.push_back("engine drain took " + std::to_string(seconds_since(t1)) +
                   " s, not included in the timing");
-  const auto validated = eng.node_metrics().records_out(pipe.validate.id).Value();
-  if (processed != n || validated != static_cast<double>(n))
-    throw std::runtime_error("kafka engine: " + std::to_string(processed) + " processed, " +
+  const auto validated = eng.node_metrics().records_out(plan->cfg.source.id).Value();
+  if (drained.processed != n || validated != static_cast<double>(n))
+    throw std::runtime_error("kafka engine: " + std::to_string(drained.processed) + " processed, " +
                              std::to_string(validated) + " validated, expected " +
                              std::to_string(n));
   r.latency = eng.latency();
   r.memory = mem.finish();
-  state = eng.read_state();
+  state = read_count_sum(eng.store(), "aggregate");
   return r;
 }
 

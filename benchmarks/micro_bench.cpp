@@ -1,11 +1,12 @@
 // keyflow-micro: Google Benchmark micro benchmarks of the per-record hot paths below the
-// actors: key hashing, routing, decoding, the keyed operator chain and keyed state.
-// Fixtures that need RocksDB are built once per process (function-local statics) in a
-// temporary directory, so repeated runs of a benchmark measure warm state.
+// actors: key hashing, routing, decoding, the generators, a stage's operators and keyed
+// state. Fixtures that need RocksDB are built once per process (function-local statics) in
+// a temporary directory, so repeated runs of a benchmark measure warm state.
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <stdexcept>
@@ -13,14 +14,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "benchmarks/bench_pipelines.hpp"
 #include "benchmarks/bench_util.hpp"
-#include "config/pipeline_config.hpp"
-#include "core/datagen.hpp"
 #include "core/key_group.hpp"
+#include "core/nexmark.hpp"
 #include "core/router.hpp"
-#include "operators/aggregate.hpp"
-#include "operators/keyed_chain.hpp"
-#include "operators/validate.hpp"
+#include "operators/basic.hpp"
+#include "pipeline/generator_reader.hpp"
+#include "pipeline/source_decoder.hpp"
+#include "pipeline/stage_runner.hpp"
 #include "proto/event.pb.h"
 #include "state/keyed_state.hpp"
 #include "state/state_store.hpp"
@@ -46,34 +48,47 @@ const std::vector<std::string>& keys() {
   static const std::vector<std::string> k = [] {
     std::vector<std::string> v;
     for (uint32_t i = 0; i < key_count; ++i)
-      v.push_back(datagen_reader::key_name(i));
+      v.push_back(pipeline::datagen_key_name(i));
     return v;
   }();
   return k;
 }
 
-/// `n` records with uniformly random keys and their key groups set.
-std::vector<event_record> random_records(size_t n, uint64_t seed) {
-  std::vector<event_record> out(n);
+/// The keyed count + sum pipeline of the end-to-end benchmarks (validate + aggregate).
+const std::shared_ptr<const pipeline::plan>& keyed_plan() {
+  static const auto p = bench::keyed_count_plan();
+  return p;
+}
+
+/// One serialized keyflow.proto.Event (two attributes, as keyflow-gen writes them).
+std::string event_bytes(const std::string& customer, double value, int64_t time) {
+  proto::Event ev;
+  ev.set_event_id("e-42-1234567");
+  ev.set_customer_id(customer);
+  ev.set_event_time_ms(time);
+  ev.set_type("page_view");
+  ev.set_value(value);
+  (*ev.mutable_attributes())["channel"] = "web";
+  (*ev.mutable_attributes())["country"] = "DE";
+  return ev.SerializeAsString();
+}
+
+/// `n` records decoded by the keyed plan's source decoder, uniformly random keys, key
+/// groups set.
+std::vector<record> random_records(size_t n, uint64_t seed) {
+  pipeline::source_decoder dec(keyed_plan());
+  std::vector<kafka_message> dead;
+  std::vector<record> out(n);
   for (auto& r : out) {
     const uint64_t x = splitmix(seed);
-    r.key = keys()[x % key_count];
-    r.event_id = "e-" + std::to_string(x & 0xffffff);
-    r.type = "page_view";
-    r.value = static_cast<double>((x >> 32) % 2001) * 0.25;
-    r.event_time_ms = 1767225600000 + static_cast<int64_t>(x & 0xffff);
+    const auto bytes =
+        event_bytes(keys()[x % key_count], static_cast<double>((x >> 32) % 2001) * 0.25,
+                    1767225600000 + static_cast<int64_t>(x & 0xffff));
+    if (dec.decode({}, bytes, {"events", 0, 0, 0}, r, dead) != pipeline::decode_result::ok)
+      throw std::runtime_error("random_records: decode failed");
     r.key_group = key_group_of(r.key, max_parallelism);
   }
   return out;
-}
-
-/// validate + aggregate, no score, no sinks (the harness's pipeline).
-config::pipeline_config bench_config() {
-  config::pipeline_config cfg;
-  cfg.name = "bench";
-  cfg.source.topic = "events";
-  cfg.dead_letter_topic = "events-dlq";
-  return cfg;
 }
 
 /// Kafka's murmur2 over a key of range(0) bytes.
@@ -97,7 +112,7 @@ void BM_key_group_of(benchmark::State& state) {
 }
 BENCHMARK(BM_key_group_of);
 
-/// router::route of 1024 records over range(0) destinations (refill untimed).
+/// router::route of 1024 decoded records over range(0) destinations (refill untimed).
 void BM_router_route_1024(benchmark::State& state) {
   router rt(max_parallelism, static_cast<uint32_t>(state.range(0)));
   auto input = random_records(batch_size, 1);
@@ -117,82 +132,218 @@ void BM_router_route_1024(benchmark::State& state) {
 }
 BENCHMARK(BM_router_route_1024)->Arg(1)->Arg(2)->Arg(8);
 
-/// validator::decode of one serialized Event (with two attributes, as keyflow-gen writes).
-void BM_validator_decode(benchmark::State& state) {
-  proto::Event ev;
-  ev.set_event_id("e-42-1234567");
-  ev.set_customer_id("c-012345");
-  ev.set_event_time_ms(1767225600000);
-  ev.set_type("page_view");
-  ev.set_value(12.25);
-  (*ev.mutable_attributes())["channel"] = "web";
-  (*ev.mutable_attributes())["country"] = "DE";
-  const std::string bytes = ev.SerializeAsString();
-  ops::validator v(bench_config().validate);
-  event_record rec;
-  ops::rejection why;
+/// source_decoder::decode of one serialized Event: schema decode of the fields the keyed
+/// plan uses + validate + key and event time, into a reused record (as a source does not:
+/// it builds a fresh record per event, see BM_source_decode_fresh).
+void BM_source_decode(benchmark::State& state) {
+  const std::string bytes = event_bytes("c-012345", 12.25, 1767225600000);
+  pipeline::source_decoder dec(keyed_plan());
+  std::vector<kafka_message> dead;
+  record rec;
   for (auto _ : state) {
-    if (!v.decode(bytes, rec, why))
+    if (dec.decode({}, bytes, {"events", 0, 0, 0}, rec, dead) != pipeline::decode_result::ok)
       state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(rec);
   }
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(bytes.size()));
 }
-BENCHMARK(BM_validator_decode);
+BENCHMARK(BM_source_decode);
 
-/// A state store in a temporary directory with the aggregate column family.
+/// source_decoder::decode into a fresh record each time, moved into a vector as a source
+/// reader routes it (cleared every 1024): the per-record allocations included.
+void BM_source_decode_fresh(benchmark::State& state) {
+  const std::string bytes = event_bytes("c-012345", 12.25, 1767225600000);
+  pipeline::source_decoder dec(keyed_plan());
+  std::vector<kafka_message> dead;
+  std::vector<record> out;
+  out.reserve(batch_size);
+  for (auto _ : state) {
+    record rec;
+    if (dec.decode({}, bytes, {"events", 0, 0, 0}, rec, dead) != pipeline::decode_result::ok)
+      state.SkipWithError("decode failed");
+    out.push_back(std::move(rec));
+    if (out.size() == batch_size)
+      out.clear();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_source_decode_fresh);
+
+/// The Nexmark bids of q7 (three int64 fields of the bid + event time) decoded by q7's
+/// source decoder.
+void BM_source_decode_nexmark_bid(benchmark::State& state) {
+  static const auto plan = bench::load_repo_plan("nexmark/q7.yaml", true);
+  nexmark_options o;
+  nexmark_generator gen(o);
+  std::vector<std::string> bids;
+  while (bids.size() < 1024 && gen.next())
+    if (nexmark_kind_of(gen.number()) == nexmark_kind::bid)
+      bids.emplace_back(gen.value());
+  pipeline::source_decoder dec(plan);
+  std::vector<kafka_message> dead;
+  record rec;
+  size_t i = 0;
+  for (auto _ : state) {
+    if (dec.decode({}, bids[i], {"nexmark", 0, 0, 0}, rec, dead) != pipeline::decode_result::ok)
+      state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(rec);
+    i = (i + 1) % bids.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_source_decode_nexmark_bid);
+
+/// 1024 Nexmark bids decoded by `plan`'s source decoder.
+std::vector<record> nexmark_bids(const std::shared_ptr<const pipeline::plan>& plan) {
+  nexmark_options o;
+  nexmark_generator gen(o);
+  pipeline::source_decoder dec(plan);
+  std::vector<kafka_message> dead;
+  std::vector<record> out;
+  while (out.size() < batch_size && gen.next()) {
+    record r;
+    if (dec.decode(gen.key(), gen.value(), {"nexmark", 0, 0, 0}, r, dead) ==
+        pipeline::decode_result::ok)
+      out.push_back(std::move(r));
+  }
+  return out;
+}
+
+/// ops::filter_matches over 1024 decoded bids: q2's `bid.auction mod_eq 123` (range 0) or
+/// q1's `bid.auction gt 0` (range 1).
+void BM_filter_matches_1024(benchmark::State& state) {
+  static const auto plan = bench::load_repo_plan("nexmark/q2.yaml", true);
+  static const auto bids = nexmark_bids(plan);
+  const auto& op = plan->ops[state.range(0) == 0 ? 1 : 0];
+  for (auto _ : state) {
+    size_t n = 0;
+    for (const auto& r : bids)
+      n += ops::filter_matches(op, r) ? 1 : 0;
+    benchmark::DoNotOptimize(n);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(bids.size()));
+}
+BENCHMARK(BM_filter_matches_1024)->ArgName("gt")->Arg(0)->Arg(1);
+
+/// nexmark_generator::next: one event generated and serialized.
+void BM_nexmark_next(benchmark::State& state) {
+  nexmark_options o;
+  o.events = UINT64_MAX;
+  nexmark_generator gen(o);
+  for (auto _ : state) {
+    gen.next();
+    benchmark::DoNotOptimize(gen.value().data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_nexmark_next);
+
+/// generator_reader::read of 1024 make_datagen events into a router (the datagen source's
+/// work per batch: generate, serialize, decode, route).
+void BM_generator_read_1024(benchmark::State& state) {
+  pipeline::datagen_options o;
+  o.events = UINT64_MAX / 2;
+  o.keys = key_count;
+  pipeline::generator_reader reader(keyed_plan(), pipeline::make_datagen(o));
+  router rt(max_parallelism, 1);
+  std::vector<kafka_message> dead;
+  for (auto _ : state) {
+    reader.read(rt, dead, batch_size);
+    rt.batch(0).records.clear();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch_size));
+}
+BENCHMARK(BM_generator_read_1024);
+
+/// A state store in a temporary directory with the given column families.
 struct store_fixture {
   bench::temp_dir dir{"keyflow-micro-"};
-  std::unique_ptr<state::state_store> store = state::state_store::open(dir.path(), {"aggregate"});
+  std::unique_ptr<state::state_store> store;
+  explicit store_fixture(const std::vector<std::string>& cfs = {"aggregate"})
+      : store(state::state_store::open(dir.path(), cfs)) {}
 };
 
-/// A keyed_chain over 100k warm keys plus 64 batches of 1024 random records.
-struct chain_fixture {
-  store_fixture fx;
-  config::pipeline_config cfg = bench_config();
-  ops::keyed_chain chain;
-  std::vector<event_batch> batches;
+/// The stage of the keyed plan (aggregate count + sum) over 100k warm keys plus 64 batches
+/// of 1024 random records.
+struct stage_fixture {
+  store_fixture fx{keyed_plan()->column_families()};
+  std::unique_ptr<pipeline::stage_runner> runner;
+  std::vector<std::vector<record>> batches;
 
-  /// Builds the chain (profiles emitted or not) and touches every key once.
-  explicit chain_fixture(bool emit_profiles) : chain(cfg, *fx.store, emit_profiles) {
-    event_batch all;
+  stage_fixture() {
+    ops::op_env env;
+    env.store = fx.store.get();
+    env.first_key_group = 0;
+    env.last_key_group = max_parallelism - 1;
+    runner = std::make_unique<pipeline::stage_runner>(keyed_plan(), 0, env);
+    std::vector<record> all;
+    pipeline::source_decoder dec(keyed_plan());
+    std::vector<kafka_message> dead;
     for (const auto& k : keys()) {
-      event_record r;
-      r.key = k;
+      record r;
+      dec.decode({}, event_bytes(k, 1, 1767225600000), {"events", 0, 0, 0}, r, dead);
       r.key_group = key_group_of(k, max_parallelism);
-      all.records.push_back(std::move(r));
+      all.push_back(std::move(r));
     }
-    ops::chain_output out;
-    chain.process(all, out);
-    chain.flush_state();
+    run(std::move(all));
+    runner->flush_state();
     for (uint64_t i = 0; i < 64; ++i)
-      batches.push_back({random_records(batch_size, 100 + i)});
+      batches.push_back(random_records(batch_size, 100 + i));
+  }
+  void run(std::vector<record>&& in) {
+    lookup_request req;
+    int op = -1;
+    runner->start(std::move(in), std::nullopt);
+    runner->run(req, op);
+    runner->clear_outputs();
   }
 };
 
-/// keyed_chain::process of a 1024-record batch over 100k warm keys; range(0) = profiles on.
-void BM_keyed_chain_process_1024(benchmark::State& state) {
-  static chain_fixture without_profiles(false);
-  static chain_fixture with_profiles(true);
-  auto& fx = state.range(0) ? with_profiles : without_profiles;
-  ops::chain_output out;
+/// stage_runner of the keyed plan (global aggregate: count + sum, one output record per
+/// touched key) over a 1024-record batch and 100k warm keys. Copying the batch in is
+/// untimed.
+void BM_stage_aggregate_1024(benchmark::State& state) {
+  static stage_fixture fx;
   size_t i = 0;
   for (auto _ : state) {
-    fx.chain.process(fx.batches[i], out);
-    out.clear();
+    state.PauseTiming();
+    auto in = fx.batches[i];
+    state.ResumeTiming();
+    fx.run(std::move(in));
     i = (i + 1) % fx.batches.size();
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch_size));
 }
-BENCHMARK(BM_keyed_chain_process_1024)->ArgName("profiles")->Arg(0)->Arg(1);
+BENCHMARK(BM_stage_aggregate_1024);
+
+/// 16-byte count + sum state for the keyed_state benchmarks.
+struct count_sum {
+  uint64_t count = 0;
+  double sum = 0;
+};
+
+/// Codec of count_sum: its bytes.
+struct count_sum_codec {
+  static std::string encode(const count_sum& v) {
+    std::string s(sizeof(v), '\0');
+    std::memcpy(s.data(), &v, sizeof(v));
+    return s;
+  }
+  static bool decode(std::string_view b, count_sum& v) {
+    if (b.size() != sizeof(v))
+      return false;
+    std::memcpy(&v, b.data(), sizeof(v));
+    return true;
+  }
+};
 
 /// keyed_state::flush of range(0) dirty keys (one RocksDB WriteBatch); marking them is
 /// untimed. Every flush adds new versions to the same memtable, as in the engine.
 void BM_keyed_state_flush(benchmark::State& state) {
   static store_fixture fx;
-  static state::keyed_state<ops::aggregate_state, ops::aggregate_codec> st(
-      *fx.store, fx.store->column_family("aggregate"));
+  static state::keyed_state<count_sum, count_sum_codec> st(*fx.store,
+                                                           fx.store->column_family("aggregate"));
   static const std::vector<key_group_t> groups = [] {
     std::vector<key_group_t> g;
     for (const auto& k : keys())
@@ -218,10 +369,10 @@ state::state_store& get_store(bool populated) {
   static const bool filled = [] {
     auto* cf = full.store->column_family("aggregate");
     rocksdb::WriteBatch batch;
-    ops::aggregate_state s;
-    s.count = 1;
+    count_sum s{1, 0};
     for (const auto& k : keys())
-      batch.Put(cf, state::state_key(key_group_of(k, max_parallelism), k), ops::encode(s));
+      batch.Put(cf, state::state_key(key_group_of(k, max_parallelism), k),
+                count_sum_codec::encode(s));
     return full.store->write(batch).ok() &&
            full.store->db()->Flush(rocksdb::FlushOptions{}, cf).ok();
   }();
@@ -250,61 +401,52 @@ void BM_state_store_get_missing(benchmark::State& state) {
 }
 BENCHMARK(BM_state_store_get_missing)->ArgName("populated")->Arg(0)->Arg(1);
 
-/// datagen_reader::read of 1024 events into a router (the datagen source's work per batch).
-void BM_datagen_read_1024(benchmark::State& state) {
-  datagen_options o;
-  o.events = UINT64_MAX;
-  o.keys = key_count;
-  datagen_reader reader(o);
-  router rt(max_parallelism, 1);
-  std::vector<kafka_message> dead;
-  for (auto _ : state) {
-    reader.read(rt, dead, batch_size);
-    rt.batch(0).records.clear();
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch_size));
-}
-BENCHMARK(BM_datagen_read_1024);
-
-/// 64 batches of 1024 random records over the 100k keys, shared by the map benchmarks.
-const std::vector<std::vector<event_record>>& record_batches() {
-  static const std::vector<std::vector<event_record>> b = [] {
-    std::vector<std::vector<event_record>> v;
-    for (uint64_t i = 0; i < 64; ++i)
-      v.push_back(random_records(batch_size, 100 + i));
+/// 64 batches of 1024 (key, value) pairs over the 100k keys, shared by the map benchmarks.
+const std::vector<std::vector<std::pair<std::string, double>>>& key_batches() {
+  static const auto b = [] {
+    std::vector<std::vector<std::pair<std::string, double>>> v;
+    for (uint64_t i = 0; i < 64; ++i) {
+      uint64_t seed = 100 + i;
+      auto& batch = v.emplace_back();
+      for (size_t j = 0; j < batch_size; ++j) {
+        const uint64_t x = splitmix(seed);
+        batch.emplace_back(keys()[x % key_count], static_cast<double>((x >> 32) % 2001) * 0.25);
+      }
+    }
     return v;
   }();
   return b;
 }
 
 /// Folds 1024 records per iteration into a 100k-key map of type Map (count + sum), cycling
-/// over 64 batches like BM_keyed_chain_process_1024: the cost of the hash-map lookups alone.
-/// Map = the raw baseline's std::unordered_map<std::string, V> (std::hash; libstdc++ caches
-/// hash codes in the nodes) or keyed_state's map type (transparent state::string_hash;
-/// libstdc++ treats it as a "fast" hash and caches nothing, so bucket walks rehash nodes).
+/// over 64 batches: the cost of the hash-map lookups alone. Map = the raw baseline's
+/// std::unordered_map<std::string, V> (std::hash; libstdc++ caches hash codes in the nodes)
+/// or keyed_state's map type (transparent state::string_hash; libstdc++ treats it as a
+/// "fast" hash and caches nothing, so bucket walks rehash nodes).
 template <class Map>
 void BM_map_fold_1024(benchmark::State& state) {
   Map map;
   for (const auto& k : keys())
     map[k];
-  const auto& batches = record_batches();
+  const auto& batches = key_batches();
   size_t i = 0;
   for (auto _ : state) {
-    for (const auto& r : batches[i]) {
-      auto it = map.find(r.key);
+    for (const auto& [k, v] : batches[i]) {
+      auto it = map.find(k);
       ++it->second.count;
-      it->second.sum += r.value;
+      it->second.sum += v;
     }
     i = (i + 1) % batches.size();
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch_size));
 }
 
-/// The value type of both maps: the size of keyed_state's entry for aggregate_state.
+/// The value type of both maps: about the size of keyed_state's entry.
 struct map_value {
-  ops::aggregate_state agg;
   uint64_t count = 0;
   double sum = 0;
+  int64_t expire_at = 0;
+  uint64_t flags = 0;
 };
 using std_hash_map = std::unordered_map<std::string, map_value>;
 using transparent_hash_map =
@@ -312,19 +454,19 @@ using transparent_hash_map =
 BENCHMARK_TEMPLATE(BM_map_fold_1024, std_hash_map);
 BENCHMARK_TEMPLATE(BM_map_fold_1024, transparent_hash_map);
 
-/// What-if for keyed_state::flush: a WriteBatch of 10k aggregate states put in hash-map
-/// order (as flush() does) or sorted by state key (range(0) = 1), into the same memtable.
+/// What-if for keyed_state::flush: a WriteBatch of 10k states put in hash-map order (as
+/// flush() does) or sorted by state key (range(0) = 1), into the same memtable.
 void BM_write_batch_10k(benchmark::State& state) {
   static store_fixture unsorted_fx, sorted_fx; // separate memtables for a fair comparison
   auto& fx = state.range(0) != 0 ? sorted_fx : unsorted_fx;
   auto* cf = fx.store->column_family("aggregate");
   constexpr size_t n = 10'000;
-  std::unordered_map<std::string, ops::aggregate_state, state::string_hash, std::equal_to<>> m;
+  std::unordered_map<std::string, count_sum, state::string_hash, std::equal_to<>> m;
   for (size_t i = 0; i < n; ++i)
     m[state::state_key(key_group_of(keys()[i], max_parallelism), keys()[i])].count = i;
   std::vector<std::pair<std::string, std::string>> kvs;
   for (const auto& [k, v] : m)
-    kvs.emplace_back(k, ops::encode(v));
+    kvs.emplace_back(k, count_sum_codec::encode(v));
   if (state.range(0) != 0)
     std::sort(kvs.begin(), kvs.end());
   for (auto _ : state) {

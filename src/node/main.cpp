@@ -18,8 +18,8 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "actors/lookup_spawn.hpp"
 #include "actors/spawn.hpp"
+#include "actors/wiring.hpp"
 #include "config/node_options.hpp"
 #include "pipeline/plan.hpp"
 #include "kafka/embedded_kafka.hpp"
@@ -55,6 +55,7 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
 struct restore_point {
   std::optional<state::checkpoint_info> checkpoint;
   std::map<std::pair<std::string, int32_t>, int64_t> offsets; ///< next offset per partition
+  std::map<std::pair<std::string, int32_t>, int64_t> watermarks; ///< per partition, if any
   uint64_t next_id = 1;
   uint64_t epoch = 1;
 };
@@ -89,8 +90,11 @@ restore_point restore(const config::node_options& opts, const config::pipeline_c
     throw std::runtime_error("checkpoint " + rp.checkpoint->dir + " has max_parallelism " +
                              std::to_string(man.max_parallelism()) + ", pipeline has " +
                              std::to_string(pipe.max_parallelism));
-  for (const auto& o : man.offsets())
+  for (const auto& o : man.offsets()) {
     rp.offsets[{o.topic(), o.partition()}] = o.offset();
+    if (o.has_watermark_ms())
+      rp.watermarks[{o.topic(), o.partition()}] = o.watermark_ms();
+  }
   rp.next_id = std::max(rp.next_id, man.id() + 1);
   rp.epoch = man.epoch() + 1;
   state::checkpoint_store::restore_into(*rp.checkpoint, opts.state_dir);
@@ -100,16 +104,6 @@ restore_point restore(const config::node_options& opts, const config::pipeline_c
                man.size_bytes(), rp.epoch, rp.checkpoint->dir, secs);
   return rp;
 }
-
-struct running_pipeline {
-  std::vector<source_actor> sources;
-  std::vector<partition_actor> partitions; // every stage
-  std::vector<redis_sink_actor> redis;
-  std::vector<kafka_sink_actor> kafka; // result sinks, then the dead-letter sink
-  kafka_sink_actor dead_letters;
-  std::vector<lookup_actor> lookups;
-  checkpoint_coordinator_actor coordinator;
-};
 
 std::vector<source_actor> start_sources(caf::actor_system& sys, const config::node_options& opts,
                                         std::shared_ptr<const pipeline::plan> plan,
@@ -142,9 +136,45 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const config::no
                      static_cast<uint32_t>(p),
                      pipe.source.watermark.max_out_of_orderness_ms,
                      std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
+    if (auto w = from.watermarks.find({pipe.source.topic, p}); w != from.watermarks.end())
+      sp.initial_watermark = w->second;
     sources.push_back(spawn_source(sys, std::move(sp)));
   }
   return sources;
+}
+
+/// The Redis or Kafka sink actor of plan sink `i`.
+sink_link spawn_sink(caf::actor_system& sys, const config::node_options& opts,
+                     const pipeline::plan& plan, const kafka::properties& props, size_t i,
+                     metrics::metrics& m) {
+  const auto& s = plan.sinks[i];
+  sink_link link;
+  link.index = i;
+  if (s.cfg->type == "redis") {
+    redis_sink_params rp;
+    rp.address = opts.redis;
+    rp.key_prefix = s.cfg->key_prefix;
+    rp.sink_id = s.cfg->id;
+    rp.fields = s.names;
+    rp.slots = s.slots;
+    rp.key_slots = s.key_slots;
+    rp.flush_interval = std::chrono::milliseconds(opts.sink_flush_ms);
+    rp.max_pending = opts.sink_max_pending;
+    rp.metrics = &m;
+    link.redis = spawn_redis_sink(sys, std::move(rp));
+  } else {
+    kafka_sink_params kp;
+    kp.properties = props;
+    kp.sink_id = s.cfg->id;
+    kp.topic = s.cfg->topic;
+    kp.fields = s.names;
+    kp.slots = s.slots;
+    kp.metrics = &m;
+    if (s.cfg->delivery == "exactly-once")
+      kp.transactional_id = "keyflow-" + plan.cfg.name + "-" + s.cfg->id;
+    link.kafka = spawn_kafka_sink(sys, std::move(kp));
+  }
+  return link;
 }
 
 running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
@@ -153,161 +183,44 @@ running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
                        state::checkpoint_store& checkpoints, const restore_point& from,
                        metrics::metrics& m) {
   const auto& pipe = plan->cfg;
-  running_pipeline run;
-  flow_settings flow{opts.batch_size, opts.credits};
-  bool exactly_once = pipe.mode == "exactly-once";
-  // Sinks.
-  std::vector<sink_link> links(plan->sinks.size());
-  for (size_t i = 0; i < plan->sinks.size(); ++i) {
-    const auto& s = plan->sinks[i];
-    links[i].index = i;
-    if (s.cfg->type == "redis") {
-      redis_sink_params rp;
-      rp.address = opts.redis;
-      rp.key_prefix = s.cfg->key_prefix;
-      rp.sink_id = s.cfg->id;
-      rp.fields = s.names;
-      rp.slots = s.slots;
-      rp.key_slots = s.key_slots;
-      rp.flush_interval = std::chrono::milliseconds(opts.sink_flush_ms);
-      rp.max_pending = opts.sink_max_pending;
-      rp.metrics = &m;
-      links[i].redis = spawn_redis_sink(sys, std::move(rp));
-      run.redis.push_back(links[i].redis);
-    } else {
-      kafka_sink_params kp;
-      kp.properties = props;
-      kp.sink_id = s.cfg->id;
-      kp.topic = s.cfg->topic;
-      kp.fields = s.names;
-      kp.slots = s.slots;
-      kp.metrics = &m;
-      if (s.cfg->delivery == "exactly-once")
-        kp.transactional_id = "keyflow-" + pipe.name + "-" + s.cfg->id;
-      links[i].kafka = spawn_kafka_sink(sys, std::move(kp));
-      run.kafka.push_back(links[i].kafka);
-    }
-  }
-  kafka_sink_params dp;
-  dp.properties = props;
-  dp.sink_id = "dead-letters";
-  dp.metrics = &m;
-  run.dead_letters = spawn_kafka_sink(sys, std::move(dp));
-  run.kafka.push_back(run.dead_letters);
-  // Lookup actors of enrich operators.
-  std::map<std::string, lookup_actor> lookups;
-  for (const auto& op : plan->ops) {
-    if (op.cfg->type != "enrich")
-      continue;
-    lookup_params lp;
-    lp.address = opts.redis;
-    for (const auto& f : op.enrich.fields)
-      lp.fields.push_back(f.hash_field);
-    lp.batch_size = op.cfg->batch_size;
-    lp.max_delay = std::chrono::milliseconds(op.cfg->max_delay_ms);
-    lp.timeout = std::chrono::milliseconds(op.cfg->timeout_ms);
-    lp.retries = op.cfg->retries;
-    auto actor = spawn_lookup(sys, std::move(lp));
-    lookups.emplace(op.cfg->id, actor);
-    run.lookups.push_back(actor);
-  }
-  // Partition actors, last stage first so that each stage knows the next.
   uint32_t workers =
       opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
   uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
   parallelism = std::min(parallelism, pipe.max_parallelism);
-  std::vector<partition_actor> next, stage0;
-  for (int stage = plan->stages - 1; stage >= 0; --stage) {
-    std::vector<partition_actor> current;
-    for (uint32_t i = 0; i < parallelism; ++i) {
-      partition_params pp;
-      pp.plan = plan;
-      pp.stage = stage;
-      pp.store = &store;
-      pp.index = i;
-      pp.parallelism = parallelism;
-      for (const auto& l : links)
-        if (plan->sinks[l.index].stage == stage)
-          pp.sinks.push_back(l);
-      pp.dead_letters = run.dead_letters;
-      pp.downstream = next;
-      pp.lookups = lookups;
-      pp.flow = flow;
-      pp.flush_interval = std::chrono::milliseconds(opts.flush_interval_ms);
-      pp.metrics = &m;
-      pp.sources = stage == 0 ? static_cast<uint32_t>(source_partitions) : parallelism;
-      pp.checkpointing = true;
-      pp.exactly_once = exactly_once;
-      pp.max_state_keys = opts.state_cache_keys;
-      current.push_back(spawn_partition(sys, std::move(pp)));
-    }
-    run.partitions.insert(run.partitions.end(), current.begin(), current.end());
-    next = current;
-    if (stage == 0)
-      stage0 = current;
-  }
-  run.sources =
-      start_sources(sys, opts, plan, props, source_partitions, from, stage0, run, m);
-  coordinator_params cp;
-  cp.plan = plan;
-  cp.store = &store;
-  cp.checkpoints = &checkpoints;
-  cp.sources = run.sources;
-  cp.partitions = run.partitions;
-  cp.redis = run.redis;
-  cp.kafka = run.kafka;
-  cp.interval = std::chrono::milliseconds(opts.checkpoint_interval_ms);
-  cp.timeout = std::chrono::milliseconds(opts.checkpoint_timeout_ms);
-  cp.first_id = from.next_id;
-  cp.epoch = from.epoch;
-  cp.exactly_once = exactly_once;
-  cp.metrics = &m;
-  run.coordinator = spawn_checkpoint_coordinator(sys, std::move(cp));
+  wiring_params w;
+  w.plan = plan;
+  w.store = &store;
+  w.metrics = &m;
+  w.flow = flow_settings{opts.batch_size, opts.credits};
+  w.parallelism = parallelism;
+  w.sources = static_cast<uint32_t>(source_partitions);
+  w.flush_interval = std::chrono::milliseconds(opts.flush_interval_ms);
+  w.max_state_keys = opts.state_cache_keys;
+  w.checkpointing = true;
+  w.redis = opts.redis;
+  w.make_sink = [&](size_t i) { return spawn_sink(sys, opts, *plan, props, i, m); };
+  w.make_dead_letters = [&] {
+    kafka_sink_params dp;
+    dp.properties = props;
+    dp.sink_id = "dead-letters";
+    dp.metrics = &m;
+    return spawn_kafka_sink(sys, std::move(dp));
+  };
+  w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
+    return start_sources(sys, opts, plan, props, source_partitions, from, stage0, run, m);
+  };
+  w.checkpoints = &checkpoints;
+  w.checkpoint_interval = std::chrono::milliseconds(opts.checkpoint_interval_ms);
+  w.checkpoint_timeout = std::chrono::milliseconds(opts.checkpoint_timeout_ms);
+  w.first_checkpoint_id = from.next_id;
+  w.epoch = from.epoch;
+  auto run = wire_pipeline(sys, w);
   spdlog::info("pipeline '{}' v{} ({}): {} source actors ({} partitions of '{}'), {} stage(s) of "
                "{} partition actors over {} key groups, checkpoints every {} ms into {}",
                pipe.name, pipe.version, pipe.mode, run.sources.size(), source_partitions,
                pipe.source.topic, plan->stages, parallelism, pipe.max_parallelism,
                opts.checkpoint_interval_ms, checkpoints.root());
   return run;
-}
-
-/// Graceful stop: sources stop reading and wait for their batches, a final checkpoint
-/// records exactly where they stopped, then partitions and sinks drain.
-void drain(caf::actor_system& sys, running_pipeline& run, const std::string& snapshot) {
-  caf::scoped_actor self{sys};
-  auto timeout = std::chrono::seconds(120);
-  uint64_t read = 0, processed = 0;
-  auto fail = [](caf::error& err) { spdlog::error("drain: {}", caf::to_string(err)); };
-  for (auto& s : run.sources)
-    self->request(s, timeout, atom::stop_v).receive([&](uint64_t n) { read += n; }, fail);
-  self->request(run.coordinator, timeout, atom::checkpoint_v, snapshot)
-      .receive(
-          [&](uint64_t id) {
-            if (snapshot.empty())
-              spdlog::info("final checkpoint {} written", id);
-            else
-              spdlog::info("final checkpoint {} written as snapshot '{}'", id, snapshot);
-          },
-          fail);
-  // Earlier stages first: a stage is drained once everything it sent has been taken.
-  for (auto i = run.partitions.rbegin(); i != run.partitions.rend(); ++i)
-    self->request(*i, timeout, atom::drain_v).receive([&](uint64_t n) { processed += n; }, fail);
-  for (auto& s : run.redis)
-    self->request(s, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
-  for (auto& s : run.kafka)
-    self->request(s, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
-  spdlog::info("drained: {} records read, {} processed", read, processed);
-  for (auto& s : run.sources)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& p : run.partitions)
-    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-  for (auto& s : run.redis)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& s : run.kafka)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& l : run.lookups)
-    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(run.coordinator, caf::exit_reason::user_shutdown);
 }
 
 int run_node(const config::node_options& opts) {
@@ -395,7 +308,7 @@ int run_node(const config::node_options& opts) {
     }
   }
   spdlog::info("stopping: draining in-flight records");
-  drain(sys, run, opts.stop_snapshot);
+  drain_pipeline(sys, run, opts.stop_snapshot);
   return 0;
 }
 

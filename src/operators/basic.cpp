@@ -32,39 +32,53 @@ rocksdb::ColumnFamilyHandle* cf_of(const op_env& env, const std::string& id) {
   return cf;
 }
 
-bool compare(const std::string& op, const value& v, const value& lit) {
+/// A filter's comparison, read from its op text (eq ne lt le gt ge mod_eq, as validated)
+/// by its first two characters: no string compares per record.
+enum class cmp : uint8_t { eq, ne, lt, le, gt, ge, mod_eq };
+
+cmp cmp_of(const std::string& op) noexcept {
+  switch (op.empty() ? 'e' : op[0]) {
+  case 'n':
+    return cmp::ne;
+  case 'm':
+    return cmp::mod_eq;
+  case 'l':
+    return op.size() > 1 && op[1] == 't' ? cmp::lt : cmp::le;
+  case 'g':
+    return op.size() > 1 && op[1] == 't' ? cmp::gt : cmp::ge;
+  default:
+    return cmp::eq;
+  }
+}
+
+template <class T>
+bool ordered(cmp c, T a, T b) noexcept {
+  switch (c) {
+  case cmp::eq:
+    return a == b;
+  case cmp::ne:
+    return a != b;
+  case cmp::lt:
+    return a < b;
+  case cmp::le:
+    return a <= b;
+  case cmp::gt:
+    return a > b;
+  default:
+    return a >= b;
+  }
+}
+
+bool compare(cmp c, const value& v, const value& lit) {
   if (v.type == value_type::string || lit.type == value_type::string) {
     bool eq = v.type == value_type::string && v.s == lit.s;
-    return op == "eq" ? eq : op == "ne" ? !eq : false;
+    return c == cmp::eq ? eq : c == cmp::ne ? !eq : false;
   }
   if (!v.present())
-    return op == "ne";
-  double a = v.as_double(), b = lit.as_double();
-  if (v.type == value_type::int64 && lit.type == value_type::int64) {
-    int64_t x = v.i, y = lit.i;
-    if (op == "eq")
-      return x == y;
-    if (op == "ne")
-      return x != y;
-    if (op == "lt")
-      return x < y;
-    if (op == "le")
-      return x <= y;
-    if (op == "gt")
-      return x > y;
-    return x >= y;
-  }
-  if (op == "eq")
-    return a == b;
-  if (op == "ne")
-    return a != b;
-  if (op == "lt")
-    return a < b;
-  if (op == "le")
-    return a <= b;
-  if (op == "gt")
-    return a > b;
-  return a >= b;
+    return c == cmp::ne;
+  if (v.type == value_type::int64 && lit.type == value_type::int64)
+    return ordered(c, v.i, lit.i);
+  return ordered(c, v.as_double(), lit.as_double());
 }
 
 /// Common part: the id.
@@ -228,9 +242,10 @@ bool validate_record(const pipeline::op_plan& op, const record& r, rejection& wh
 bool filter_matches(const pipeline::op_plan& op, const record& r) {
   const auto& f = op.filter;
   const auto& v = r.fields[static_cast<size_t>(f.slot)];
-  if (f.op == "mod_eq")
+  const cmp c = cmp_of(f.op);
+  if (c == cmp::mod_eq)
     return v.type == value_type::int64 && f.modulus > 0 && v.i % f.modulus == f.literal.i;
-  return compare(f.op, v, f.literal);
+  return compare(c, v, f.literal);
 }
 
 std::unique_ptr<keyed_operator> make_basic_operator(const pipeline::op_plan& op,

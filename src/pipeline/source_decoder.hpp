@@ -51,6 +51,7 @@ private:
   std::shared_ptr<const plan> plan_;
   schema::decoder decoder_;
   std::vector<const op_plan*> ops_;
+  size_t width_ = 0; // widest layout records reach while they are extended in place
   std::string rejected_by_;
   ec last_reason_ = ec::none;
   std::string error_;

@@ -41,6 +41,7 @@ stage_runner::stage_runner(std::shared_ptr<const plan> p, int stage, ops::op_env
     }
     if (t == "key_by")
       key_by_ = local[i];
+    per_record_.push_back(t != "aggregate" && t != "window");
   }
   const auto n = ops_.size();
   consumers_.assign(n + 1, 0);
@@ -103,6 +104,8 @@ bool stage_runner::run(lookup_request& request, int& op_index) {
     enrich_ready_ = false;
     auto in = take(input_[i]);
     auto before = out_[i].records.size();
+    if (per_record_[i]) // outputs are moved out each batch: grow once, not record by record
+      out_[i].records.reserve(before + in.size());
     op.process(in, out_[i]);
     if (pending_wm_)
       op.advance_watermark(*pending_wm_, out_[i]);

@@ -73,6 +73,7 @@ private:
   std::vector<int> input_;                            // operator -> producer (-1 = stage input)
   std::vector<std::unique_ptr<ops::keyed_operator>> ops_;
   std::vector<ops::enrich_operator*> enrich_;         // per operator, nullptr if not enrich
+  std::vector<bool> per_record_;                      // per operator: at most one output per input
   std::vector<int> consumers_;                        // per producer (+1: stage input at end)
   std::vector<int> remaining_;
   std::vector<ops::op_output> out_;

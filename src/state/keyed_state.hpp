@@ -5,6 +5,7 @@
 /// RocksDB in one WriteBatch by flush() (on an interval now, at checkpoint barriers later).
 /// RocksDB stays the durable store: nothing is kept only in the map across a flush.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,8 +27,10 @@ namespace keyflow::state {
 /// Transparent string hash so lookups by string_view do not allocate.
 struct string_hash {
   using is_transparent = void; ///< enables heterogeneous lookup
-  /// Hashes any string-like value.
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  /// Hashes any string-like value. Deliberately not noexcept: libstdc++ then stores each
+  /// node's hash code in the node (it does so for hashes that may throw), so a lookup does
+  /// not rehash every key in the bucket it walks and compares hash codes before strings.
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 /// Keyed state of type V in one column family, with an in-memory write-back cache.
@@ -94,6 +97,11 @@ public:
   size_t flush() {
     if (dirty_.empty())
       return 0;
+    // In state-key order (key group, then key bytes): the memtable inserts a sorted batch
+    // much faster than one in hash-map order.
+    std::sort(dirty_.begin(), dirty_.end(), [](const auto* a, const auto* b) {
+      return a->second.kg != b->second.kg ? a->second.kg < b->second.kg : a->first < b->first;
+    });
     rocksdb::WriteBatch batch;
     for (auto* kv : dirty_) {
       state_key_into(scratch_, kv->second.kg, kv->first);
