@@ -425,6 +425,14 @@ private:
   }
 
   size_t add_window(key_windows& st, int64_t start, int64_t end) {
+    if (st.windows.capacity() == 0) { // the windows a key usually has open at once, in one go
+      const size_t n = spec_.kind == window_kind::sliding
+                           ? static_cast<size_t>(spec_.size_ms / spec_.slide_ms) + 1
+                           : 2;
+      st.windows.reserve(n);
+      st.accs.reserve(n * n_acc_);
+      st.bests.reserve(n * n_best_);
+    }
     st.windows.push_back({start, end, 0, INT64_MIN, false});
     st.accs.resize(st.accs.size() + n_acc_);
     st.bests.resize(st.bests.size() + n_best_);
@@ -444,6 +452,11 @@ private:
     st.windows.pop_back();
     st.accs.resize(last * n_acc_);
     st.bests.resize(last * n_best_);
+    if (last == 0) { // no window left: give the capacity back (most keys stay quiet long)
+      std::vector<window_slot>().swap(st.windows);
+      std::vector<accumulator>().swap(st.accs);
+      std::vector<best_record>().swap(st.bests);
+    }
   }
 
   void fold(key_windows& st, size_t i, const record& r) {
