@@ -58,17 +58,17 @@ void to_json(const kafka_sink_params& p, const record& r, std::string& out) {
     auto slot = static_cast<size_t>(p.slots[i]);
     const value v = slot < r.fields.size() ? r.fields[slot] : value{};
     switch (v.type) {
-      case value_type::int64:
-        out += std::to_string(v.i);
-        break;
-      case value_type::dbl:
-        out += fmt::format("{:.17g}", v.d);
-        break;
-      case value_type::string:
-        append_json_string(out, v.s);
-        break;
-      default:
-        out += "null";
+    case value_type::int64:
+      out += std::to_string(v.i);
+      break;
+    case value_type::dbl:
+      out += fmt::format("{:.17g}", v.d);
+      break;
+    case value_type::string:
+      append_json_string(out, v.s);
+      break;
+    default:
+      out += "null";
     }
   }
   out.push_back('}');

@@ -363,8 +363,7 @@ void complete_alignment(self_ptr self) {
 void on_barrier(self_ptr self, uint64_t id, uint32_t source) {
   auto& st = self->state;
   if (source >= st.aligned.size()) {
-    spdlog::error("partition {}/{}: barrier from unknown input {}", st.p.stage, st.p.index,
-                  source);
+    spdlog::error("partition {}/{}: barrier from unknown input {}", st.p.stage, st.p.index, source);
     return;
   }
   if (st.aligning == 0) {
@@ -464,10 +463,9 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
                                ? &m->dead_letters(op->id(), "late")
                                : nullptr);
       if (auto* e = dynamic_cast<const ops::enrich_operator*>(op.get()))
-        st.enrich.push_back({e, &m->enrich_lookups(e->id(), "hit"),
-                             &m->enrich_lookups(e->id(), "miss"),
-                             &m->enrich_lookups(e->id(), "missing"),
-                             &m->enrich_lookups(e->id(), "failed")});
+        st.enrich.push_back(
+            {e, &m->enrich_lookups(e->id(), "hit"), &m->enrich_lookups(e->id(), "miss"),
+             &m->enrich_lookups(e->id(), "missing"), &m->enrich_lookups(e->id(), "failed")});
     }
     st.dups_seen.assign(ops.size(), 0);
     st.late_seen.assign(ops.size(), 0);

@@ -100,8 +100,8 @@ bool try_write(redis_sink_state& st) {
     keys.push_back(k);
     // Version: event time, then sequence, then source offset; fixed width so that Redis
     // compares them as strings.
-    values.push_back(fmt::format("{:020}:{:020}:{:020}", u.event_time_ms, u.seq,
-                                 u.offset < 0 ? 0 : u.offset));
+    values.push_back(
+        fmt::format("{:020}:{:020}:{:020}", u.event_time_ms, u.seq, u.offset < 0 ? 0 : u.offset));
     values.push_back(std::to_string(st.p.slots.size()));
     for (size_t i = 0; i < st.p.slots.size(); ++i) {
       values.push_back(st.p.fields[i]);
@@ -129,8 +129,8 @@ void write_all(self_ptr self) {
       try_write(st);
       break;
     } catch (const std::exception& e) {
-      spdlog::warn("redis sink {}: write of {} hashes failed, retrying in {} ms: {}",
-                   st.p.sink_id, st.pending.size(), backoff.count(), e.what());
+      spdlog::warn("redis sink {}: write of {} hashes failed, retrying in {} ms: {}", st.p.sink_id,
+                   st.pending.size(), backoff.count(), e.what());
       if (st.errors != nullptr)
         st.errors->Increment(static_cast<double>(st.pending.size()));
       st.client.reset();

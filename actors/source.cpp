@@ -36,7 +36,7 @@ struct source_state {
   clock_type::time_point last_input = clock_type::now();
   int64_t watermark = no_watermark;
   std::vector<int64_t> sent_wm; // per partition actor: watermark it has been sent
-  bool input_idle = false; // no input for the idle timeout
+  bool input_idle = false;      // no input for the idle timeout
   std::vector<caf::typed_response_promise<uint64_t>> stop_promises;
   prometheus::Counter* backpressured = nullptr;
   prometheus::Gauge* lag = nullptr;

@@ -13,10 +13,10 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/actors.hpp"
-#include "pipeline/plan.hpp"
 #include "core/source_reader.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
+#include "pipeline/plan.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/state_store.hpp"
 
@@ -63,16 +63,16 @@ struct sink_link {
 
 /// Everything a partition actor needs.
 struct partition_params {
-  std::shared_ptr<const pipeline::plan> plan; ///< the resolved pipeline
-  int stage = 0;                              ///< which stage it runs
-  state::state_store* store = nullptr;        ///< node state store (outlives the actor)
-  uint32_t index = 0;                         ///< actor index within its stage
-  uint32_t parallelism = 1;                   ///< actors in its stage (its key-group range)
-  std::vector<sink_link> sinks;               ///< sinks of its stage
-  kafka_sink_actor dead_letters;              ///< late / unenrichable records (may be null)
-  std::vector<partition_actor> downstream;    ///< next stage (after key_by), key-group order
-  std::map<std::string, lookup_actor> lookups; ///< lookup actor of each enrich operator, by id
-  flow_settings flow;                         ///< credit to sinks and the next stage
+  std::shared_ptr<const pipeline::plan> plan;     ///< the resolved pipeline
+  int stage = 0;                                  ///< which stage it runs
+  state::state_store* store = nullptr;            ///< node state store (outlives the actor)
+  uint32_t index = 0;                             ///< actor index within its stage
+  uint32_t parallelism = 1;                       ///< actors in its stage (its key-group range)
+  std::vector<sink_link> sinks;                   ///< sinks of its stage
+  kafka_sink_actor dead_letters;                  ///< late / unenrichable records (may be null)
+  std::vector<partition_actor> downstream;        ///< next stage (after key_by), key-group order
+  std::map<std::string, lookup_actor> lookups;    ///< lookup actor of each enrich operator, by id
+  flow_settings flow;                             ///< credit to sinks and the next stage
   std::chrono::milliseconds flush_interval{1000}; ///< state write-back period
   metrics::metrics* metrics = nullptr;            ///< node metrics (may be null)
   uint32_t sources = 1; ///< number of inputs sending to it (barrier alignment, watermarks)
@@ -122,19 +122,19 @@ kafka_sink_actor spawn_kafka_sink(caf::actor_system& sys, kafka_sink_params para
 
 /// Everything a checkpoint coordinator needs.
 struct coordinator_params {
-  std::shared_ptr<const pipeline::plan> plan;        ///< the resolved pipeline
-  state::state_store* store = nullptr;               ///< node state (outlives the actor)
-  state::checkpoint_store* checkpoints = nullptr;    ///< where checkpoints go (outlives it)
-  std::vector<source_actor> sources;                 ///< all sources of the pipeline
-  std::vector<partition_actor> partitions;           ///< all partition actors, every stage
-  std::vector<redis_sink_actor> redis;               ///< flushed before each checkpoint
-  std::vector<kafka_sink_actor> kafka;               ///< flushed before each checkpoint
-  std::chrono::milliseconds interval{5000};          ///< periodic trigger; 0 = on demand only
-  std::chrono::milliseconds timeout{60000};          ///< a checkpoint not done by then fails
-  uint64_t first_id = 1;                             ///< id of the first checkpoint
-  uint64_t epoch = 1;                                ///< restore generation, in manifests
-  bool exactly_once = true;                          ///< recorded in manifests
-  metrics::metrics* metrics = nullptr;               ///< node metrics (may be null)
+  std::shared_ptr<const pipeline::plan> plan;     ///< the resolved pipeline
+  state::state_store* store = nullptr;            ///< node state (outlives the actor)
+  state::checkpoint_store* checkpoints = nullptr; ///< where checkpoints go (outlives it)
+  std::vector<source_actor> sources;              ///< all sources of the pipeline
+  std::vector<partition_actor> partitions;        ///< all partition actors, every stage
+  std::vector<redis_sink_actor> redis;            ///< flushed before each checkpoint
+  std::vector<kafka_sink_actor> kafka;            ///< flushed before each checkpoint
+  std::chrono::milliseconds interval{5000};       ///< periodic trigger; 0 = on demand only
+  std::chrono::milliseconds timeout{60000};       ///< a checkpoint not done by then fails
+  uint64_t first_id = 1;                          ///< id of the first checkpoint
+  uint64_t epoch = 1;                             ///< restore generation, in manifests
+  bool exactly_once = true;                       ///< recorded in manifests
+  metrics::metrics* metrics = nullptr;            ///< node metrics (may be null)
 };
 
 /// Spawns the checkpoint coordinator on its own thread (it blocks on disk).

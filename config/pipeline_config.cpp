@@ -24,14 +24,14 @@ namespace {
 
 using list = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 6> top_keys = {"pipeline", "schema", "source",
+constexpr std::array<std::string_view, 6> top_keys = {"pipeline",     "schema",    "source",
                                                       "dead_letters", "operators", "sinks"};
 constexpr std::array<std::string_view, 9> operator_types = {
     "validate", "filter", "map", "dedup", "enrich", "aggregate", "window", "score", "key_by"};
 constexpr std::array<std::string_view, 2> sink_types = {"redis", "kafka"};
-constexpr std::array<std::string_view, 9> agg_fns = {"count", "sum", "min",    "max",   "avg",
+constexpr std::array<std::string_view, 9> agg_fns = {"count", "sum",  "min",    "max",   "avg",
                                                      "first", "last", "max_by", "min_by"};
-constexpr std::array<std::string_view, 7> filter_ops = {"eq", "ne", "lt", "le",
+constexpr std::array<std::string_view, 7> filter_ops = {"eq", "ne", "lt",    "le",
                                                         "gt", "ge", "mod_eq"};
 constexpr std::array<std::string_view, 3> window_kinds = {"tumbling", "sliding", "session"};
 constexpr std::array<std::string_view, 3> value_types = {"string", "int64", "double"};
@@ -158,8 +158,7 @@ double as_double(const field& f) {
 }
 
 /// A non-negative integer (milliseconds, sizes) up to `hi`.
-int64_t as_i64(const field& f, int64_t lo = 0,
-               int64_t hi = std::numeric_limits<int64_t>::max()) {
+int64_t as_i64(const field& f, int64_t lo = 0, int64_t hi = std::numeric_limits<int64_t>::max()) {
   require_number_scalar(f, "an integer");
   const std::string& t = f.node.Scalar();
   if (!t.empty() && t.front() == '-') {
@@ -423,15 +422,17 @@ std::vector<aggregate_def> read_aggregates(const field& f) {
     if (auto v = m.get("field"))
       a.field = as_field_ref(*v);
     else if (a.fn != "count")
-      m.self().at_path(m.self().child("field")).fail(
-          fmt::format("missing required key 'field' (the input of {})", a.fn));
+      m.self()
+          .at_path(m.self().child("field"))
+          .fail(fmt::format("missing required key 'field' (the input of {})", a.fn));
     if (auto v = m.get("by")) {
       if (a.fn != "max_by" && a.fn != "min_by")
         v->fail("'by' is only used by max_by and min_by");
       a.by = as_field_ref(*v);
     } else if (a.fn == "max_by" || a.fn == "min_by") {
-      m.self().at_path(m.self().child("by")).fail(
-          fmt::format("missing required key 'by' (the field {} compares)", a.fn));
+      m.self()
+          .at_path(m.self().child("by"))
+          .fail(fmt::format("missing required key 'by' (the field {} compares)", a.fn));
     }
     out.push_back(std::move(a));
   }
@@ -441,7 +442,9 @@ std::vector<aggregate_def> read_aggregates(const field& f) {
 /// A positive duration in ms that must be given.
 int64_t require_ms(const map_view& m, std::string_view key, std::string_view why) {
   if (!m.get(key))
-    m.self().at_path(m.self().child(key)).fail(fmt::format("missing required key '{}' ({})", key, why));
+    m.self()
+        .at_path(m.self().child(key))
+        .fail(fmt::format("missing required key '{}' ({})", key, why));
   return as_i64(*m.get(key), 1);
 }
 
@@ -453,7 +456,7 @@ list operator_keys(std::string_view type) {
   static constexpr std::array<std::string_view, 1> map = {"set"};
   static constexpr std::array<std::string_view, 2> dedup = {"field", "ttl_ms"};
   static constexpr std::array<std::string_view, 10> enrich = {
-      "key",       "key_prefix",   "fields",     "on_missing",   "cache_entries",
+      "key",          "key_prefix", "fields",       "on_missing", "cache_entries",
       "cache_ttl_ms", "batch_size", "max_delay_ms", "timeout_ms", "retries"};
   static constexpr std::array<std::string_view, 2> aggregate = {"aggregates", "ttl_ms"};
   static constexpr std::array<std::string_view, 7> window = {
@@ -625,12 +628,14 @@ operator_config read_operator(const field& item, const std::string& type, unique
       if (op.kind == "sliding") {
         op.slide_ms = require_ms(m, "slide_ms", "the distance between window starts");
         if (op.slide_ms > op.size_ms)
-          m.get("slide_ms")->fail(fmt::format("slide_ms {} is larger than size_ms {}: records "
-                                              "between windows would be lost",
-                                              op.slide_ms, op.size_ms));
+          m.get("slide_ms")
+              ->fail(fmt::format("slide_ms {} is larger than size_ms {}: records "
+                                 "between windows would be lost",
+                                 op.slide_ms, op.size_ms));
         if (op.size_ms % op.slide_ms != 0)
-          m.get("slide_ms")->fail(fmt::format("size_ms {} must be a multiple of slide_ms {}",
-                                              op.size_ms, op.slide_ms));
+          m.get("slide_ms")
+              ->fail(fmt::format("size_ms {} must be a multiple of slide_ms {}", op.size_ms,
+                                 op.slide_ms));
       }
     }
     if (auto v = m.get("allowed_lateness_ms"))
@@ -676,8 +681,8 @@ void read_operators(const field& f, pipeline_config& cfg, uniqueness& seen) {
 
 /// `sinks:` redis and kafka sinks, each writing one operator's output.
 void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 6> redis_keys = {"id",     "type",       "from",
-                                                                 "fields", "key_prefix", "key_fields"};
+  static constexpr std::array<std::string_view, 6> redis_keys = {
+      "id", "type", "from", "fields", "key_prefix", "key_fields"};
   static constexpr std::array<std::string_view, 6> kafka_keys = {"id",     "type",  "from",
                                                                  "fields", "topic", "delivery"};
   static constexpr std::array<std::string_view, 2> deliveries = {"at-least-once", "exactly-once"};
@@ -707,8 +712,8 @@ void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
           const YAML::Node key = x.node.begin()->first;
           const YAML::Node value = x.node.begin()->second;
           out_name = key.IsScalar() ? key.Scalar() : "";
-          ref = as_field_ref(field{x.file, value, x.child(out_name),
-                                   value.IsNull() ? key.Mark() : value.Mark()});
+          ref = as_field_ref(
+              field{x.file, value, x.child(out_name), value.IsNull() ? key.Mark() : value.Mark()});
         } else {
           ref = as_field_ref(x);
           out_name = ref.name;

@@ -53,8 +53,8 @@ struct source_config {
   std::string id = "source";             ///< operator id of the source; default "source"
   std::string topic;                     ///< required: Kafka topic to read
   std::string start_offset = "earliest"; ///< "earliest" or "latest" when no offset is known
-  field_ref key;        ///< field the records are keyed (routed) by; default customer_id
-  field_ref event_time; ///< int64 field with the event time in ms; default event_time_ms
+  field_ref key;              ///< field the records are keyed (routed) by; default customer_id
+  field_ref event_time;       ///< int64 field with the event time in ms; default event_time_ms
   watermark_config watermark; ///< watermark generation
 };
 
@@ -70,16 +70,16 @@ struct aggregate_def {
 /// One computed field of a map operator: `name: {field: X, multiply: a, add: b}` gives
 /// name = X * a + b (as a double).
 struct map_def {
-  std::string name;     ///< output field
-  field_ref field;      ///< numeric input field
-  double multiply = 1;  ///< factor; default 1
-  double add = 0;       ///< offset; default 0
+  std::string name;    ///< output field
+  field_ref field;     ///< numeric input field
+  double multiply = 1; ///< factor; default 1
+  double add = 0;      ///< offset; default 0
 };
 
 /// One field an enrich operator reads from the entity hash.
 struct enrich_field_def {
-  std::string name;       ///< output field name
-  std::string hash_field; ///< hash field; default = name
+  std::string name;            ///< output field name
+  std::string hash_field;      ///< hash field; default = name
   std::string type = "string"; ///< string, int64 or double
   std::string default_value;   ///< used when missing (policy defaults); "" / 0 by default
   std::string where;           ///< position for messages
@@ -107,28 +107,28 @@ struct operator_config {
   // dedup / aggregate state TTL; enrich cache TTL
   int64_t ttl_ms = 0; ///< dedup: how long an event id is remembered; aggregate: state TTL
   // enrich
-  field_ref key;                       ///< enrich: lookup key field; key_by: new key
-  std::string key_prefix;              ///< enrich: Redis key = prefix + key value
+  field_ref key;                        ///< enrich: lookup key field; key_by: new key
+  std::string key_prefix;               ///< enrich: Redis key = prefix + key value
   std::vector<enrich_field_def> fields; ///< enrich: fields read
-  std::string on_missing = "defaults"; ///< enrich: defaults or dead_letter
-  uint32_t cache_entries = 100000;     ///< enrich: LRU cache size per partition actor
-  int64_t cache_ttl_ms = 60000;        ///< enrich: cache TTL
-  uint32_t batch_size = 512;           ///< enrich: keys per Redis round
-  int64_t max_delay_ms = 2;            ///< enrich: max wait to fill a round
-  int64_t timeout_ms = 500;            ///< enrich: per-round timeout
-  uint32_t retries = 3;                ///< enrich: retries of a failed round
+  std::string on_missing = "defaults";  ///< enrich: defaults or dead_letter
+  uint32_t cache_entries = 100000;      ///< enrich: LRU cache size per partition actor
+  int64_t cache_ttl_ms = 60000;         ///< enrich: cache TTL
+  uint32_t batch_size = 512;            ///< enrich: keys per Redis round
+  int64_t max_delay_ms = 2;             ///< enrich: max wait to fill a round
+  int64_t timeout_ms = 500;             ///< enrich: per-round timeout
+  uint32_t retries = 3;                 ///< enrich: retries of a failed round
   // window (kind tumbling, sliding, session) and aggregate
-  std::string kind;                       ///< window kind
-  int64_t size_ms = 0;                    ///< tumbling, sliding
-  int64_t slide_ms = 0;                   ///< sliding
-  int64_t gap_ms = 0;                     ///< session
-  int64_t allowed_lateness_ms = 0;        ///< window lateness
-  std::vector<aggregate_def> aggregates;  ///< aggregate, window
-  std::string late_topic;                 ///< window: late records' topic (default: dead letters)
+  std::string kind;                      ///< window kind
+  int64_t size_ms = 0;                   ///< tumbling, sliding
+  int64_t slide_ms = 0;                  ///< sliding
+  int64_t gap_ms = 0;                    ///< session
+  int64_t allowed_lateness_ms = 0;       ///< window lateness
+  std::vector<aggregate_def> aggregates; ///< aggregate, window
+  std::string late_topic;                ///< window: late records' topic (default: dead letters)
   // score: output = sigmoid(bias + sum weights[f] * f)
-  double bias = 0;                                    ///< score intercept
-  std::vector<std::pair<field_ref, double>> weights;  ///< score feature weights
-  std::string output = "score";                       ///< score output field
+  double bias = 0;                                   ///< score intercept
+  std::vector<std::pair<field_ref, double>> weights; ///< score feature weights
+  std::string output = "score";                      ///< score output field
 };
 
 /// A sink: writes the records an operator emits (`from`) to Redis or Kafka.
@@ -142,8 +142,8 @@ struct sink_config {
   std::vector<field_ref> fields;
   std::vector<std::string> field_names; ///< output name of each of `fields`
   // redis: HSET <key_prefix><key>[:<key_fields>...] field value ... with a version check
-  std::string key_prefix;              ///< redis hash key prefix
-  std::vector<field_ref> key_fields;   ///< redis: fields appended to the hash key
+  std::string key_prefix;            ///< redis hash key prefix
+  std::vector<field_ref> key_fields; ///< redis: fields appended to the hash key
   // kafka
   std::string topic;                      ///< kafka topic
   std::string delivery = "at-least-once"; ///< at-least-once or exactly-once (transactions)

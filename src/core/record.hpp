@@ -16,24 +16,24 @@ namespace keyflow {
 /// A record on its way through a pipeline: the key it is routed by, its event time, where
 /// it came from, and its fields (meaning given by the layout of the edge it travels on).
 struct record {
-  std::string key;            ///< routing key (e.g. customer_id), as text
-  key_group_t key_group = 0;  ///< key group of `key`
-  int64_t event_time_ms = 0;  ///< event time, ms since the Unix epoch
-  int64_t ingest_ns = 0;      ///< steady-clock ns when the source read the record
-  int64_t offset = -1;        ///< source Kafka offset (provenance)
-  int32_t partition = -1;     ///< source Kafka partition (provenance)
+  std::string key;           ///< routing key (e.g. customer_id), as text
+  key_group_t key_group = 0; ///< key group of `key`
+  int64_t event_time_ms = 0; ///< event time, ms since the Unix epoch
+  int64_t ingest_ns = 0;     ///< steady-clock ns when the source read the record
+  int64_t offset = -1;       ///< source Kafka offset (provenance)
+  int32_t partition = -1;    ///< source Kafka partition (provenance)
   /// Version of a result record: emissions for the same output key carry increasing
   /// sequences, identical after a restore and replay, so sinks apply only newer ones.
   uint64_t seq = 0;
   std::vector<value> fields; ///< field values by layout slot
-  std::string raw; ///< original bytes, kept only when a later operator may dead-letter it
+  std::string raw;           ///< original bytes, kept only when a later operator may dead-letter it
 };
 
 /// Inspects a record (CAF 0.17 inspect protocol).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record& x) {
-  return f(x.key, x.key_group, x.event_time_ms, x.ingest_ns, x.offset, x.partition, x.seq,
-           x.fields, x.raw);
+  return f(x.key, x.key_group, x.event_time_ms, x.ingest_ns, x.offset, x.partition, x.seq, x.fields,
+           x.raw);
 }
 
 /// No watermark yet: the minimum event time.
@@ -41,9 +41,9 @@ constexpr int64_t no_watermark = INT64_MIN;
 
 /// A batch of records for one receiver, with the sender's watermark after the batch.
 struct record_batch {
-  std::vector<record> records;        ///< records in source order
-  uint32_t source = 0;                ///< index of the sender among the receiver's inputs
-  int64_t watermark = no_watermark;   ///< sender's watermark once these records are in
+  std::vector<record> records;      ///< records in source order
+  uint32_t source = 0;              ///< index of the sender among the receiver's inputs
+  int64_t watermark = no_watermark; ///< sender's watermark once these records are in
 };
 
 /// Inspects a record_batch.
@@ -55,9 +55,9 @@ typename Inspector::result_type inspect(Inspector& f, record_batch& x) {
 /// Where a source stands: the next offset it will read of its topic-partition, and its
 /// watermark (restored with the offset, so that records that were late stay late).
 struct source_position {
-  std::string topic;       ///< topic (or generator name)
-  int32_t partition = 0;   ///< partition (or generator index)
-  int64_t next_offset = 0; ///< next offset to read
+  std::string topic;                ///< topic (or generator name)
+  int32_t partition = 0;            ///< partition (or generator index)
+  int64_t next_offset = 0;          ///< next offset to read
   int64_t watermark = no_watermark; ///< the source's watermark, if it has one
 };
 

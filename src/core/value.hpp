@@ -14,23 +14,23 @@ namespace keyflow {
 
 /// Type of a value; also the declared type of a layout field.
 enum class value_type : uint8_t {
-  none,    ///< absent (field not on the wire, or not set)
-  int64,   ///< integers, booleans and enums (as their number)
-  dbl,     ///< floating point
-  string,  ///< strings and bytes
+  none,   ///< absent (field not on the wire, or not set)
+  int64,  ///< integers, booleans and enums (as their number)
+  dbl,    ///< floating point
+  string, ///< strings and bytes
 };
 
 /// Name of a type for messages ("int64", "double", "string", "none").
 constexpr std::string_view type_name(value_type t) noexcept {
   switch (t) {
-    case value_type::int64:
-      return "int64";
-    case value_type::dbl:
-      return "double";
-    case value_type::string:
-      return "string";
-    default:
-      return "none";
+  case value_type::int64:
+    return "int64";
+  case value_type::dbl:
+    return "double";
+  case value_type::string:
+    return "string";
+  default:
+    return "none";
   }
 }
 
@@ -69,38 +69,38 @@ struct value {
   /// Numeric view: int64 and double as double, strings parsed (0 if not a number), absent 0.
   double as_double() const noexcept {
     switch (type) {
-      case value_type::int64:
-        return static_cast<double>(i);
-      case value_type::dbl:
-        return d;
-      case value_type::string: {
-        try {
-          return std::stod(s);
-        } catch (...) {
-          return 0;
-        }
-      }
-      default:
+    case value_type::int64:
+      return static_cast<double>(i);
+    case value_type::dbl:
+      return d;
+    case value_type::string: {
+      try {
+        return std::stod(s);
+      } catch (...) {
         return 0;
+      }
+    }
+    default:
+      return 0;
     }
   }
 
   /// Integer view: doubles truncated, strings parsed (0 if not a number), absent 0.
   int64_t as_int() const noexcept {
     switch (type) {
-      case value_type::int64:
-        return i;
-      case value_type::dbl:
-        return static_cast<int64_t>(d);
-      case value_type::string: {
-        try {
-          return std::stoll(s);
-        } catch (...) {
-          return 0;
-        }
-      }
-      default:
+    case value_type::int64:
+      return i;
+    case value_type::dbl:
+      return static_cast<int64_t>(d);
+    case value_type::string: {
+      try {
+        return std::stoll(s);
+      } catch (...) {
         return 0;
+      }
+    }
+    default:
+      return 0;
     }
   }
 
@@ -108,14 +108,14 @@ struct value {
   /// (round-trips exactly), strings as they are, absent as "".
   std::string to_string() const {
     switch (type) {
-      case value_type::int64:
-        return std::to_string(i);
-      case value_type::dbl:
-        return fmt::format("{:.17g}", d);
-      case value_type::string:
-        return s;
-      default:
-        return {};
+    case value_type::int64:
+      return std::to_string(i);
+    case value_type::dbl:
+      return fmt::format("{:.17g}", d);
+    case value_type::string:
+      return s;
+    default:
+      return {};
     }
   }
 
@@ -124,14 +124,14 @@ struct value {
     if (a.type != b.type)
       return false;
     switch (a.type) {
-      case value_type::int64:
-        return a.i == b.i;
-      case value_type::dbl:
-        return a.d == b.d;
-      case value_type::string:
-        return a.s == b.s;
-      default:
-        return true;
+    case value_type::int64:
+      return a.i == b.i;
+    case value_type::dbl:
+      return a.d == b.d;
+    case value_type::string:
+      return a.s == b.s;
+    default:
+      return true;
     }
   }
 };

@@ -21,9 +21,9 @@
 #include "actors/spawn.hpp"
 #include "actors/wiring.hpp"
 #include "config/node_options.hpp"
-#include "pipeline/plan.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
+#include "pipeline/plan.hpp"
 #include "redis/redis_client.hpp"
 
 namespace {
@@ -54,7 +54,7 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
 /// Where the node starts from: a checkpoint (or snapshot), or nothing.
 struct restore_point {
   std::optional<state::checkpoint_info> checkpoint;
-  std::map<std::pair<std::string, int32_t>, int64_t> offsets; ///< next offset per partition
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;    ///< next offset per partition
   std::map<std::pair<std::string, int32_t>, int64_t> watermarks; ///< per partition, if any
   uint64_t next_id = 1;
   uint64_t epoch = 1;

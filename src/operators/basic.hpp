@@ -26,7 +26,6 @@ bool filter_matches(const pipeline::op_plan& op, const record& r);
 /// Builds the operator instance for a partition actor: filter, map, dedup, score or key_by
 /// (aggregate, window and enrich have their own factories). Throws std::invalid_argument for
 /// other types.
-std::unique_ptr<keyed_operator> make_basic_operator(const pipeline::op_plan& op,
-                                                    const op_env& env);
+std::unique_ptr<keyed_operator> make_basic_operator(const pipeline::op_plan& op, const op_env& env);
 
 } // namespace keyflow::ops

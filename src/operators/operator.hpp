@@ -24,23 +24,24 @@ namespace keyflow::ops {
 
 /// What the host gives every operator instance.
 struct op_env {
-  state::state_store* store = nullptr;   ///< node state (column family = operator id); may be null for stateless operators
-  std::string pipeline;                  ///< pipeline name (dead letters)
-  uint32_t pipeline_version = 1;         ///< pipeline version (dead letters)
-  std::string dead_letter_topic;         ///< where rejected records go
-  std::string source_topic;              ///< topic records came from (dead-letter provenance)
-  metrics::metrics* metrics = nullptr;   ///< node metrics; may be null (tests)
-  key_group_t first_key_group = 0;       ///< first key group of the hosting actor
-  key_group_t last_key_group = 0;        ///< last key group of the hosting actor (inclusive)
-  uint32_t instance = 0;                 ///< index of the hosting actor
+  state::state_store* store =
+      nullptr; ///< node state (column family = operator id); may be null for stateless operators
+  std::string pipeline;                ///< pipeline name (dead letters)
+  uint32_t pipeline_version = 1;       ///< pipeline version (dead letters)
+  std::string dead_letter_topic;       ///< where rejected records go
+  std::string source_topic;            ///< topic records came from (dead-letter provenance)
+  metrics::metrics* metrics = nullptr; ///< node metrics; may be null (tests)
+  key_group_t first_key_group = 0;     ///< first key group of the hosting actor
+  key_group_t last_key_group = 0;      ///< last key group of the hosting actor (inclusive)
+  uint32_t instance = 0;               ///< index of the hosting actor
   /// Processing-time clock in ms since the Unix epoch (state TTL); replaceable in tests.
   std::function<int64_t()> now_ms;
 };
 
 /// Where an operator puts what it produces.
 struct op_output {
-  std::vector<record> records;              ///< records for the next operators and sinks
-  std::vector<kafka_message> dead_letters;  ///< ready-to-send dead letters (late data, ...)
+  std::vector<record> records;             ///< records for the next operators and sinks
+  std::vector<kafka_message> dead_letters; ///< ready-to-send dead letters (late data, ...)
   /// Clears both, keeping capacity.
   void clear() {
     records.clear();

@@ -21,7 +21,9 @@ using config::field_ref;
   throw config_error(where.empty() ? what : where + ": " + what);
 }
 
-bool numeric(value_type t) { return t == value_type::int64 || t == value_type::dbl; }
+bool numeric(value_type t) {
+  return t == value_type::int64 || t == value_type::dbl;
+}
 
 /// Resolution context: the schema, the names the source decodes, schema errors by name.
 struct resolver {
@@ -111,8 +113,8 @@ value parse_literal(const std::string& text, value_type type, const std::string&
     int64_t x = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
     if (ec != std::errc() || end != text.data() + text.size())
-      fail(where, fmt::format("value '{}' is not an integer, but field '{}' is an int64", text,
-                              field));
+      fail(where,
+           fmt::format("value '{}' is not an integer, but field '{}' is an int64", text, field));
     return value::of(x);
   }
   double d = 0;
@@ -124,9 +126,11 @@ value parse_literal(const std::string& text, value_type type, const std::string&
 
 ops::agg_fn to_fn(const std::string& name) {
   static const std::map<std::string, ops::agg_fn> fns = {
-      {"count", ops::agg_fn::count}, {"sum", ops::agg_fn::sum},       {"min", ops::agg_fn::min},
-      {"max", ops::agg_fn::max},     {"avg", ops::agg_fn::avg},       {"first", ops::agg_fn::first},
-      {"last", ops::agg_fn::last},   {"max_by", ops::agg_fn::max_by}, {"min_by", ops::agg_fn::min_by}};
+      {"count", ops::agg_fn::count},  {"sum", ops::agg_fn::sum},
+      {"min", ops::agg_fn::min},      {"max", ops::agg_fn::max},
+      {"avg", ops::agg_fn::avg},      {"first", ops::agg_fn::first},
+      {"last", ops::agg_fn::last},    {"max_by", ops::agg_fn::max_by},
+      {"min_by", ops::agg_fn::min_by}};
   return fns.at(name);
 }
 
@@ -140,8 +144,8 @@ std::vector<ops::agg_spec> resolve_aggregates(const resolver& r, const layout& i
     if (s.fn != ops::agg_fn::count) {
       bool needs_number = s.fn == ops::agg_fn::sum || s.fn == ops::agg_fn::avg ||
                           s.fn == ops::agg_fn::min || s.fn == ops::agg_fn::max;
-      s.input_slot = needs_number ? r.numeric_slot(in, a.field, op.id, a.fn)
-                                  : r.slot(in, a.field, op.id);
+      s.input_slot =
+          needs_number ? r.numeric_slot(in, a.field, op.id, a.fn) : r.slot(in, a.field, op.id);
       s.input_type = in.at(s.input_slot).type;
     }
     if (a.by.set())
@@ -274,8 +278,8 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
       e.id = oc.id;
       e.key_slot = r.slot(in, oc.key, oc.id);
       e.key_prefix = oc.key_prefix;
-      e.on_missing =
-          oc.on_missing == "dead_letter" ? ops::missing_policy::dead_letter : ops::missing_policy::defaults;
+      e.on_missing = oc.on_missing == "dead_letter" ? ops::missing_policy::dead_letter
+                                                    : ops::missing_policy::defaults;
       e.cache_entries = oc.cache_entries;
       e.cache_ttl_ms = oc.cache_ttl_ms;
       for (const auto& f : oc.fields) {
@@ -285,11 +289,12 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
         ef.type = f.type == "int64"    ? value_type::int64
                   : f.type == "double" ? value_type::dbl
                                        : value_type::string;
-        ef.default_value = f.type == "string"  ? value::of(f.default_value)
-                           : f.type == "int64" ? value::of(static_cast<int64_t>(
-                                                     f.default_value.empty() ? 0 : std::stod(f.default_value)))
-                                               : value::of(f.default_value.empty() ? 0.0
-                                                                                   : std::stod(f.default_value));
+        ef.default_value =
+            f.type == "string" ? value::of(f.default_value)
+            : f.type == "int64"
+                ? value::of(static_cast<int64_t>(
+                      f.default_value.empty() ? 0 : std::stod(f.default_value)))
+                : value::of(f.default_value.empty() ? 0.0 : std::stod(f.default_value));
         ef.out_slot = op.out.add(f.name, ef.type);
         e.fields.push_back(std::move(ef));
       }
@@ -298,10 +303,10 @@ std::shared_ptr<const plan> make_plan(config::pipeline_config cfg) {
     } else if (t == "aggregate" || t == "window") {
       auto& w = op.window;
       w.id = oc.id;
-      w.kind = t == "aggregate"           ? ops::window_kind::global
-               : oc.kind == "tumbling"    ? ops::window_kind::tumbling
-               : oc.kind == "sliding"     ? ops::window_kind::sliding
-                                          : ops::window_kind::session;
+      w.kind = t == "aggregate"        ? ops::window_kind::global
+               : oc.kind == "tumbling" ? ops::window_kind::tumbling
+               : oc.kind == "sliding"  ? ops::window_kind::sliding
+                                       : ops::window_kind::session;
       w.size_ms = oc.size_ms;
       w.slide_ms = oc.slide_ms;
       w.gap_ms = oc.gap_ms;

@@ -21,69 +21,69 @@ namespace keyflow::pipeline {
 
 /// A comparison of a filter operator, resolved.
 struct filter_spec {
-  int slot = -1;              ///< field compared
-  std::string op;             ///< eq ne lt le gt ge mod_eq
-  value literal;              ///< right-hand side, typed like the field
-  int64_t modulus = 0;        ///< mod_eq
-  bool once_per_key = false;  ///< keyed: first match per key only
+  int slot = -1;             ///< field compared
+  std::string op;            ///< eq ne lt le gt ge mod_eq
+  value literal;             ///< right-hand side, typed like the field
+  int64_t modulus = 0;       ///< mod_eq
+  bool once_per_key = false; ///< keyed: first match per key only
 };
 
 /// One computed field of a map operator, resolved.
 struct map_spec {
-  int in_slot = -1;   ///< numeric input
-  int out_slot = -1;  ///< output (double)
+  int in_slot = -1;    ///< numeric input
+  int out_slot = -1;   ///< output (double)
   double multiply = 1; ///< factor
   double add = 0;      ///< offset
 };
 
 /// A score operator, resolved.
 struct score_spec {
-  double bias = 0;                              ///< intercept
-  std::vector<std::pair<int, double>> weights;  ///< (slot, weight)
-  int out_slot = -1;                            ///< output field (double)
+  double bias = 0;                             ///< intercept
+  std::vector<std::pair<int, double>> weights; ///< (slot, weight)
+  int out_slot = -1;                           ///< output field (double)
 };
 
 /// One operator with its place in the pipeline and its resolved settings.
 struct op_plan {
   const config::operator_config* cfg = nullptr; ///< its config
-  int input = -1;          ///< index of the input operator; -1 = the source
-  int stage = 0;           ///< stage (0 = keyed by the source key; +1 after each key_by)
-  bool at_source = false;  ///< runs in the source actors (leading validate / filter)
-  layout in;               ///< layout of its input records
-  layout out;              ///< layout of its output records
-  std::vector<int> required_slots;   ///< validate
-  filter_spec filter;                ///< filter
-  std::vector<map_spec> maps;        ///< map
-  int dedup_slot = -1;               ///< dedup: event id field
-  ops::enrich_spec enrich;           ///< enrich
-  ops::window_spec window;           ///< aggregate (global kind) and window
-  score_spec score;                  ///< score
-  int key_slot = -1;                 ///< key_by: new key field
-  bool stateful = false;             ///< keeps keyed state (column family = id)
+  int input = -1;                               ///< index of the input operator; -1 = the source
+  int stage = 0;                   ///< stage (0 = keyed by the source key; +1 after each key_by)
+  bool at_source = false;          ///< runs in the source actors (leading validate / filter)
+  layout in;                       ///< layout of its input records
+  layout out;                      ///< layout of its output records
+  std::vector<int> required_slots; ///< validate
+  filter_spec filter;              ///< filter
+  std::vector<map_spec> maps;      ///< map
+  int dedup_slot = -1;             ///< dedup: event id field
+  ops::enrich_spec enrich;         ///< enrich
+  ops::window_spec window;         ///< aggregate (global kind) and window
+  score_spec score;                ///< score
+  int key_slot = -1;               ///< key_by: new key field
+  bool stateful = false;           ///< keeps keyed state (column family = id)
 };
 
 /// One sink with the operator it writes.
 struct sink_plan {
   const config::sink_config* cfg = nullptr; ///< its config
-  int from = -1;                ///< operator index
-  int stage = 0;                ///< stage of that operator
-  layout in;                    ///< layout of the records it writes
-  std::vector<int> slots;       ///< fields written, in order
-  std::vector<std::string> names; ///< output name of each written field
-  std::vector<int> key_slots;   ///< redis: fields appended to the hash key
+  int from = -1;                            ///< operator index
+  int stage = 0;                            ///< stage of that operator
+  layout in;                                ///< layout of the records it writes
+  std::vector<int> slots;                   ///< fields written, in order
+  std::vector<std::string> names;           ///< output name of each written field
+  std::vector<int> key_slots;               ///< redis: fields appended to the hash key
 };
 
 /// A resolved pipeline.
 struct plan {
-  config::pipeline_config cfg;                         ///< the config (owned)
+  config::pipeline_config cfg;                          ///< the config (owned)
   std::shared_ptr<const schema::message_schema> schema; ///< source message type
-  std::vector<schema::field_path> source_paths;        ///< decoded fields, slot order
-  layout source_layout;                                ///< layout of decoded records
-  int key_slot = -1;                                   ///< source key field
-  int event_time_slot = -1;                            ///< source event time field
-  std::vector<op_plan> ops;                            ///< in config order
-  std::vector<sink_plan> sinks;                        ///< in config order
-  int stages = 1;                                      ///< number of keyed stages
+  std::vector<schema::field_path> source_paths;         ///< decoded fields, slot order
+  layout source_layout;                                 ///< layout of decoded records
+  int key_slot = -1;                                    ///< source key field
+  int event_time_slot = -1;                             ///< source event time field
+  std::vector<op_plan> ops;                             ///< in config order
+  std::vector<sink_plan> sinks;                         ///< in config order
+  int stages = 1;                                       ///< number of keyed stages
   bool keep_raw = false; ///< an operator after the source may dead-letter records
 
   /// Column families of all stateful operators.

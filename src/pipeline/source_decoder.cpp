@@ -42,8 +42,7 @@ decode_result source_decoder::decode(std::string_view key, std::string_view valu
   out.fields.reserve(width_);
   if (!decoder_.decode(value, out.fields, error_)) {
     reject(key, value, from, decoder_id,
-           {ec::decode_error, fmt::format("{} ({} bytes)", error_, value.size())},
-           dead);
+           {ec::decode_error, fmt::format("{} ({} bytes)", error_, value.size())}, dead);
     return decode_result::rejected;
   }
   for (const auto* op : ops_) {
@@ -60,15 +59,16 @@ decode_result source_decoder::decode(std::string_view key, std::string_view valu
   const auto& k = out.fields[static_cast<size_t>(plan_->key_slot)];
   const auto& t = out.fields[static_cast<size_t>(plan_->event_time_slot)];
   if (!k.present() || (k.type == value_type::string && k.s.empty())) {
-    reject(key, value, from, c.source.id,
-           {ec::missing_field, fmt::format("key field '{}' is missing or empty", c.source.key.name)},
-           dead);
+    reject(
+        key, value, from, c.source.id,
+        {ec::missing_field, fmt::format("key field '{}' is missing or empty", c.source.key.name)},
+        dead);
     return decode_result::rejected;
   }
   if (!t.present() || t.i <= 0) {
     reject(key, value, from, c.source.id,
-           {ec::missing_field,
-            fmt::format("event time field '{}' is missing or not positive", c.source.event_time.name)},
+           {ec::missing_field, fmt::format("event time field '{}' is missing or not positive",
+                                           c.source.event_time.name)},
            dead);
     return decode_result::rejected;
   }

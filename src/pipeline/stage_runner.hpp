@@ -69,24 +69,24 @@ private:
 
   std::shared_ptr<const plan> plan_;
   int stage_;
-  std::vector<int> plan_index_;                       // operator -> plan index
-  std::vector<int> input_;                            // operator -> producer (-1 = stage input)
+  std::vector<int> plan_index_; // operator -> plan index
+  std::vector<int> input_;      // operator -> producer (-1 = stage input)
   std::vector<std::unique_ptr<ops::keyed_operator>> ops_;
-  std::vector<ops::enrich_operator*> enrich_;         // per operator, nullptr if not enrich
-  std::vector<bool> per_record_;                      // per operator: at most one output per input
-  std::vector<int> consumers_;                        // per producer (+1: stage input at end)
+  std::vector<ops::enrich_operator*> enrich_; // per operator, nullptr if not enrich
+  std::vector<bool> per_record_;              // per operator: at most one output per input
+  std::vector<int> consumers_;                // per producer (+1: stage input at end)
   std::vector<int> remaining_;
   std::vector<ops::op_output> out_;
   std::vector<size_t> last_out_;
-  std::vector<std::pair<size_t, int>> sinks_;         // (plan sink index, producer)
-  int key_by_ = -1;                                   // producer feeding the next stage
+  std::vector<std::pair<size_t, int>> sinks_; // (plan sink index, producer)
+  int key_by_ = -1;                           // producer feeding the next stage
   std::vector<std::vector<record>> sink_out_;
   std::vector<record> downstream_;
   std::vector<kafka_message> dead_;
   std::vector<record> input_records_;
   std::optional<int64_t> pending_wm_;
   int64_t watermark_ = no_watermark;
-  size_t next_ = 0;       // next operator to run
+  size_t next_ = 0; // next operator to run
   bool enrich_ready_ = false;
   bool has_enrich_ = false;
 };
