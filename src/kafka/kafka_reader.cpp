@@ -42,16 +42,9 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
       count_rejection();
       continue;
     }
-    if (res == pipeline::decode_result::filtered) {
-      // Filtered records still tell the time.
-      const auto& t = rec.fields[static_cast<size_t>(plan_->event_time_slot)];
-      if (t.type == value_type::int64 && t.i > max_event_time_)
-        max_event_time_ = t.i;
+    if (res == pipeline::decode_result::filtered)
       continue;
-    }
     rec.ingest_ns = ingest;
-    if (rec.event_time_ms > max_event_time_)
-      max_event_time_ = rec.event_time_ms;
     out.route(std::move(rec));
     ++good;
   }

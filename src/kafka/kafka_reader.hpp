@@ -25,7 +25,7 @@ public:
   void resume() override { consumer_.resume(); }
   int64_t lag() const override { return consumer_.lag(); }
   std::string name() const override;
-  int64_t max_event_time() const override { return max_event_time_; }
+  int64_t max_event_time() const override { return decoder_.max_event_time(); }
   source_position position() const override {
     return {consumer_.topic(), consumer_.partition(), consumer_.next_offset()};
   }
@@ -39,7 +39,6 @@ private:
   std::shared_ptr<const pipeline::plan> plan_;
   partition_consumer consumer_;
   pipeline::source_decoder decoder_;
-  int64_t max_event_time_ = no_watermark;
   message_batch batch_;
   metrics::metrics* metrics_;
   prometheus::Counter* in_ = nullptr;

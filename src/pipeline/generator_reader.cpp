@@ -84,13 +84,7 @@ size_t generator_reader::read(router& out, std::vector<kafka_message>& dead, siz
     auto res = decoder_.decode(key_, value_, from, rec, dead);
     if (res == decode_result::ok) {
       rec.ingest_ns = ingest;
-      if (rec.event_time_ms > max_event_time_)
-        max_event_time_ = rec.event_time_ms;
       out.route(std::move(rec));
-    } else if (res == decode_result::filtered) {
-      const auto& t = rec.fields[static_cast<size_t>(plan_->event_time_slot)];
-      if (t.type == value_type::int64 && t.i > max_event_time_)
-        max_event_time_ = t.i;
     }
   }
   return n;

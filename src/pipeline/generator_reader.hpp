@@ -48,7 +48,7 @@ public:
   size_t read(router& out, std::vector<kafka_message>& dead, size_t max) override;
   bool exhausted() const override { return done_; }
   int64_t lag() const override { return gen_->remaining(); }
-  int64_t max_event_time() const override { return max_event_time_; }
+  int64_t max_event_time() const override { return decoder_.max_event_time(); }
   std::string name() const override { return "datagen/" + std::to_string(index_); }
   source_position position() const override {
     return {"datagen", static_cast<int32_t>(index_), static_cast<int64_t>(emitted_)};
@@ -61,7 +61,6 @@ private:
   uint32_t index_;
   uint64_t emitted_ = 0;
   bool done_ = false;
-  int64_t max_event_time_ = no_watermark;
   std::string key_, value_;
 };
 

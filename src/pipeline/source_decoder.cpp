@@ -53,6 +53,10 @@ decode_result source_decoder::decode(std::string_view key, std::string_view valu
         return decode_result::rejected;
       }
     } else if (!ops::filter_matches(*op, out)) {
+      // Filtered records still tell the time (watermarks).
+      const auto& t = out.fields[static_cast<size_t>(plan_->event_time_slot)];
+      if (t.type == value_type::int64 && t.i > max_event_time_)
+        max_event_time_ = t.i;
       return decode_result::filtered;
     }
   }
@@ -84,6 +88,8 @@ decode_result source_decoder::decode(std::string_view key, std::string_view valu
     out.raw.assign(value);
   else
     out.raw.clear();
+  if (out.event_time_ms > max_event_time_)
+    max_event_time_ = out.event_time_ms;
   return decode_result::ok;
 }
 

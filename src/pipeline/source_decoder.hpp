@@ -38,6 +38,9 @@ public:
 
   /// Id of the operator that rejected the last rejected record.
   const std::string& rejected_by() const noexcept { return rejected_by_; }
+  /// Greatest event time of the records decoded so far, filtered ones included (the
+  /// source's watermark); no_watermark before the first.
+  int64_t max_event_time() const noexcept { return max_event_time_; }
   /// Reason word of the last rejection.
   std::string_view last_reason() const noexcept { return to_string(last_reason_); }
 
@@ -55,6 +58,7 @@ private:
   std::string rejected_by_;
   ec last_reason_ = ec::none;
   std::string error_;
+  int64_t max_event_time_ = no_watermark;
 };
 
 } // namespace keyflow::pipeline
