@@ -24,60 +24,14 @@
 
 #include "actors/spawn.hpp"
 #include "redis/redis_client.hpp"
+#include "redis_test_server.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using namespace keyflow;
 
-/// A free TCP port on 127.0.0.1 (bound and released).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/// A redis-server on a free loopback port for the test's lifetime.
-class redis_server {
-public:
-  redis_server() : port_(free_port()) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      auto port = std::to_string(port_);
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", dir_.path("").c_str(),
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 100; ++i) {
-      try {
-        redis::client c{{"127.0.0.1", port_}};
-        c.command({"PING"});
-        return;
-      } catch (const std::exception&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-    throw std::runtime_error("redis-server did not start");
-  }
-  ~redis_server() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  /// host:port of the server.
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-private:
-  test::temp_dir dir_;
-  int port_;
-  pid_t pid_ = -1;
-};
+using test::redis_server;
 
 /// A result record of `key`: version (event time `t`, sequence `seq`, offset `offset`) and
 /// fields [customer_id, count, total, channel].
