@@ -23,13 +23,22 @@ namespace keyflow {
 
 namespace {
 
-/// Upserts of several hashes in one call. KEYS[i] = hash i; ARGV holds per key: its version,
-/// the number of fields n, then n name/value pairs. A hash is written only if its version is
-/// newer than the `_v` stored in it (versions are fixed-width strings, so they compare as
-/// text). Returns the number written.
+/// Upserts of several hashes in one call. KEYS[i] = hash i; ARGV[1] is the region's fence key
+/// ('' for none) and ARGV[2] the writer's generation; then per key: its version, the number
+/// of fields n, then n name/value pairs. Nothing is written if the fence holds a newer
+/// generation than the writer's (-1 is returned: the writer was declared dead and its region
+/// runs elsewhere). A hash is written only if its version is newer than the `_v` stored in
+/// it (versions are fixed-width strings, so they compare as text). Returns the number
+/// written.
 constexpr const char* upsert_script = R"lua(
+if ARGV[1] ~= '' then
+  local fence = tonumber(redis.call('GET', ARGV[1]) or '0')
+  if fence > tonumber(ARGV[2]) then
+    return -1
+  end
+end
 local written = 0
-local a = 1
+local a = 3
 for i = 1, #KEYS do
   local v = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -65,6 +74,8 @@ struct redis_sink_state {
   std::string script_sha;
   std::unordered_map<std::string, record> pending; // by hash key
   uint64_t written = 0;
+  bool fenced = false; // a newer generation owns the region: every write is refused
+  prometheus::Counter* fenced_writes = nullptr;
   metrics::local_histogram latency;
   prometheus::Counter* writes = nullptr;
   prometheus::Counter* errors = nullptr;
@@ -83,18 +94,29 @@ bool try_write(redis_sink_state& st) {
   std::vector<std::string> keys, values;
   std::vector<std::string_view> args;
   size_t errors = 0, calls = 0;
+  const auto generation = std::to_string(st.p.generation);
+  auto exec = [&] {
+    for (const auto& reply : st.client->exec_arrays()) {
+      if (reply.is_error)
+        ++errors;
+      else if (!reply.elements.empty() && reply.elements.front() == "-1")
+        st.fenced = true;
+    }
+  };
   auto flush_call = [&] {
     if (keys.empty())
       return;
     auto n = std::to_string(keys.size());
     args.assign({"EVALSHA", st.script_sha, n});
     args.insert(args.end(), keys.begin(), keys.end());
+    args.emplace_back(st.p.fence_key);
+    args.emplace_back(generation);
     args.insert(args.end(), values.begin(), values.end());
     st.client->append(args);
     keys.clear();
     values.clear();
     if (++calls % 32 == 0)
-      errors += st.client->exec();
+      exec();
   };
   for (const auto& [k, u] : st.pending) {
     keys.push_back(k);
@@ -113,15 +135,25 @@ bool try_write(redis_sink_state& st) {
       flush_call();
   }
   flush_call();
-  errors += st.client->exec();
+  exec();
   if (errors > 0)
     throw std::runtime_error(std::to_string(errors) + " hash upserts were refused");
   return true;
 }
 
+/// Drops pending writes once the region's fence has passed this sink's generation.
+bool drop_if_fenced(redis_sink_state& st) {
+  if (!st.fenced)
+    return false;
+  if (st.fenced_writes != nullptr)
+    st.fenced_writes->Increment(static_cast<double>(st.pending.size()));
+  st.pending.clear();
+  return true;
+}
+
 void write_all(self_ptr self) {
   auto& st = self->state;
-  if (st.pending.empty())
+  if (st.pending.empty() || drop_if_fenced(st))
     return;
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
@@ -137,6 +169,13 @@ void write_all(self_ptr self) {
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
+  }
+  if (st.fenced) {
+    spdlog::warn("redis sink {}: generation {} of its region is fenced by a newer one; "
+                 "dropping its writes (the region runs on another node)",
+                 st.p.sink_id, st.p.generation);
+    drop_if_fenced(st);
+    return;
   }
   auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())
@@ -156,6 +195,7 @@ redis_sink_actor::behavior_type redis_sink(self_ptr self, redis_sink_params para
   if (auto* m = st.p.metrics) {
     st.writes = &m->sink_writes(st.p.sink_id);
     st.errors = &m->sink_errors(st.p.sink_id);
+    st.fenced_writes = &m->fenced_writes(st.p.sink_id);
     st.latency = metrics::local_histogram{&m->end_to_end_latency(st.p.sink_id)};
   }
   self->delayed_send(self, st.p.flush_interval, atom::tick_v);

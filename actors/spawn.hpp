@@ -99,6 +99,10 @@ struct redis_sink_params {
   std::chrono::milliseconds flush_interval{50}; ///< max delay before writing
   uint32_t max_pending = 20000;                 ///< coalesced keys before a forced write
   metrics::metrics* metrics = nullptr;          ///< node metrics (may be null)
+  /// Redis key holding the newest generation of this sink's region ("" = no fencing);
+  /// writes are refused once it exceeds `generation`.
+  std::string fence_key;
+  uint64_t generation = 0; ///< generation of the region this sink writes for
 };
 
 /// Spawns a Redis sink on its own thread (it blocks on I/O).

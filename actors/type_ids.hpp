@@ -6,6 +6,7 @@
 #include <caf/error.hpp>
 #include <caf/type_id.hpp>
 
+#include "core/cluster_messages.hpp"
 #include "core/errors.hpp"
 #include "core/lookup.hpp"
 #include "core/record.hpp"
@@ -21,6 +22,11 @@ CAF_ADD_TYPE_ID(keyflow, (keyflow::lookup_reply))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_message))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::kafka_batch))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::source_position))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::running_region))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::member_info))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::region_owner))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::assignment))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::heartbeat))
 
 CAF_ADD_ATOM(keyflow, keyflow::atom, poll, "poll")
 CAF_ADD_ATOM(keyflow, keyflow::atom, tick, "tick")
@@ -32,6 +38,8 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, checkpoint, "checkpoint")
 CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
 CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
 CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
+CAF_ADD_ATOM(keyflow, keyflow::atom, hb, "hb")
+CAF_ADD_ATOM(keyflow, keyflow::atom, connected, "connected")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

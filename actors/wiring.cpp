@@ -141,19 +141,36 @@ drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
   for (auto& s : run.kafka)
     self->request(s, timeout, atom::drain_v).receive([](uint64_t) {}, fail);
   spdlog::info("drained: {} records read, {} processed", res.read, res.processed);
-  for (auto& s : run.sources)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& p : run.partitions)
-    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
-  for (auto& s : run.redis)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& s : run.kafka)
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-  for (auto& l : run.lookups)
-    caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
-  if (run.coordinator)
-    caf::anon_send_exit(run.coordinator, caf::exit_reason::user_shutdown);
+  stop_pipeline_actors(sys, run, caf::exit_reason::user_shutdown);
   return res;
+}
+
+void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run, caf::exit_reason reason) {
+  std::vector<caf::actor> all;
+  auto add = [&](const auto& handles) {
+    for (const auto& h : handles)
+      if (h)
+        all.push_back(caf::actor_cast<caf::actor>(h));
+  };
+  add(run.sources);
+  add(run.partitions);
+  add(run.redis);
+  add(run.kafka);
+  add(run.lookups);
+  if (run.coordinator)
+    all.push_back(caf::actor_cast<caf::actor>(run.coordinator));
+  caf::scoped_actor self{sys};
+  for (auto& a : all) {
+    self->monitor(a);
+    self->send_exit(a, reason);
+  }
+  for (size_t i = 0; i < all.size(); ++i)
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(std::chrono::seconds(30)) >>
+                      [&] {
+                        spdlog::error("stop: an actor did not terminate within 30 s");
+                        i = all.size();
+                      });
 }
 
 } // namespace keyflow

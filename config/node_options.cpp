@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
@@ -65,6 +66,26 @@ std::string check_metrics_address(const std::string& v) {
   return check_address(v, 0);
 }
 
+/// Checks the cluster address: host:port with a real port.
+std::string check_cluster_address(const std::string& v) {
+  return check_address(v, 1);
+}
+
+/// Checks a comma-separated list of seed addresses (may be empty).
+std::string check_seeds(const std::string& v) {
+  size_t start = 0;
+  while (!v.empty()) {
+    const auto comma = v.find(',', start);
+    const std::string item = v.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (auto err = check_address(item, 1); !err.empty())
+      return err;
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return {};
+}
+
 /// Checks the Redis address; empty disables the Redis sink.
 std::string check_redis(const std::string& v) {
   return v.empty() ? "" : check_address(v, 1);
@@ -109,7 +130,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 25> options = {{
+const std::array<option_def, 36> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -163,6 +184,31 @@ const std::array<option_def, 25> options = {{
     {"config", &node_options::node_config,
      "Node YAML file read before the command line; keys are these option names without --",
      check_not_empty, 0, true},
+    {"admin-address", &node_options::admin_address,
+     "Status endpoint (GET /status) listen address host:port (port 0 picks a free port)",
+     check_metrics_address},
+    {"node-id", &node_options::node_id,
+     "Cluster node id (unique, > 0); 0 runs a standalone node without a cluster"},
+    {"cluster-address", &node_options::cluster_address,
+     "Address this node listens on for other nodes and advertises to them, host:port",
+     check_cluster_address},
+    {"seeds", &node_options::seeds,
+     "Nodes to join the cluster through, host:port[,host:port...] (may include this node)",
+     check_seeds},
+    {"heartbeat-ms", &node_options::heartbeat_ms, "Heartbeat interval between nodes, in ms",
+     nullptr, 10},
+    {"failure-timeout-ms", &node_options::failure_timeout_ms,
+     "A node silent this long (ms) is declared dead and its regions move", nullptr, 100},
+    {"regions", &node_options::regions,
+     "Regions the job is split into (units of failover and rescale); 0 = one per source "
+     "partition if the source is partitioned_by_key, else 1"},
+    {"tls-cert", &node_options::tls_cert, "PEM certificate of this node for TLS between nodes"},
+    {"tls-key", &node_options::tls_key, "PEM private key of --tls-cert"},
+    {"tls-ca", &node_options::tls_ca,
+     "PEM CA certificate that signs every node's certificate (mutual authentication)"},
+    {"insecure-plaintext-cluster", &node_options::insecure_plaintext_cluster,
+     "DANGEROUS: allow a non-loopback --cluster-address without TLS; anyone reaching the "
+     "port can exhaust the node's memory"},
 }};
 
 /// The option named `name`, or nullptr.
@@ -288,6 +334,49 @@ void describe_app(CLI::App& app) {
   app.get_formatter()->column_width(34);
 }
 
+/// True if `host` is a loopback address or name.
+bool loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+/// Checks the cluster options of a node with --node-id.
+void resolve_cluster(const node_options& o) {
+  const bool any_tls = !o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
+  const bool all_tls = !o.tls_cert.empty() && !o.tls_key.empty() && !o.tls_ca.empty();
+  if (any_tls && !all_tls)
+    throw config_error("--tls-cert, --tls-key and --tls-ca: give all three (mutual TLS needs "
+                       "this node's certificate, its key and the CA that signs every node)");
+  for (const auto* f : {&o.tls_cert, &o.tls_key, &o.tls_ca}) {
+    if (f->empty())
+      continue;
+    std::FILE* fp = std::fopen(f->c_str(), "r");
+    if (fp == nullptr)
+      throw config_error(fmt::format("TLS file '{}' cannot be read", *f));
+    std::fclose(fp);
+  }
+  if (o.node_id > 65535)
+    throw config_error(fmt::format("--node-id {}: must be at most 65535", o.node_id));
+  if (o.node_id == 0) {
+    if (!o.seeds.empty() || any_tls)
+      throw config_error("--seeds and --tls-*: only for a cluster node; give --node-id N (> 0)");
+    return;
+  }
+  if (o.checkpoint_dir.empty())
+    throw config_error("--checkpoint-dir: missing; a cluster node needs checkpoint storage "
+                       "every node can reach (a shared directory)");
+  if (!o.restore_snapshot.empty() || !o.stop_snapshot.empty())
+    throw config_error("--restore-snapshot and --stop-snapshot: not supported on a cluster "
+                       "node yet (regions checkpoint on their own)");
+  const auto host = o.cluster_address.substr(0, o.cluster_address.rfind(':'));
+  if (!loopback(host) && !all_tls && !o.insecure_plaintext_cluster)
+    throw config_error(fmt::format(
+        "--cluster-address {}: refusing to listen on a non-loopback address without TLS: the "
+        "plain CAF protocol lets anyone who reaches the port make this node allocate "
+        "gigabytes before any check. Give --tls-cert, --tls-key and --tls-ca (or, knowing "
+        "this, --insecure-plaintext-cluster)",
+        o.cluster_address));
+}
+
 /// Checks options that depend on each other once all sources are applied. A Kafka choice on
 /// the command line (--bootstrap-servers or --embedded-kafka) replaces the file's other one.
 void resolve_combination(node_options& o, const origins& from) {
@@ -312,6 +401,7 @@ void resolve_combination(node_options& o, const origins& from) {
   if (o.bootstrap_servers.empty() && !o.embedded_kafka)
     throw config_error("--bootstrap-servers: missing; give --bootstrap-servers HOST:PORT for a "
                        "real Kafka or --embedded-kafka for an in-process one");
+  resolve_cluster(o);
 }
 
 } // namespace

@@ -39,6 +39,22 @@ struct node_options {
   std::string group_id = "keyflow"; ///< Kafka consumer group id (offset commits)
   std::string log_level = "info";   ///< trace, debug, info, warn, error
   std::string node_config;          ///< node YAML file read before the command line
+  /// Status endpoint (GET /status: members, assignment, regions) host:port; default
+  /// 127.0.0.1:9465, port 0 picks a free one.
+  std::string admin_address = "127.0.0.1:9465";
+  uint32_t node_id = 0; ///< cluster node id (> 0, unique); 0 = a standalone node
+  /// Address other nodes reach this node at (and it listens on); loopback by default.
+  std::string cluster_address = "127.0.0.1:7400";
+  std::string seeds;                  ///< nodes to join through, host:port[,host:port...]
+  uint32_t heartbeat_ms = 500;        ///< heartbeat interval between nodes (ms)
+  uint32_t failure_timeout_ms = 3000; ///< silence after which a node is declared dead (ms)
+  uint32_t regions = 0; ///< regions of the job; 0 = one per source partition (or 1)
+  std::string tls_cert; ///< PEM certificate of this node (TLS between nodes)
+  std::string tls_key;  ///< PEM private key of tls_cert
+  std::string tls_ca;   ///< PEM CA certificate peers' certificates must be signed by
+  /// Allow a non-loopback --cluster-address without TLS (anyone who reaches the port can
+  /// make the node allocate memory before any check). Default off.
+  bool insecure_plaintext_cluster = false;
 };
 
 /// Parses argv (and the node YAML named by --config) into options. On --help prints the

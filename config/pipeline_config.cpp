@@ -341,10 +341,10 @@ void read_schema(const field& f, pipeline_config& cfg) {
     m.require("message").fail("message type must not be empty");
 }
 
-/// `source:` id, topic, start_offset, key, event_time, watermark.
+/// `source:` id, topic, start_offset, key, event_time, watermark, partitioned_by_key.
 void read_source(const field& f, source_config& src, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 6> keys = {"id",  "topic",      "start_offset",
-                                                           "key", "event_time", "watermark"};
+  static constexpr std::array<std::string_view, 7> keys = {
+      "id", "topic", "start_offset", "key", "event_time", "watermark", "partitioned_by_key"};
   static constexpr std::array<std::string_view, 2> wm_keys = {"max_out_of_orderness_ms",
                                                               "idle_timeout_ms"};
   static constexpr std::array<std::string_view, 2> offsets = {"earliest", "latest"};
@@ -370,6 +370,8 @@ void read_source(const field& f, source_config& src, uniqueness& seen) {
     if (auto v = wm.get("idle_timeout_ms"))
       src.watermark.idle_timeout_ms = as_i64(*v);
   }
+  if (auto v = m.get("partitioned_by_key"))
+    src.partitioned_by_key = as_bool(*v);
 }
 
 /// `dead_letters:` topic.

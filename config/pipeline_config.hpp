@@ -56,6 +56,10 @@ struct source_config {
   field_ref key;              ///< field the records are keyed (routed) by; default customer_id
   field_ref event_time;       ///< int64 field with the event time in ms; default event_time_ms
   watermark_config watermark; ///< watermark generation
+  /// The producers put every record of a key into one Kafka partition (any partitioner that
+  /// hashes the key does). Then a cluster splits the job into regions of source partitions
+  /// that share nothing; otherwise the whole job is one region. Default false.
+  bool partitioned_by_key = false;
 };
 
 /// One aggregate of an aggregate or window operator: `name: {fn: F, field: X, by: Y}`.

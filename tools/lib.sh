@@ -54,7 +54,7 @@ kf_start_broker() {
 # kf_start_node ARGS...: starts keyflowd with extra ARGS; sets KF_NODE_PID and KF_METRICS.
 kf_start_node() {
   local mport; mport=$(kf_free_port)
-  "$KF_BIN_DIR/keyflowd" --metrics-address "127.0.0.1:$mport" "$@" \
+  "$KF_BIN_DIR/keyflowd" --metrics-address "127.0.0.1:$mport" --admin-address 127.0.0.1:0 "$@" \
     > "$KF_RUN_DIR/keyflowd.out" 2> "$KF_RUN_DIR/keyflowd.log" &
   KF_NODE_PID=$!
   kf_track $KF_NODE_PID

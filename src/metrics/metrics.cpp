@@ -234,6 +234,55 @@ prometheus::Gauge& metrics::restore_duration() {
                "Time the restore from a checkpoint took when the node started");
 }
 
+prometheus::Gauge& metrics::cluster_members(const std::string& state) {
+  return prometheus::BuildGauge()
+      .Name("keyflow_cluster_members")
+      .Help("Cluster members this node sees, by state (alive, dead)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"state", state}});
+}
+
+prometheus::Gauge& metrics::cluster_coordinator() {
+  return gauge("keyflow_cluster_coordinator", "1 while this node is the cluster's coordinator");
+}
+
+prometheus::Gauge& metrics::cluster_assignment_version() {
+  return gauge("keyflow_cluster_assignment_version",
+               "Version of the region assignment this node follows");
+}
+
+prometheus::Counter& metrics::region_starts(uint32_t region) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_region_starts_total")
+      .Help("Regions started on this node from their last complete checkpoint")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"region", std::to_string(region)}});
+}
+
+prometheus::Counter& metrics::region_stops(uint32_t region, const std::string& reason) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_region_stops_total")
+      .Help("Regions stopped on this node, by reason (handoff, fenced, shutdown)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"region", std::to_string(region)}, {"reason", reason}});
+}
+
+prometheus::Gauge& metrics::regions_running() {
+  return gauge("keyflow_regions_running", "Regions running on this node");
+}
+
+prometheus::Counter& metrics::fenced_writes(const std::string& sink) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_fenced_writes_total")
+      .Help("Sink writes refused because a newer generation of their region exists")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"sink", sink}});
+}
+
 local_histogram::local_histogram(prometheus::Histogram* target)
     : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
 

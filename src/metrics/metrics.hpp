@@ -89,6 +89,24 @@ public:
   /// keyflow_restore_duration_seconds: time the last restore took at start.
   prometheus::Gauge& restore_duration();
 
+  /// keyflow_cluster_members{state}: members this node sees alive / dead.
+  prometheus::Gauge& cluster_members(const std::string& state);
+  /// keyflow_cluster_coordinator: 1 while this node is the coordinator.
+  prometheus::Gauge& cluster_coordinator();
+  /// keyflow_cluster_assignment_version: version of the assignment this node follows.
+  prometheus::Gauge& cluster_assignment_version();
+  /// keyflow_region_starts_total{region}: regions started on this node (restored from the
+  /// region's last complete checkpoint).
+  prometheus::Counter& region_starts(uint32_t region);
+  /// keyflow_region_stops_total{region,reason}: regions stopped on this node; reason
+  /// handoff (moved away, final checkpoint), fenced (a newer generation owns it), shutdown.
+  prometheus::Counter& region_stops(uint32_t region, const std::string& reason);
+  /// keyflow_regions_running: regions running on this node.
+  prometheus::Gauge& regions_running();
+  /// keyflow_fenced_writes_total{sink}: sink writes refused because a newer generation of
+  /// their region exists (the writer was declared dead).
+  prometheus::Counter& fenced_writes(const std::string& sink);
+
 private:
   prometheus::Gauge& gauge(const std::string& name, const std::string& help);
   std::string pipeline_;

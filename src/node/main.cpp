@@ -1,7 +1,9 @@
 // keyflowd: one Keyflow node. Parses options and the pipeline (any error exits non-zero
-// before anything starts), restores the latest complete checkpoint (or a named snapshot),
-// starts the actor system, wires the pipeline and its checkpoint coordinator, and on
-// SIGINT/SIGTERM drains in-flight records and takes a final checkpoint.
+// before anything starts). Standalone (no --node-id): restores the latest complete
+// checkpoint (or a named snapshot), wires the pipeline and its checkpoint coordinator, and
+// on SIGINT/SIGTERM drains in-flight records and takes a final checkpoint. As a cluster
+// node (--node-id N): joins the cluster and runs the regions the coordinator assigns it
+// (src/node/cluster_node.cpp).
 
 #include <csignal>
 #include <cstdio>
@@ -18,11 +20,19 @@
 
 #include <google/protobuf/stubs/logging.h>
 
+#include <caf/openssl/all.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
 #include "actors/spawn.hpp"
 #include "actors/wiring.hpp"
+#include "cluster/assignment.hpp"
+#include "cluster/membership.hpp"
 #include "config/node_options.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
+#include "node/cluster_node.hpp"
+#include "node/node_pipeline.hpp"
 #include "pipeline/plan.hpp"
 #include "redis/redis_client.hpp"
 
@@ -51,176 +61,83 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
   return n;
 }
 
-/// Where the node starts from: a checkpoint (or snapshot), or nothing.
-struct restore_point {
-  std::optional<state::checkpoint_info> checkpoint;
-  std::map<std::pair<std::string, int32_t>, int64_t> offsets;    ///< next offset per partition
-  std::map<std::pair<std::string, int32_t>, int64_t> watermarks; ///< per partition, if any
-  uint64_t next_id = 1;
-  uint64_t epoch = 1;
-};
-
-/// Finds the checkpoint to start from, checks it fits the pipeline, and copies its state
-/// into the state directory. Without one, the state directory is emptied: state that no
-/// checkpoint vouches for must not meet offsets it does not belong to.
-restore_point restore(const config::node_options& opts, const config::pipeline_config& pipe,
-                      state::checkpoint_store& store, metrics::metrics& m) {
-  auto t0 = clock_type::now();
-  restore_point rp;
+/// The checkpoint a standalone node starts from: the named snapshot, or the newest valid
+/// periodic checkpoint (falling back past corrupt ones), copied into the state directory.
+node::restore_point restore_standalone(const node::node_env& env,
+                                       state::checkpoint_store& store) {
+  const auto& opts = *env.opts;
+  std::optional<state::checkpoint_info> chk;
   if (!opts.restore_snapshot.empty()) {
-    rp.checkpoint = store.snapshot(opts.restore_snapshot);
+    chk = store.snapshot(opts.restore_snapshot);
   } else {
-    rp.checkpoint = store.latest_valid([&](const std::string& dir, const std::string& why) {
+    chk = store.latest_valid([&](const std::string& dir, const std::string& why) {
       spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", dir, why);
-      m.checkpoints_corrupt().Increment();
+      env.metrics->checkpoints_corrupt().Increment();
     });
   }
   auto ids = store.checkpoint_ids();
-  rp.next_id = ids.empty() ? 1 : ids.front() + 1;
-  if (!rp.checkpoint) {
-    std::filesystem::remove_all(opts.state_dir);
+  if (!chk)
     spdlog::info("no checkpoint under {}: starting from empty state", store.root());
-    return rp;
-  }
-  const auto& man = rp.checkpoint->manifest;
-  if (man.pipeline() != pipe.name)
-    throw std::runtime_error("checkpoint " + rp.checkpoint->dir + " belongs to pipeline '" +
-                             man.pipeline() + "', not '" + pipe.name + "'");
-  if (man.max_parallelism() != pipe.max_parallelism)
-    throw std::runtime_error("checkpoint " + rp.checkpoint->dir + " has max_parallelism " +
-                             std::to_string(man.max_parallelism()) + ", pipeline has " +
-                             std::to_string(pipe.max_parallelism));
-  for (const auto& o : man.offsets()) {
-    rp.offsets[{o.topic(), o.partition()}] = o.offset();
-    if (o.has_watermark_ms())
-      rp.watermarks[{o.topic(), o.partition()}] = o.watermark_ms();
-  }
-  rp.next_id = std::max(rp.next_id, man.id() + 1);
-  rp.epoch = man.epoch() + 1;
-  state::checkpoint_store::restore_into(*rp.checkpoint, opts.state_dir);
-  auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  m.restore_duration().Set(secs);
-  spdlog::info("restored checkpoint {} ({} bytes, epoch {}) from {} in {:.3f} s", man.id(),
-               man.size_bytes(), rp.epoch, rp.checkpoint->dir, secs);
-  return rp;
+  return node::restore(env, std::move(chk), opts.state_dir, ids.empty() ? 1 : ids.front() + 1);
 }
 
-std::vector<source_actor> start_sources(caf::actor_system& sys, const config::node_options& opts,
-                                        std::shared_ptr<const pipeline::plan> plan,
-                                        const kafka::properties& props, int partitions,
-                                        const restore_point& from,
-                                        const std::vector<partition_actor>& stage0,
-                                        const running_pipeline& run, metrics::metrics& m) {
-  const auto& pipe = plan->cfg;
-  kafka::properties consumer_props = props;
-  consumer_props["group.id"] = opts.group_id;
-  consumer_props["enable.auto.commit"] = "false";
-  consumer_props["auto.offset.reset"] = "earliest"; // a restored offset below the log start
-  consumer_props.emplace("queued.max.messages.kbytes", "4096"); // prefetch bound; overridable
-  int64_t fresh =
-      pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-  std::vector<source_actor> sources;
-  for (int p = 0; p < partitions; ++p) {
-    auto i = from.offsets.find({pipe.source.topic, p});
-    // A partition the checkpoint does not know (the topic grew) starts from the beginning.
-    int64_t start = i != from.offsets.end() ? i->second
-                    : from.checkpoint       ? RD_KAFKA_OFFSET_BEGINNING
-                                            : fresh;
-    auto reader = std::make_shared<kafka::kafka_reader>(plan, consumer_props, p, start, &m);
-    source_params sp{reader,
-                     pipe.max_parallelism,
-                     stage0,
-                     run.dead_letters,
-                     flow_settings{opts.batch_size, opts.credits},
-                     &m,
-                     static_cast<uint32_t>(p),
-                     pipe.source.watermark.max_out_of_orderness_ms,
-                     std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
-    if (auto w = from.watermarks.find({pipe.source.topic, p}); w != from.watermarks.end())
-      sp.initial_watermark = w->second;
-    sources.push_back(spawn_source(sys, std::move(sp)));
+/// Serves GET /status (JSON) on `address` from its own thread; returns the bound port.
+class status_server {
+public:
+  /// Starts serving `body()` at /status; throws std::runtime_error if it cannot listen.
+  status_server(const std::string& address, std::function<nlohmann::json()> body) {
+    auto colon = address.rfind(':');
+    auto host = address.substr(0, colon);
+    auto port = std::stoi(address.substr(colon + 1));
+    server_.Get("/status", [body = std::move(body)](const httplib::Request&,
+                                                    httplib::Response& res) {
+      res.set_content(body().dump(2) + "\n", "application/json");
+    });
+    port_ = port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
+    if (port_ < 0)
+      throw std::runtime_error("cannot listen on --admin-address " + address);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
-  return sources;
+  ~status_server() {
+    server_.stop();
+    if (thread_.joinable())
+      thread_.join();
+  }
+  status_server(const status_server&) = delete;
+  status_server& operator=(const status_server&) = delete;
+  /// The port it listens on.
+  int port() const noexcept { return port_; }
+
+private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = -1;
+};
+
+/// Regions of the job: --regions, or one per source partition when the source is
+/// partitioned by key, else one.
+uint32_t region_count(const config::node_options& opts, const config::pipeline_config& pipe,
+                      int partitions) {
+  if (!pipe.source.partitioned_by_key) {
+    if (opts.regions > 1)
+      throw config::config_error(
+          "--regions " + std::to_string(opts.regions) + ": pipeline '" + pipe.name +
+          "' does not declare source.partitioned_by_key, so records of one key may be in any "
+          "partition and the job is one region");
+    return 1;
+  }
+  if (opts.regions == 0)
+    return static_cast<uint32_t>(partitions);
+  if (opts.regions > static_cast<uint32_t>(partitions))
+    throw config::config_error("--regions " + std::to_string(opts.regions) + ": more than the " +
+                               std::to_string(partitions) + " partitions of the source topic");
+  return opts.regions;
 }
 
-/// The Redis or Kafka sink actor of plan sink `i`.
-sink_link spawn_sink(caf::actor_system& sys, const config::node_options& opts,
-                     const pipeline::plan& plan, const kafka::properties& props, size_t i,
-                     metrics::metrics& m) {
-  const auto& s = plan.sinks[i];
-  sink_link link;
-  link.index = i;
-  if (s.cfg->type == "redis") {
-    redis_sink_params rp;
-    rp.address = opts.redis;
-    rp.key_prefix = s.cfg->key_prefix;
-    rp.sink_id = s.cfg->id;
-    rp.fields = s.names;
-    rp.slots = s.slots;
-    rp.key_slots = s.key_slots;
-    rp.flush_interval = std::chrono::milliseconds(opts.sink_flush_ms);
-    rp.max_pending = opts.sink_max_pending;
-    rp.metrics = &m;
-    link.redis = spawn_redis_sink(sys, std::move(rp));
-  } else {
-    kafka_sink_params kp;
-    kp.properties = props;
-    kp.sink_id = s.cfg->id;
-    kp.topic = s.cfg->topic;
-    kp.fields = s.names;
-    kp.slots = s.slots;
-    kp.metrics = &m;
-    if (s.cfg->delivery == "exactly-once")
-      kp.transactional_id = "keyflow-" + plan.cfg.name + "-" + s.cfg->id;
-    link.kafka = spawn_kafka_sink(sys, std::move(kp));
-  }
-  return link;
-}
-
-running_pipeline start(caf::actor_system& sys, const config::node_options& opts,
-                       std::shared_ptr<const pipeline::plan> plan, const kafka::properties& props,
-                       int source_partitions, state::state_store& store,
-                       state::checkpoint_store& checkpoints, const restore_point& from,
-                       metrics::metrics& m) {
-  const auto& pipe = plan->cfg;
-  uint32_t workers =
-      opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
-  uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
-  parallelism = std::min(parallelism, pipe.max_parallelism);
-  wiring_params w;
-  w.plan = plan;
-  w.store = &store;
-  w.metrics = &m;
-  w.flow = flow_settings{opts.batch_size, opts.credits};
-  w.parallelism = parallelism;
-  w.sources = static_cast<uint32_t>(source_partitions);
-  w.flush_interval = std::chrono::milliseconds(opts.flush_interval_ms);
-  w.max_state_keys = opts.state_cache_keys;
-  w.checkpointing = true;
-  w.redis = opts.redis;
-  w.make_sink = [&](size_t i) { return spawn_sink(sys, opts, *plan, props, i, m); };
-  w.make_dead_letters = [&] {
-    kafka_sink_params dp;
-    dp.properties = props;
-    dp.sink_id = "dead-letters";
-    dp.metrics = &m;
-    return spawn_kafka_sink(sys, std::move(dp));
-  };
-  w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
-    return start_sources(sys, opts, plan, props, source_partitions, from, stage0, run, m);
-  };
-  w.checkpoints = &checkpoints;
-  w.checkpoint_interval = std::chrono::milliseconds(opts.checkpoint_interval_ms);
-  w.checkpoint_timeout = std::chrono::milliseconds(opts.checkpoint_timeout_ms);
-  w.first_checkpoint_id = from.next_id;
-  w.epoch = from.epoch;
-  auto run = wire_pipeline(sys, w);
-  spdlog::info("pipeline '{}' v{} ({}): {} source actors ({} partitions of '{}'), {} stage(s) of "
-               "{} partition actors over {} key groups, checkpoints every {} ms into {}",
-               pipe.name, pipe.version, pipe.mode, run.sources.size(), source_partitions,
-               pipe.source.topic, plan->stages, parallelism, pipe.max_parallelism,
-               opts.checkpoint_interval_ms, checkpoints.root());
-  return run;
+/// Host and port of "host:port".
+std::pair<std::string, uint16_t> split_address(const std::string& a) {
+  auto colon = a.rfind(':');
+  return {a.substr(0, colon), static_cast<uint16_t>(std::stoul(a.substr(colon + 1)))};
 }
 
 int run_node(const config::node_options& opts) {
@@ -279,37 +196,118 @@ int run_node(const config::node_options& opts) {
     probe.command({"PING"});
   }
   metrics::metrics m{pipe.name};
-  auto state_path = std::filesystem::path{opts.state_dir}.lexically_normal();
-  if (state_path.filename().empty()) // "state/" names the same directory as "state"
-    state_path = state_path.parent_path();
-  auto checkpoint_dir =
-      opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
-  state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
-  auto from = restore(opts, pipe, checkpoints, m);
-  auto store = state::state_store::open(opts.state_dir, plan->column_families());
-  m.serve(opts.metrics_address);
+  node::node_env env{&opts, plan, props, partitions, &m};
+  const uint32_t regions = opts.node_id > 0 ? region_count(opts, pipe, partitions) : 1;
 
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::keyflow>();
   if (opts.workers > 0)
     cfg.set("scheduler.max-threads", static_cast<size_t>(opts.workers));
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
-  auto run = start(sys, opts, plan, props, partitions, *store, checkpoints, from, m);
-  std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics\n",
-              pipe.name.c_str(), bootstrap.c_str(), m.port());
-  std::fflush(stdout);
-  while (!stop_requested) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (checkpoint_requested) { // SIGUSR1: a checkpoint now, outside the interval
-      checkpoint_requested = 0;
-      caf::anon_send(run.coordinator, atom::checkpoint_v, std::string{});
-      spdlog::info("checkpoint requested (SIGUSR1)");
+  const bool tls = !opts.tls_cert.empty();
+  if (opts.node_id > 0) {
+    cfg.load<caf::io::middleman>();
+    // BASP's own heartbeat and connection timeout: without them a silent peer is never
+    // dropped (the membership actor's heartbeats decide who is dead).
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(opts.heartbeat_ms)});
+    cfg.set("middleman.connection-timeout",
+            caf::timespan{std::chrono::milliseconds(opts.failure_timeout_ms)});
+    if (tls) {
+      cfg.load<caf::openssl::manager>();
+      cfg.set("openssl.certificate", opts.tls_cert);
+      cfg.set("openssl.key", opts.tls_key);
+      cfg.set("openssl.cafile", opts.tls_ca);
     }
   }
-  spdlog::info("stopping: draining in-flight records");
-  drain_pipeline(sys, run, opts.stop_snapshot);
-  return 0;
+
+  if (opts.node_id == 0) {
+    auto state_path = std::filesystem::path{opts.state_dir}.lexically_normal();
+    if (state_path.filename().empty()) // "state/" names the same directory as "state"
+      state_path = state_path.parent_path();
+    auto checkpoint_dir =
+        opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
+    state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
+    auto from = restore_standalone(env, checkpoints);
+    auto store = state::state_store::open(opts.state_dir, plan->column_families());
+    m.serve(opts.metrics_address);
+    status_server status{opts.admin_address, [&] {
+                           return nlohmann::json{{"mode", "standalone"},
+                                                 {"pipeline", pipe.name},
+                                                 {"partitions", partitions}};
+                         }};
+    caf::actor_system sys{cfg};
+    node::instance_spec spec;
+    for (int p = 0; p < partitions; ++p)
+      spec.partitions.push_back(p);
+    auto run = node::start_instance(sys, env, spec, *store, checkpoints, from);
+    std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
+                "status=http://127.0.0.1:%d/status\n",
+                pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port());
+    std::fflush(stdout);
+    while (!stop_requested) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (checkpoint_requested) { // SIGUSR1: a checkpoint now, outside the interval
+        checkpoint_requested = 0;
+        caf::anon_send(run.coordinator, atom::checkpoint_v, std::string{});
+        spdlog::info("checkpoint requested (SIGUSR1)");
+      }
+    }
+    spdlog::info("stopping: draining in-flight records");
+    drain_pipeline(sys, run, opts.stop_snapshot);
+    return 0;
+  }
+
+  // A cluster node: membership on the cluster address, regions as assigned.
+  std::filesystem::create_directories(opts.checkpoint_dir);
+  m.serve(opts.metrics_address);
+  caf::actor_system sys{cfg};
+  auto view = std::make_shared<cluster::cluster_view>();
+  auto [host, port] = split_address(opts.cluster_address);
+  cluster::membership_config mc;
+  mc.node_id = opts.node_id;
+  mc.host = host;
+  mc.port = port;
+  for (size_t start = 0; start < opts.seeds.size();) {
+    auto end = opts.seeds.find(',', start);
+    mc.seeds.push_back(split_address(opts.seeds.substr(start, end - start)));
+    start = end == std::string::npos ? opts.seeds.size() : end + 1;
+  }
+  mc.heartbeat = std::chrono::milliseconds(opts.heartbeat_ms);
+  mc.failure_timeout = std::chrono::milliseconds(opts.failure_timeout_ms);
+  mc.regions = regions;
+  mc.tls = tls;
+  mc.metrics = &m;
+  auto member = cluster::spawn_membership(sys, mc, view);
+  auto published = tls ? caf::openssl::publish(member, port, host.c_str(), true)
+                       : sys.middleman().publish(member, port, host.c_str(), true);
+  if (!published) {
+    caf::anon_send_exit(member, caf::exit_reason::kill);
+    throw std::runtime_error("cannot listen on --cluster-address " + opts.cluster_address + ": " +
+                             sys.render(published.error()));
+  }
+  status_server status{opts.admin_address, [&] {
+                         auto j = view->to_json();
+                         j["mode"] = "cluster";
+                         j["pipeline"] = pipe.name;
+                         j["tls"] = tls;
+                         j["regions"] = nlohmann::json::array();
+                         for (uint32_t r = 0; r < regions; ++r)
+                           j["regions"].push_back(
+                               {{"region", r},
+                                {"partitions", cluster::region_partitions(r, regions, partitions)},
+                                {"key_groups", {0, pipe.max_parallelism - 1}}});
+                         return j;
+                       }};
+  spdlog::info("cluster node {} on {}{} with {} region(s), seeds '{}'", opts.node_id,
+               opts.cluster_address, tls ? " (mutual TLS)" : "", regions, opts.seeds);
+  std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
+              "status=http://127.0.0.1:%d/status node=%u cluster=%s\n",
+              pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port(), opts.node_id,
+              opts.cluster_address.c_str());
+  std::fflush(stdout);
+  int rc = node::run_cluster_regions(sys, env, regions, view, stop_requested);
+  caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
+  return rc;
 }
 
 } // namespace

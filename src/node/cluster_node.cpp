@@ -1,0 +1,263 @@
+#include "node/cluster_node.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <caf/exit_reason.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cluster/assignment.hpp"
+#include "redis/redis_client.hpp"
+#include "state/state_store.hpp"
+
+namespace keyflow::node {
+
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+/// Raises the fence to `generation` unless it is higher already; returns the fence after.
+constexpr const char* raise_fence_script = R"lua(
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local gen = tonumber(ARGV[1])
+if cur < gen then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return gen
+end
+return cur
+)lua";
+
+/// One region running on this node.
+struct region_runtime {
+  uint64_t generation = 0;
+  std::unique_ptr<state::checkpoint_store> checkpoints;
+  std::unique_ptr<state::state_store> store;
+  running_pipeline run;
+};
+
+/// Generation directories of a region, highest first.
+std::vector<std::pair<uint64_t, fs::path>> generation_dirs(const fs::path& root) {
+  std::vector<std::pair<uint64_t, fs::path>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    auto name = e.path().filename().string();
+    if (!e.is_directory() || name.size() < 2 || name[0] != 'g')
+      continue;
+    try {
+      out.emplace_back(std::stoull(name.substr(1)), e.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+class region_manager {
+public:
+  region_manager(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                 std::shared_ptr<cluster::cluster_view> view)
+      : sys_(sys), env_(env), regions_(regions), view_(std::move(view)) {}
+
+  /// One pass: stop what is no longer ours, start what is ours and free.
+  void step() {
+    auto snap = view_->get();
+    if (snap.long_pauses != seen_pauses_) {
+      seen_pauses_ = snap.long_pauses;
+      for (auto it = running_.begin(); it != running_.end();)
+        it = stop(it, "fenced");
+      publish();
+    }
+    if (snap.current.version == 0)
+      return;
+    if (snap.current.regions.size() != regions_) {
+      if (!warned_regions_)
+        spdlog::error("cluster: the coordinator (node {}) assigns {} regions, this node has {}; "
+                      "every node must run the same pipeline with the same --regions",
+                      snap.current.coordinator, snap.current.regions.size(), regions_);
+      warned_regions_ = true;
+      return;
+    }
+    auto mine = cluster::owned_by(snap.current, snap.self);
+    auto owns = [&](uint32_t r, uint64_t g) {
+      return std::any_of(mine.begin(), mine.end(), [&](const cluster::running_region& x) {
+        return x.region == r && x.generation == g;
+      });
+    };
+    bool changed = false;
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (owns(it->first, it->second.generation)) {
+        ++it;
+        continue;
+      }
+      // Moved to another node (rescale or rebalance): hand off with a final checkpoint.
+      it = stop(it, "handoff");
+      changed = true;
+    }
+    for (const auto& r : mine) {
+      if (running_.count(r.region) || refused_.count({r.region, r.generation}))
+        continue;
+      if (busy_elsewhere(snap, r.region))
+        continue; // the previous owner is still handing it off
+      changed |= start(r.region, r.generation);
+    }
+    if (changed)
+      publish();
+  }
+
+  /// Drains every region (final checkpoints).
+  void stop_all() {
+    for (auto it = running_.begin(); it != running_.end();)
+      it = stop(it, "shutdown");
+    publish();
+  }
+
+private:
+  /// True if a live member other than this node reports running `region`.
+  static bool busy_elsewhere(const cluster::cluster_view::snapshot& snap, uint32_t region) {
+    for (const auto& m : snap.members)
+      if (!m.self && m.alive)
+        for (const auto& r : m.info.running)
+          if (r.region == region)
+            return true;
+    return false;
+  }
+
+  void publish() {
+    std::vector<cluster::running_region> r;
+    for (const auto& [region, rt] : running_)
+      r.push_back({region, rt.generation});
+    view_->set_running(std::move(r));
+    if (env_.metrics != nullptr)
+      env_.metrics->regions_running().Set(static_cast<double>(running_.size()));
+  }
+
+  /// Raises the region's fence to `generation`; false if a newer generation holds it.
+  bool raise_fence(uint32_t region, uint64_t generation) {
+    if (env_.opts->redis.empty())
+      return true;
+    redis::client c{redis::address::parse(env_.opts->redis)};
+    auto key = fence_key(env_.plan->cfg.name, region);
+    auto gen = std::to_string(generation);
+    auto now = std::stoull(c.command({"EVAL", raise_fence_script, "1", key, gen}));
+    if (now > generation) {
+      spdlog::warn("cluster: region {} generation {} is stale: its fence is at {}", region,
+                   generation, now);
+      return false;
+    }
+    return true;
+  }
+
+  bool start(uint32_t region, uint64_t generation) {
+    const auto& opts = *env_.opts;
+    auto t0 = clock_type::now();
+    try {
+      if (!raise_fence(region, generation)) {
+        refused_.insert({region, generation});
+        return false;
+      }
+      fs::path root = fs::path{opts.checkpoint_dir} / ("region-" + std::to_string(region));
+      std::optional<state::checkpoint_info> chk;
+      for (const auto& [gen, dir] : generation_dirs(root)) {
+        if (gen > generation)
+          continue;
+        state::checkpoint_store s{dir.string(), opts.checkpoints_retained};
+        chk = s.latest_valid([&](const std::string& d, const std::string& why) {
+          spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", d, why);
+          if (env_.metrics != nullptr)
+            env_.metrics->checkpoints_corrupt().Increment();
+        });
+        if (chk)
+          break;
+      }
+      auto state_dir = (fs::path{opts.state_dir} / ("region-" + std::to_string(region))).string();
+      fs::create_directories(opts.state_dir);
+      auto from = restore(env_, chk, state_dir, 1);
+      region_runtime rt;
+      rt.generation = generation;
+      auto own = root / ("g" + std::to_string(generation));
+      rt.checkpoints = std::make_unique<state::checkpoint_store>(own.string(),
+                                                                 opts.checkpoints_retained);
+      rt.store = state::state_store::open(state_dir, env_.plan->column_families());
+      if (chk && fs::path{chk->dir}.parent_path() != own) {
+        // Adopt the checkpoint into this generation's directory: from now on, checkpoints
+        // an older owner may still write are never restored.
+        auto m = chk->manifest;
+        m.clear_files();
+        m.set_size_bytes(0);
+        rt.checkpoints->create(rt.store->db(), std::move(m));
+      }
+      instance_spec spec;
+      spec.partitions = cluster::region_partitions(region, regions_, env_.source_partitions);
+      spec.region = region;
+      spec.generation = generation;
+      spec.fence_key = opts.redis.empty() ? "" : fence_key(env_.plan->cfg.name, region);
+      spec.suffix = "-r" + std::to_string(region);
+      rt.run = start_instance(sys_, env_, spec, *rt.store, *rt.checkpoints, from);
+      running_.emplace(region, std::move(rt));
+      if (env_.metrics != nullptr)
+        env_.metrics->region_starts(region).Increment();
+      spdlog::info("cluster: region {} generation {} started from {} in {} ms", region, generation,
+                   chk ? chk->dir : std::string{"empty state"},
+                   std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
+                       .count());
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("cluster: region {} generation {} failed to start: {}; retrying", region,
+                    generation, e.what());
+      return false;
+    }
+  }
+
+  using iterator = std::map<uint32_t, region_runtime>::iterator;
+
+  iterator stop(iterator it, const std::string& reason) {
+    auto t0 = clock_type::now();
+    auto& rt = it->second;
+    if (reason == "fenced")
+      stop_pipeline_actors(sys_, rt.run, caf::exit_reason::kill);
+    else
+      drain_pipeline(sys_, rt.run);
+    if (env_.metrics != nullptr)
+      env_.metrics->region_stops(it->first, reason).Increment();
+    spdlog::info("cluster: region {} generation {} stopped ({}) in {} ms", it->first,
+                 rt.generation, reason,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
+                     .count());
+    return running_.erase(it);
+  }
+
+  caf::actor_system& sys_;
+  const node_env& env_;
+  uint32_t regions_;
+  std::shared_ptr<cluster::cluster_view> view_;
+  std::map<uint32_t, region_runtime> running_;
+  std::set<std::pair<uint32_t, uint64_t>> refused_;
+  uint64_t seen_pauses_ = 0;
+  bool warned_regions_ = false;
+};
+
+} // namespace
+
+std::string fence_key(const std::string& pipeline, uint32_t region) {
+  return "keyflow:fence:" + pipeline + ":" + std::to_string(region);
+}
+
+int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                        std::shared_ptr<cluster::cluster_view> view,
+                        const volatile std::sig_atomic_t& stop) {
+  region_manager mgr{sys, env, regions, std::move(view)};
+  while (!stop) {
+    mgr.step();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  spdlog::info("stopping: draining the regions of this node");
+  mgr.stop_all();
+  return 0;
+}
+
+} // namespace keyflow::node

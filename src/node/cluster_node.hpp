@@ -1,0 +1,36 @@
+#pragma once
+/// \file
+/// A keyflowd node in a cluster: follows the coordinator's assignment and starts, hands off
+/// and fences the regions this node owns.
+///
+/// Layout on the shared checkpoint storage (`--checkpoint-dir`, reachable by every node):
+///
+///     region-<r>/g<generation>/chk-<id>/...   checkpoints of region r written under one
+///                                            generation (one owner)
+///
+/// A region starts from the newest complete checkpoint of its highest generation that has
+/// one. Before it runs, its new owner raises the region's fence in Redis to its generation
+/// (sinks of older generations are refused from then on) and copies that checkpoint into its
+/// own generation's directory, so that checkpoints a fenced owner still writes into its own
+/// directory are never restored.
+
+#include <csignal>
+#include <memory>
+
+#include <caf/actor_system.hpp>
+
+#include "cluster/membership.hpp"
+#include "node/node_pipeline.hpp"
+
+namespace keyflow::node {
+
+/// Follows the assignment in `view` until `stop` is set, then drains every region (final
+/// checkpoints) and returns the exit code.
+int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                        std::shared_ptr<cluster::cluster_view> view,
+                        const volatile std::sig_atomic_t& stop);
+
+/// Redis key of region `region`'s fence for pipeline `pipeline`.
+std::string fence_key(const std::string& pipeline, uint32_t region);
+
+} // namespace keyflow::node

@@ -1,0 +1,65 @@
+#pragma once
+/// \file
+/// Starting a pipeline on a node: find the checkpoint to restore, copy it into the state
+/// directory, spawn sources, sinks and partition actors. A standalone node runs one
+/// instance over every source partition; a cluster node runs one instance per region it
+/// owns (its source partitions, its own state directory and checkpoints).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/wiring.hpp"
+#include "config/node_options.hpp"
+#include "kafka/client.hpp"
+#include "pipeline/plan.hpp"
+#include "state/checkpoint_store.hpp"
+
+namespace keyflow::node {
+
+/// What every pipeline instance of a node shares.
+struct node_env {
+  const config::node_options* opts = nullptr;  ///< node options
+  std::shared_ptr<const pipeline::plan> plan;  ///< the resolved pipeline
+  kafka::properties props;                     ///< Kafka client properties
+  int source_partitions = 0;                   ///< partitions of the source topic
+  metrics::metrics* metrics = nullptr;         ///< node metrics
+};
+
+/// Where an instance starts from: a checkpoint (or snapshot), or nothing.
+struct restore_point {
+  std::optional<state::checkpoint_info> checkpoint;               ///< none: empty state
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;    ///< next offset per partition
+  std::map<std::pair<std::string, int32_t>, int64_t> watermarks; ///< per partition, if any
+  uint64_t next_id = 1; ///< id of the next checkpoint
+  uint64_t epoch = 1;   ///< restore generation
+};
+
+/// Checks that `chk` fits the pipeline (name, max_parallelism) and copies its state into
+/// `state_dir`; without a checkpoint, empties `state_dir` (state that no checkpoint vouches
+/// for must not meet offsets it does not belong to). `next_id` is at least `min_next_id`.
+restore_point restore(const node_env& env, std::optional<state::checkpoint_info> chk,
+                      const std::string& state_dir, uint64_t min_next_id);
+
+/// The slice of the job one instance runs.
+struct instance_spec {
+  std::vector<int32_t> partitions; ///< source partitions it reads
+  uint32_t region = 0;             ///< region index (0 when standalone)
+  uint64_t generation = 0;         ///< generation of its assignment (0 when standalone)
+  std::string fence_key;           ///< Redis fence key of the region; "" = no fencing
+  std::string suffix; ///< appended to Kafka transactional ids ("" standalone, "-r<region>")
+};
+
+/// Spawns an instance of the pipeline: sinks, partition actors, sources for the spec's
+/// partitions (from the restore point's offsets) and its checkpoint coordinator.
+running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
+                                const instance_spec& spec, state::state_store& store,
+                                state::checkpoint_store& checkpoints, const restore_point& from);
+
+} // namespace keyflow::node
