@@ -85,7 +85,6 @@ drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
 /// terminated (at most 30 s), so that the state store they use can be closed. Without a
 /// drain first, in-flight records are dropped: use it for a pipeline whose work another
 /// instance redoes from a checkpoint (a fenced region).
-void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run,
-                          caf::exit_reason reason);
+void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run, caf::exit_reason reason);
 
 } // namespace keyflow

@@ -74,7 +74,7 @@ using address = std::pair<std::string, uint16_t>;
 /// A member other than this node.
 struct peer {
   member_info info;
-  caf::actor handle;               ///< who its heartbeats came from
+  caf::actor handle; ///< who its heartbeats came from
   clock_type::time_point last_heard{};
   bool alive = false;
 };
@@ -128,10 +128,10 @@ void publish(self_ptr self) {
     member_status m;
     m.info = p.info;
     m.alive = p.alive;
-    m.silent_ms = p.last_heard == clock_type::time_point{}
-                      ? -1
-                      : std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_heard)
-                            .count();
+    m.silent_ms =
+        p.last_heard == clock_type::time_point{}
+            ? -1
+            : std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_heard).count();
     (p.alive ? alive : dead) += 1;
     s.members.push_back(std::move(m));
   }
@@ -195,8 +195,7 @@ void connect(self_ptr self, const address& a) {
                        : self->system().middleman().actor_handle();
   self->request(mm, std::chrono::seconds(5), caf::connect_atom_v, a.first, a.second)
       .then(
-          [self, a](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                    const std::set<std::string>&) {
+          [self, a](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             auto& l = self->state.links[a];
             l.connecting = false;
             if (!ptr) {
@@ -251,10 +250,9 @@ void tick(self_ptr self) {
   for (auto& [id, p] : st.peers)
     if (p.alive && now - p.last_heard > st.cfg.failure_timeout) {
       p.alive = false;
-      spdlog::warn("cluster: node {} ({}:{}) is dead: silent for {} ms", id, p.info.host,
-                   p.info.port,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_heard)
-                       .count());
+      spdlog::warn(
+          "cluster: node {} ({}:{}) is dead: silent for {} ms", id, p.info.host, p.info.port,
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_heard).count());
     }
   for (const auto& s : st.cfg.seeds)
     connect(self, s);
@@ -280,7 +278,8 @@ void on_heartbeat(self_ptr self, heartbeat& h) {
   if (h.from.id == st.cfg.node_id) {
     if (h.from.incarnation != st.self_info.incarnation)
       spdlog::error("cluster: another node claims this node's id {} ({}:{}); node ids must be "
-                    "unique", h.from.id, h.from.host, h.from.port);
+                    "unique",
+                    h.from.id, h.from.host, h.from.port);
     return;
   }
   auto now = clock_type::now();
@@ -313,10 +312,10 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
   st.self_info.id = st.cfg.node_id;
   st.self_info.host = st.cfg.host;
   st.self_info.port = st.cfg.port;
-  st.self_info.incarnation = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  st.self_info.incarnation =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   st.last_tick = clock_type::now();
   // Hear the others before deciding anything: a node that assigned regions before it knew
   // the cluster would start regions others run.

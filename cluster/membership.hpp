@@ -32,14 +32,14 @@ namespace keyflow::cluster {
 
 /// Settings of the membership actor.
 struct membership_config {
-  uint32_t node_id = 0;   ///< this node's id (> 0)
-  std::string host;       ///< cluster address others reach this node at
-  uint16_t port = 0;      ///< cluster port (already published)
+  uint32_t node_id = 0; ///< this node's id (> 0)
+  std::string host;     ///< cluster address others reach this node at
+  uint16_t port = 0;    ///< cluster port (already published)
   std::vector<std::pair<std::string, uint16_t>> seeds; ///< addresses to join through
-  std::chrono::milliseconds heartbeat{500};        ///< heartbeat interval
-  std::chrono::milliseconds failure_timeout{3000}; ///< silence after which a member is dead
-  uint32_t regions = 1;                            ///< regions of the pipeline
-  bool tls = false; ///< connect through the openssl manager (mutual TLS)
+  std::chrono::milliseconds heartbeat{500};            ///< heartbeat interval
+  std::chrono::milliseconds failure_timeout{3000};     ///< silence after which a member is dead
+  uint32_t regions = 1;                                ///< regions of the pipeline
+  bool tls = false;                    ///< connect through the openssl manager (mutual TLS)
   metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
 };
 

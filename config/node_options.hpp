@@ -48,10 +48,10 @@ struct node_options {
   std::string seeds;                  ///< nodes to join through, host:port[,host:port...]
   uint32_t heartbeat_ms = 500;        ///< heartbeat interval between nodes (ms)
   uint32_t failure_timeout_ms = 3000; ///< silence after which a node is declared dead (ms)
-  uint32_t regions = 0; ///< regions of the job; 0 = one per source partition (or 1)
-  std::string tls_cert; ///< PEM certificate of this node (TLS between nodes)
-  std::string tls_key;  ///< PEM private key of tls_cert
-  std::string tls_ca;   ///< PEM CA certificate peers' certificates must be signed by
+  uint32_t regions = 0;               ///< regions of the job; 0 = one per source partition (or 1)
+  std::string tls_cert;               ///< PEM certificate of this node (TLS between nodes)
+  std::string tls_key;                ///< PEM private key of tls_cert
+  std::string tls_ca;                 ///< PEM CA certificate peers' certificates must be signed by
   /// Allow a non-loopback --cluster-address without TLS (anyone who reaches the port can
   /// make the node allocate memory before any check). Default off.
   bool insecure_plaintext_cluster = false;

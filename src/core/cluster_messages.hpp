@@ -24,10 +24,10 @@ typename Inspector::result_type inspect(Inspector& f, running_region& x) {
 
 /// One node as the others see it.
 struct member_info {
-  uint32_t id = 0;          ///< node id (unique in the cluster, > 0)
-  std::string host;         ///< cluster address host
-  uint16_t port = 0;        ///< cluster address port
-  uint64_t incarnation = 0; ///< start time of the process (ms); changes when it restarts
+  uint32_t id = 0;                     ///< node id (unique in the cluster, > 0)
+  std::string host;                    ///< cluster address host
+  uint16_t port = 0;                   ///< cluster address port
+  uint64_t incarnation = 0;            ///< start time of the process (ms); changes when it restarts
   std::vector<running_region> running; ///< regions the node runs now
 };
 

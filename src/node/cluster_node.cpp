@@ -180,8 +180,8 @@ private:
       region_runtime rt;
       rt.generation = generation;
       auto own = root / ("g" + std::to_string(generation));
-      rt.checkpoints = std::make_unique<state::checkpoint_store>(own.string(),
-                                                                 opts.checkpoints_retained);
+      rt.checkpoints =
+          std::make_unique<state::checkpoint_store>(own.string(), opts.checkpoints_retained);
       rt.store = state::state_store::open(state_dir, env_.plan->column_families());
       if (chk && fs::path{chk->dir}.parent_path() != own) {
         // Adopt the checkpoint into this generation's directory: from now on, checkpoints
@@ -201,10 +201,10 @@ private:
       running_.emplace(region, std::move(rt));
       if (env_.metrics != nullptr)
         env_.metrics->region_starts(region).Increment();
-      spdlog::info("cluster: region {} generation {} started from {} in {} ms", region, generation,
-                   chk ? chk->dir : std::string{"empty state"},
-                   std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
-                       .count());
+      spdlog::info(
+          "cluster: region {} generation {} started from {} in {} ms", region, generation,
+          chk ? chk->dir : std::string{"empty state"},
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());
       return true;
     } catch (const std::exception& e) {
       spdlog::error("cluster: region {} generation {} failed to start: {}; retrying", region,
@@ -224,10 +224,9 @@ private:
       drain_pipeline(sys_, rt.run);
     if (env_.metrics != nullptr)
       env_.metrics->region_stops(it->first, reason).Increment();
-    spdlog::info("cluster: region {} generation {} stopped ({}) in {} ms", it->first,
-                 rt.generation, reason,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
-                     .count());
+    spdlog::info(
+        "cluster: region {} generation {} stopped ({}) in {} ms", it->first, rt.generation, reason,
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());
     return running_.erase(it);
   }
 

@@ -63,8 +63,7 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
 
 /// The checkpoint a standalone node starts from: the named snapshot, or the newest valid
 /// periodic checkpoint (falling back past corrupt ones), copied into the state directory.
-node::restore_point restore_standalone(const node::node_env& env,
-                                       state::checkpoint_store& store) {
+node::restore_point restore_standalone(const node::node_env& env, state::checkpoint_store& store) {
   const auto& opts = *env.opts;
   std::optional<state::checkpoint_info> chk;
   if (!opts.restore_snapshot.empty()) {
@@ -89,11 +88,12 @@ public:
     auto colon = address.rfind(':');
     auto host = address.substr(0, colon);
     auto port = std::stoi(address.substr(colon + 1));
-    server_.Get("/status", [body = std::move(body)](const httplib::Request&,
-                                                    httplib::Response& res) {
-      res.set_content(body().dump(2) + "\n", "application/json");
-    });
-    port_ = port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
+    server_.Get("/status",
+                [body = std::move(body)](const httplib::Request&, httplib::Response& res) {
+                  res.set_content(body().dump(2) + "\n", "application/json");
+                });
+    port_ =
+        port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
     if (port_ < 0)
       throw std::runtime_error("cannot listen on --admin-address " + address);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -209,7 +209,8 @@ int run_node(const config::node_options& opts) {
     cfg.load<caf::io::middleman>();
     // BASP's own heartbeat and connection timeout: without them a silent peer is never
     // dropped (the membership actor's heartbeats decide who is dead).
-    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(opts.heartbeat_ms)});
+    cfg.set("middleman.heartbeat-interval",
+            caf::timespan{std::chrono::milliseconds(opts.heartbeat_ms)});
     cfg.set("middleman.connection-timeout",
             caf::timespan{std::chrono::milliseconds(opts.failure_timeout_ms)});
     if (tls) {

@@ -171,12 +171,12 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
                "stage(s) of {} partition actors over {} key groups, checkpoints every {} ms "
                "into {}",
                pipe.name, pipe.version, pipe.mode,
-               spec.suffix.empty() ? std::string{}
-                                   : fmt::format(" region {} generation {}", spec.region,
-                                                 spec.generation),
-               run.sources.size(), spec.partitions.size(), env.source_partitions,
-               pipe.source.topic, env.plan->stages, parallelism, pipe.max_parallelism,
-               opts.checkpoint_interval_ms, checkpoints.root());
+               spec.suffix.empty()
+                   ? std::string{}
+                   : fmt::format(" region {} generation {}", spec.region, spec.generation),
+               run.sources.size(), spec.partitions.size(), env.source_partitions, pipe.source.topic,
+               env.plan->stages, parallelism, pipe.max_parallelism, opts.checkpoint_interval_ms,
+               checkpoints.root());
   return run;
 }
 

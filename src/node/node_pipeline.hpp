@@ -25,20 +25,20 @@ namespace keyflow::node {
 
 /// What every pipeline instance of a node shares.
 struct node_env {
-  const config::node_options* opts = nullptr;  ///< node options
-  std::shared_ptr<const pipeline::plan> plan;  ///< the resolved pipeline
-  kafka::properties props;                     ///< Kafka client properties
-  int source_partitions = 0;                   ///< partitions of the source topic
-  metrics::metrics* metrics = nullptr;         ///< node metrics
+  const config::node_options* opts = nullptr; ///< node options
+  std::shared_ptr<const pipeline::plan> plan; ///< the resolved pipeline
+  kafka::properties props;                    ///< Kafka client properties
+  int source_partitions = 0;                  ///< partitions of the source topic
+  metrics::metrics* metrics = nullptr;        ///< node metrics
 };
 
 /// Where an instance starts from: a checkpoint (or snapshot), or nothing.
 struct restore_point {
-  std::optional<state::checkpoint_info> checkpoint;               ///< none: empty state
+  std::optional<state::checkpoint_info> checkpoint;              ///< none: empty state
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;    ///< next offset per partition
   std::map<std::pair<std::string, int32_t>, int64_t> watermarks; ///< per partition, if any
-  uint64_t next_id = 1; ///< id of the next checkpoint
-  uint64_t epoch = 1;   ///< restore generation
+  uint64_t next_id = 1;                                          ///< id of the next checkpoint
+  uint64_t epoch = 1;                                            ///< restore generation
 };
 
 /// Checks that `chk` fits the pipeline (name, max_parallelism) and copies its state into

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A 3-node cluster on loopback (keyflow-broker, redis-server, three keyflowd with a shared
+# checkpoint directory) running the reference pipeline (6 regions) while keyflow-gen
+# writes events at a steady rate:
+#   1. two nodes share the regions; a third joins mid-stream (2 -> 3): regions move to it by
+#      hand-off;
+#   2. kill -9 of a node that is not the coordinator: its regions restart on the others from
+#      the shared checkpoints; the survivors' own regions keep running (same generation, no
+#      stop counted);
+#   3. the killed node comes back and gets work again;
+#   4. SIGSTOP of a node past the failure timeout, then SIGCONT: it finds itself stalled,
+#      stops its regions (fenced) and rejoins; the fence of every region in Redis holds the
+#      generation of its current owner;
+#   5. kill -9 of the coordinator: the next lowest id takes over (3 -> 2 nodes);
+# At the end every profile in Redis, every dead letter and every activation must equal what
+# the generator sent (keyflow-verify), exactly.
+#
+# Usage: cluster_test.sh BIN_DIR REPO_ROOT
+set -euo pipefail
+BIN=$1
+ROOT=$2
+PIPELINE=$ROOT/config/pipelines/cdp.yaml
+STATUS="python3 $ROOT/tests/integration/cluster_status.py"
+TIMEOUT_MS=1500
+
+export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster.XXXXXX)
+export KF_BIN_DIR=$BIN
+# shellcheck source=tools/lib.sh
+source "$ROOT/tools/lib.sh"
+trap 'rc=$?; [ $rc -ne 0 ] && for i in 1 2 3; do echo "--- node $i:"; grep -v "^%" "$KF_RUN_DIR/n$i.log" 2>/dev/null | grep -i "cluster:\|error\|warn" | tail -15; done; (exit $rc); kf_test_finish' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+kf_start_redis
+kf_start_broker events:6 events-dlq:1 activations:1
+declare -A PORT PID METRICS STATUSURL
+for i in 1 2 3; do PORT[$i]=$(kf_free_port); done
+SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}
+
+# node I: starts cluster node I (again) and waits until it is ready.
+node() {
+  local i=$1
+  "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
+    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
+    --checkpoint-interval-ms 300 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
+    --seeds "$SEEDS" --heartbeat-ms 150 --failure-timeout-ms $TIMEOUT_MS --workers 1 \
+    --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 \
+    > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &
+  PID[$i]=$!
+  kf_track "${PID[$i]}"
+  kf_wait_for grep -q "keyflowd ready" "$KF_RUN_DIR/n$i.out" || fail "node $i did not start"
+  METRICS[$i]=$(grep -o 'metrics=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
+  STATUSURL[$i]=$(grep -o 'status=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
+}
+# covered I N: waits (60 s) until node I sees N members alive and every region running on
+# its assigned owner.
+covered() {
+  for _ in $(seq 600); do
+    $STATUS covered "${STATUSURL[$1]}" "$2" && return 0
+    sleep 0.1
+  done
+  curl -s "${STATUSURL[$1]}" >&2 || true
+  fail "node $1: regions not all running on $2 live nodes"
+}
+# metric I REGEX: sum of node I's series matching REGEX.
+metric() {
+  curl -fs "${METRICS[$1]}" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { printf "%.0f\n", s }'
+}
+# kept I BEFORE: node I still runs every region:generation pair in BEFORE.
+kept() {
+  local now; now=" $($STATUS running "${STATUSURL[$1]}") "
+  for pair in $2; do
+    [[ "$now" == *" $pair "* ]] || fail "node $1: region $pair was restarted or moved (now:$now)"
+  done
+}
+
+echo "== 2 nodes"
+node 1
+node 2
+covered 1 2
+echo "   node 1 runs: $($STATUS running "${STATUSURL[1]}"); node 2 runs: $($STATUS running "${STATUSURL[2]}")"
+
+EVENTS=150000
+echo "== generating $EVENTS events at 6000/s"
+"$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --events $EVENTS --customers 2000 \
+  --malformed 0.01 --zipf 0.8 --rate 6000 --seed 11 \
+  --summary "$KF_RUN_DIR/summary.json" 2> "$KF_RUN_DIR/gen.log" &
+GEN=$!
+kf_track $GEN
+sleep 2
+
+echo "== scale 2 -> 3: node 3 joins mid-stream"
+node 3
+covered 1 3
+[ -n "$($STATUS running "${STATUSURL[3]}")" ] || fail "node 3 got no region"
+echo "   node 3 runs: $($STATUS running "${STATUSURL[3]}")"
+sleep 2
+
+echo "== kill -9 of node 2 (not the coordinator)"
+before1=$($STATUS running "${STATUSURL[1]}")
+before3=$($STATUS running "${STATUSURL[3]}")
+stops1=$(metric 1 '^keyflow_region_stops_total')
+stops3=$(metric 3 '^keyflow_region_stops_total')
+kill -KILL "${PID[2]}"
+covered 1 2
+kept 1 "$before1"
+kept 3 "$before3"
+[ "$(metric 1 '^keyflow_region_stops_total')" = "$stops1" ] || fail "node 1 stopped a region"
+[ "$(metric 3 '^keyflow_region_stops_total')" = "$stops3" ] || fail "node 3 stopped a region"
+grep -q "is dead" "$KF_RUN_DIR/n1.log" || fail "node 1 did not declare node 2 dead"
+echo "   survivors kept their regions; node 1: $($STATUS running "${STATUSURL[1]}"); node 3: $($STATUS running "${STATUSURL[3]}")"
+
+echo "== node 2 comes back"
+node 2
+covered 1 3
+[ -n "$($STATUS running "${STATUSURL[2]}")" ] || fail "node 2 got no work back"
+sleep 1
+
+echo "== SIGSTOP node 3 past the failure timeout, then SIGCONT"
+kill -STOP "${PID[3]}"
+covered 1 2
+sleep 1
+kill -CONT "${PID[3]}"
+covered 1 3
+grep -q "this node was stalled" "$KF_RUN_DIR/n3.log" || fail "node 3 did not notice its stall"
+[ "$(metric 3 '^keyflow_region_stops_total.*reason="fenced"')" -ge 1 ] ||
+  fail "node 3 did not stop its regions as fenced"
+for pair in $($STATUS generations "${STATUSURL[1]}"); do
+  region=${pair%%:*} gen=${pair##*:}
+  fence=$(redis-cli -p "${KF_REDIS##*:}" GET "keyflow:fence:cdp:$region")
+  [ "$fence" = "$gen" ] || fail "region $region: fence $fence, owner generation $gen"
+done
+echo "   fences match the assignment; writes refused by node 3's old generation:" \
+  "$(metric 3 '^keyflow_fenced_writes_total')"
+
+echo "== kill -9 of the coordinator (node 1)"
+[ "$($STATUS coordinator "${STATUSURL[2]}")" = 1 ] || fail "node 1 is not the coordinator"
+kill -KILL "${PID[1]}"
+covered 2 2
+[ "$($STATUS coordinator "${STATUSURL[2]}")" = 2 ] || fail "node 2 did not take over"
+[ "$($STATUS coordinator "${STATUSURL[3]}")" = 2 ] || fail "node 3 does not follow node 2"
+echo "   node 2 coordinates; node 2: $($STATUS running "${STATUSURL[2]}"); node 3: $($STATUS running "${STATUSURL[3]}")"
+
+wait $GEN || fail "keyflow-gen failed"
+echo "== verify"
+"$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary.json" --redis "$KF_REDIS" \
+  --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" --wait 90 --sample 3 \
+  --at-least-once-kafka
