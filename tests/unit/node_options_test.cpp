@@ -246,3 +246,65 @@ TEST(NodeOptionsDeathTest, HelpExitsZero) {
 }
 
 } // namespace
+
+namespace {
+
+/// A cluster node's minimal arguments plus `extra` (default cluster address: loopback).
+std::vector<std::string> cluster_args(std::vector<std::string> extra, std::string id = "2") {
+  std::vector<std::string> a{"--pipeline", "x.yaml",           "--embedded-kafka", "--node-id",
+                             id,           "--checkpoint-dir", "/shared/chk"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+} // namespace
+
+TEST(NodeOptions, ClusterOptions) {
+  const auto o = parse(cluster_args({"--cluster-address", "127.0.0.1:7402", "--seeds",
+                                     "127.0.0.1:7401,127.0.0.1:7402", "--heartbeat-ms", "200",
+                                     "--failure-timeout-ms", "1500", "--regions", "4"}));
+  EXPECT_EQ(o.node_id, 2u);
+  EXPECT_EQ(o.cluster_address, "127.0.0.1:7402");
+  EXPECT_EQ(o.seeds, "127.0.0.1:7401,127.0.0.1:7402");
+  EXPECT_EQ(o.heartbeat_ms, 200u);
+  EXPECT_EQ(o.failure_timeout_ms, 1500u);
+  EXPECT_EQ(o.regions, 4u);
+  EXPECT_FALSE(o.insecure_plaintext_cluster);
+}
+
+TEST(NodeOptions, ClusterErrorsNameTheOption) {
+  // Shared checkpoint storage is required: a node-local default would make failover
+  // restore nothing.
+  EXPECT_NE(parse_error({"--pipeline", "x.yaml", "--embedded-kafka", "--node-id", "1"})
+                .find("--checkpoint-dir: missing"),
+            std::string::npos);
+  EXPECT_NE(parse_error(cluster_args({"--seeds", "127.0.0.1"})).find("--seeds"), std::string::npos);
+  EXPECT_NE(parse_error(cluster_args({"--tls-cert", "/etc/hostname"})).find("give all three"),
+            std::string::npos);
+  EXPECT_NE(parse_error(cluster_args({"--tls-cert", "/nonexistent.pem", "--tls-key",
+                                      "/etc/hostname", "--tls-ca", "/etc/hostname"}))
+                .find("TLS file '/nonexistent.pem' cannot be read"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"--pipeline", "x.yaml", "--embedded-kafka", "--seeds", "127.0.0.1:1"})
+                .find("only for a cluster node"),
+            std::string::npos);
+  EXPECT_NE(parse_error(cluster_args({}, "70000")).find("at most 65535"), std::string::npos);
+  EXPECT_NE(parse_error(cluster_args({"--stop-snapshot", "x"})).find("not supported"),
+            std::string::npos);
+}
+
+TEST(NodeOptions, NonLoopbackClusterAddressNeedsTlsOrTheLoudOverride) {
+  const auto err = parse_error(cluster_args({"--cluster-address", "0.0.0.0:7402"}));
+  EXPECT_NE(err.find("refusing to listen on a non-loopback address without TLS"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("--insecure-plaintext-cluster"), std::string::npos);
+  const auto o =
+      parse(cluster_args({"--cluster-address", "10.0.0.5:7402", "--insecure-plaintext-cluster"}));
+  EXPECT_TRUE(o.insecure_plaintext_cluster);
+  const auto t =
+      parse(cluster_args({"--cluster-address", "10.0.0.5:7402", "--tls-cert", "/etc/hostname",
+                          "--tls-key", "/etc/hostname", "--tls-ca", "/etc/hostname"}));
+  EXPECT_EQ(t.tls_ca, "/etc/hostname");
+  for (const char* loop : {"127.0.0.1:7402", "localhost:7402", "127.1.2.3:7402"})
+    EXPECT_EQ(parse(cluster_args({"--cluster-address", loop})).cluster_address, loop);
+}

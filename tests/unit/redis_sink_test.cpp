@@ -206,3 +206,39 @@ TEST_F(RedisSink, WritesManyKeysInBatchedCalls) {
 }
 
 } // namespace
+
+namespace {
+
+using RedisSinkFencing = redis_sink_fixture;
+
+TEST_F(RedisSinkFencing, WritesOfAnOlderGenerationThanTheFenceAreRefused) {
+  auto p = profile_sink(server.address());
+  p.fence_key = "keyflow:fence:cdp:3";
+  p.generation = 65537;
+  auto sink = spawn(p);
+  // No fence yet, or a fence at the sink's own generation: writes land.
+  write(sink, {result("c-1", 1000, 1, 1, 1, 1.0)});
+  client.command({"SET", p.fence_key, "65537"});
+  write(sink, {result("c-1", 2000, 2, 2, 2, 2.0)});
+  EXPECT_EQ(hash("profile:c-1").at("n"), "2");
+  // The region moved: its new owner raised the fence. The old owner's newer-looking write
+  // (a later version) must not land, now or later.
+  client.command({"SET", p.fence_key, "131073"});
+  write(sink, {result("c-1", 3000, 3, 3, 99, 99.0), result("c-2", 3000, 1, 4, 1, 1.0)});
+  write(sink, {result("c-3", 4000, 1, 5, 1, 1.0)});
+  EXPECT_EQ(hash("profile:c-1").at("n"), "2");
+  EXPECT_TRUE(hash("profile:c-2").empty());
+  EXPECT_TRUE(hash("profile:c-3").empty());
+}
+
+TEST_F(RedisSinkFencing, TheNewGenerationWrites) {
+  client.command({"SET", "keyflow:fence:cdp:0", "131073"});
+  auto p = profile_sink(server.address());
+  p.fence_key = "keyflow:fence:cdp:0";
+  p.generation = 131073;
+  auto sink = spawn(p);
+  write(sink, {result("c-9", 1, 1, 1, 7, 7.0)});
+  EXPECT_EQ(hash("profile:c-9").at("n"), "7");
+}
+
+} // namespace
