@@ -115,15 +115,20 @@ private:
 };
 
 /// Regions of the job: --regions, or one per source partition when the source is
-/// partitioned by key, else one.
-uint32_t region_count(const config::node_options& opts, const config::pipeline_config& pipe,
+/// partitioned by key and no key_by re-keys the records; else one.
+uint32_t region_count(const config::node_options& opts, const pipeline::plan& plan,
                       int partitions) {
-  if (!pipe.source.partitioned_by_key) {
+  const auto& pipe = plan.cfg;
+  std::string single;
+  if (!pipe.source.partitioned_by_key)
+    single = "does not declare source.partitioned_by_key, so records of one key may be in any "
+             "partition";
+  else if (plan.stages > 1)
+    single = "re-keys its records (key_by), so a stage's keys come from every partition";
+  if (!single.empty()) {
     if (opts.regions > 1)
-      throw config::config_error(
-          "--regions " + std::to_string(opts.regions) + ": pipeline '" + pipe.name +
-          "' does not declare source.partitioned_by_key, so records of one key may be in any "
-          "partition and the job is one region");
+      throw config::config_error("--regions " + std::to_string(opts.regions) + ": pipeline '" +
+                                 pipe.name + "' " + single + ": the job is one region");
     return 1;
   }
   if (opts.regions == 0)
@@ -197,7 +202,7 @@ int run_node(const config::node_options& opts) {
   }
   metrics::metrics m{pipe.name};
   node::node_env env{&opts, plan, props, partitions, &m};
-  const uint32_t regions = opts.node_id > 0 ? region_count(opts, pipe, partitions) : 1;
+  const uint32_t regions = opts.node_id > 0 ? region_count(opts, *plan, partitions) : 1;
 
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::keyflow>();
