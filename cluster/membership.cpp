@@ -228,6 +228,21 @@ heartbeat make_heartbeat(self_ptr self) {
   return h;
 }
 
+/// Sends this node's heartbeat to every member and seed it is connected to.
+void send_heartbeats(self_ptr self) {
+  auto& st = self->state;
+  auto h = make_heartbeat(self);
+  std::set<caf::actor_addr> sent;
+  auto send = [&](const caf::actor& to) {
+    if (to && sent.insert(to.address()).second)
+      self->send(to, atom::hb_v, h);
+  };
+  for (const auto& [a, l] : st.links)
+    send(l.handle);
+  for (const auto& [id, p] : st.peers)
+    send(p.handle);
+}
+
 void tick(self_ptr self) {
   auto& st = self->state;
   auto now = clock_type::now();
@@ -259,16 +274,7 @@ void tick(self_ptr self) {
   for (const auto& [id, p] : st.peers)
     connect(self, {p.info.host, p.info.port});
   coordinate(self);
-  auto h = make_heartbeat(self);
-  std::set<caf::actor_addr> sent;
-  auto send = [&](const caf::actor& to) {
-    if (to && sent.insert(to.address()).second)
-      self->send(to, atom::hb_v, h);
-  };
-  for (const auto& [a, l] : st.links)
-    send(l.handle);
-  for (const auto& [id, p] : st.peers)
-    send(p.handle);
+  send_heartbeats(self);
   publish(self);
   self->delayed_send(self, st.cfg.heartbeat, atom::tick_v);
 }
@@ -284,6 +290,16 @@ void on_heartbeat(self_ptr self, heartbeat& h) {
   }
   auto now = clock_type::now();
   auto& p = st.peers[h.from.id];
+  if (h.from.leaving) {
+    // It has drained its regions and stops: move them now rather than after the timeout.
+    if (p.alive)
+      spdlog::info("cluster: node {} ({}:{}) leaves", h.from.id, h.from.host, h.from.port);
+    p.info = h.from;
+    p.alive = false;
+    coordinate(self);
+    publish(self);
+    return;
+  }
   if (!p.alive)
     spdlog::info("cluster: node {} ({}:{}) is alive", h.from.id, h.from.host, h.from.port);
   else if (p.info.incarnation != h.from.incarnation)
@@ -337,6 +353,12 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
   return {
       [self](atom::tick) { tick(self); },
       [self](atom::hb, heartbeat& h) { on_heartbeat(self, h); },
+      [self](atom::stop) {
+        // The node has drained its regions: tell everyone, so they move them at once.
+        self->state.self_info.leaving = true;
+        send_heartbeats(self);
+        return true;
+      },
   };
 }
 

@@ -85,7 +85,7 @@ kf_wait_processed() {
 
 # kf_test_finish: EXIT trap for integration tests. On failure it prints the record counts of
 # the reference topics and the node's last log lines and keeps the run directory; on
-# success it removes it. Always stops what was started.
+# success it removes it (unless KF_KEEP_RUN_DIR=1). Always stops what was started.
 kf_test_finish() {
   local rc=$?
   if [ $rc -ne 0 ] && [ -n "${KF_BOOTSTRAP:-}" ]; then
@@ -96,6 +96,8 @@ kf_test_finish() {
   kf_stop_all
   if [ $rc -ne 0 ]; then
     echo "--- last keyflowd log:"; grep -v '^%' "$KF_RUN_DIR/keyflowd.log" | tail -30 || true
+    echo "(run dir kept: $KF_RUN_DIR)"
+  elif [ "${KF_KEEP_RUN_DIR:-0}" = 1 ]; then
     echo "(run dir kept: $KF_RUN_DIR)"
   else
     rm -rf "$KF_RUN_DIR"

@@ -29,12 +29,13 @@ struct member_info {
   uint16_t port = 0;                   ///< cluster address port
   uint64_t incarnation = 0;            ///< start time of the process (ms); changes when it restarts
   std::vector<running_region> running; ///< regions the node runs now
+  bool leaving = false; ///< the node stops: its regions are drained, move them at once
 };
 
 /// Inspects a member_info.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
-  return f(x.id, x.host, x.port, x.incarnation, x.running);
+  return f(x.id, x.host, x.port, x.incarnation, x.running, x.leaving);
 }
 
 /// Owner of one region in an assignment.

@@ -312,6 +312,12 @@ int run_node(const config::node_options& opts) {
               opts.cluster_address.c_str());
   std::fflush(stdout);
   int rc = node::run_cluster_regions(sys, env, regions, view, stop_requested);
+  {
+    caf::scoped_actor self{sys};
+    self->request(member, std::chrono::seconds(2), atom::stop_v)
+        .receive([](bool) {}, [](caf::error&) {});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // let BASP send it
+  }
   caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
   return rc;
 }

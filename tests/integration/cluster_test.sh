@@ -12,6 +12,8 @@
 #      stops its regions (fenced) and rejoins; the fence of every region in Redis holds the
 #      generation of its current owner;
 #   5. kill -9 of the coordinator: the next lowest id takes over (3 -> 2 nodes);
+#   6. the coordinator comes back (2 -> 3) and takes over again; a node stops gracefully
+#      (SIGTERM: drains, final checkpoints, tells the others it leaves) (3 -> 2);
 # At the end every profile in Redis, every dead letter and every activation must equal what
 # the generator sent (keyflow-verify), exactly.
 #
@@ -21,7 +23,7 @@ BIN=$1
 ROOT=$2
 PIPELINE=$ROOT/config/pipelines/cdp.yaml
 STATUS="python3 $ROOT/tests/integration/cluster_status.py"
-TIMEOUT_MS=1500
+TIMEOUT_MS=2500
 
 export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster.XXXXXX)
 export KF_BIN_DIR=$BIN
@@ -41,8 +43,8 @@ node() {
   local i=$1
   "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
     --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
-    --checkpoint-interval-ms 300 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
-    --seeds "$SEEDS" --heartbeat-ms 150 --failure-timeout-ms $TIMEOUT_MS --workers 1 \
+    --checkpoint-interval-ms 1000 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
+    --seeds "$SEEDS" --heartbeat-ms 200 --failure-timeout-ms $TIMEOUT_MS --workers 1 \
     --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 \
     > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &
   PID[$i]=$!
@@ -139,6 +141,16 @@ covered 2 2
 [ "$($STATUS coordinator "${STATUSURL[2]}")" = 2 ] || fail "node 2 did not take over"
 [ "$($STATUS coordinator "${STATUSURL[3]}")" = 2 ] || fail "node 3 does not follow node 2"
 echo "   node 2 coordinates; node 2: $($STATUS running "${STATUSURL[2]}"); node 3: $($STATUS running "${STATUSURL[3]}")"
+
+echo "== node 1 comes back (2 -> 3), then node 3 stops gracefully (3 -> 2)"
+node 1
+covered 2 3
+kill -TERM "${PID[3]}"
+wait "${PID[3]}" || fail "node 3 exited non-zero after SIGTERM"
+covered 2 2
+grep -q "node 3 (.*) leaves" "$KF_RUN_DIR/n2.log" || fail "node 2 did not see node 3 leave"
+[ "$(metric 2 '^keyflow_cluster_coordinator')" = 0 ] || fail "node 2 still coordinates"
+echo "   node 1: $($STATUS running "${STATUSURL[1]}"); node 2: $($STATUS running "${STATUSURL[2]}")"
 
 wait $GEN || fail "keyflow-gen failed"
 echo "== verify"

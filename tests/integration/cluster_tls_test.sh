@@ -36,6 +36,7 @@ source "$ROOT/tools/lib.sh"
 # On failure: the last lines of every node's log, then the usual kf_test_finish.
 finish() {
   local rc=$?
+  set +e # errexit would end the trap at the first failing command, leaving processes behind
   if [ $rc -ne 0 ]; then
     for f in "$KF_RUN_DIR"/*.log; do
       case $f in */redis*.log|*/broker.log) continue ;; esac
