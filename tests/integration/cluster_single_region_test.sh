@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# A pipeline whose source is not partitioned by its key (records of one customer in every
+# partition) is one region in a cluster: it runs whole on one node and moves whole. Two
+# keyflowd nodes; keyflow-gen sends to random partitions; the node running the job is
+# killed with kill -9 mid-stream, the other restores the job from the shared checkpoints;
+# every result must be exact. Also: --regions > 1 for such a pipeline is refused at start.
+#
+# Usage: cluster_single_region_test.sh BIN_DIR REPO_ROOT
+set -euo pipefail
+BIN=$1
+ROOT=$2
+STATUS="python3 $ROOT/tests/integration/cluster_status.py"
+
+export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster1.XXXXXX)
+export KF_BIN_DIR=$BIN
+# shellcheck source=tools/lib.sh
+source "$ROOT/tools/lib.sh"
+trap kf_test_finish EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# The reference pipeline without partitioned_by_key (schema path made absolute).
+PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
+sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $ROOT/config/proto/|" \
+  "$ROOT/config/pipelines/cdp.yaml" > "$PIPELINE"
+grep -q partitioned_by_key "$PIPELINE" && fail "pipeline copy still declares partitioned_by_key"
+
+kf_start_redis
+kf_start_broker events:4 events-dlq:1 activations:1
+declare -A PORT PID STATUSURL
+for i in 1 2; do PORT[$i]=$(kf_free_port); done
+SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
+
+node() {
+  local i=$1; shift
+  "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
+    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
+    --checkpoint-interval-ms 500 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
+    --seeds "$SEEDS" --heartbeat-ms 200 --failure-timeout-ms 2500 --workers 1 \
+    --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 "$@" \
+    > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &
+  PID[$i]=$!
+  kf_track "${PID[$i]}"
+  kf_wait_for grep -q "keyflowd ready" "$KF_RUN_DIR/n$i.out" || fail "node $i did not start"
+  STATUSURL[$i]=$(grep -o 'status=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
+}
+covered() {
+  for _ in $(seq 600); do
+    $STATUS covered "${STATUSURL[$1]}" "$2" && return 0
+    sleep 0.1
+  done
+  fail "node $1: the region is not running on $2 live nodes"
+}
+
+echo "== --regions 4 for a pipeline not partitioned by key is refused"
+rc=0
+timeout 30 "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
+  --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/x" --checkpoint-dir "$KF_RUN_DIR/x-shared" \
+  --node-id 9 --cluster-address 127.0.0.1:1 --regions 4 --admin-address 127.0.0.1:0 \
+  --metrics-address 127.0.0.1:0 > /dev/null 2> "$KF_RUN_DIR/refused.log" || rc=$?
+[ $rc -eq 2 ] || fail "keyflowd --regions 4 exited $rc, expected 2"
+grep -q "does not declare source.partitioned_by_key" "$KF_RUN_DIR/refused.log" ||
+  fail "no reason given: $(cat "$KF_RUN_DIR/refused.log")"
+
+echo "== 2 nodes, one region"
+node 1
+node 2
+covered 1 2
+[ "$($STATUS generations "${STATUSURL[1]}" | wc -w)" = 1 ] || fail "expected one region"
+owner=1
+[ -n "$($STATUS running "${STATUSURL[2]}")" ] && owner=2
+other=$((3 - owner))
+echo "   node $owner runs the job"
+
+EVENTS=80000
+"$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --events $EVENTS --customers 1000 \
+  --malformed 0.01 --random-partition --rate 8000 --seed 5 \
+  --summary "$KF_RUN_DIR/summary.json" 2> "$KF_RUN_DIR/gen.log" &
+GEN=$!
+kf_track $GEN
+sleep 4
+
+echo "== kill -9 of node $owner (it runs the whole job)"
+kill -KILL "${PID[$owner]}"
+covered $other 1
+[ -n "$($STATUS running "${STATUSURL[$other]}")" ] || fail "node $other does not run the job"
+grep -q "region 0 generation .* started from .*/region-0/g" "$KF_RUN_DIR/n$other.log" ||
+  fail "node $other did not restore the job from a checkpoint"
+
+wait $GEN || fail "keyflow-gen failed"
+echo "== verify"
+"$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary.json" --redis "$KF_REDIS" \
+  --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" --wait 90 --sample 3 \
+  --at-least-once-kafka
