@@ -97,6 +97,8 @@ struct membership_state {
   clock_type::time_point quiet_until{}; // no coordinator decisions before this
   uint64_t long_pauses = 0;
   uint32_t coordinator = 0;
+  // Coordinator only: since when each region has not run on its owner.
+  std::map<uint32_t, clock_type::time_point> not_running_since;
   static inline const char* name = "keyflow.membership";
 };
 
@@ -178,6 +180,51 @@ void coordinate(self_ptr self) {
     owners += fmt::format(" {}->{}", r.region, r.node);
   spdlog::info("cluster: new assignment v{} over {} live node(s):{}", next.version, live.size(),
                owners);
+  st.current = std::move(next);
+}
+
+/// Coordinator only: a region assigned to a live node that has not run it for twice the
+/// failure timeout (its start failed, or a newer fence refused its generation) gets a fresh
+/// generation, which makes its owner try again.
+void repair_stuck(self_ptr self) {
+  auto& st = self->state;
+  if (st.coordinator != st.cfg.node_id || clock_type::now() < st.quiet_until) {
+    st.not_running_since.clear();
+    return;
+  }
+  auto now = clock_type::now();
+  auto here = st.view->running();
+  std::vector<uint32_t> stuck;
+  for (const auto& r : st.current.regions) {
+    const std::vector<running_region>* running = nullptr;
+    if (r.node == st.cfg.node_id)
+      running = &here;
+    else if (auto p = st.peers.find(r.node); p != st.peers.end() && p->second.alive)
+      running = &p->second.info.running;
+    bool runs = running == nullptr ||
+                std::any_of(running->begin(), running->end(), [&](const running_region& x) {
+                  return x.region == r.region && x.generation == r.generation;
+                });
+    if (runs) {
+      st.not_running_since.erase(r.region);
+      continue;
+    }
+    auto [since, fresh] = st.not_running_since.try_emplace(r.region, now);
+    if (now - since->second > 2 * st.cfg.failure_timeout)
+      stuck.push_back(r.region);
+  }
+  if (stuck.empty())
+    return;
+  auto next = st.current;
+  next.version += 1;
+  next.coordinator = st.cfg.node_id;
+  for (uint32_t r : stuck) {
+    next.regions[r].generation = generation_of(next.version, st.cfg.node_id);
+    st.not_running_since.erase(r);
+    spdlog::warn("cluster: region {} has not run on node {} for {} ms: assignment v{} gives it "
+                 "a fresh generation",
+                 r, next.regions[r].node, 2 * st.cfg.failure_timeout.count(), next.version);
+  }
   st.current = std::move(next);
 }
 
@@ -274,6 +321,7 @@ void tick(self_ptr self) {
   for (const auto& [id, p] : st.peers)
     connect(self, {p.info.host, p.info.port});
   coordinate(self);
+  repair_stuck(self);
   send_heartbeats(self);
   publish(self);
   self->delayed_send(self, st.cfg.heartbeat, atom::tick_v);

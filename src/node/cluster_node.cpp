@@ -101,6 +101,9 @@ public:
     for (const auto& r : mine) {
       if (running_.count(r.region) || refused_.count({r.region, r.generation}))
         continue;
+      if (auto f = retry_at_.find(r.region); f != retry_at_.end() && clock_type::now() < f->second)
+        continue; // its last start failed: wait a little
+
       if (busy_elsewhere(snap, r.region))
         continue; // the previous owner is still handing it off
       changed |= start(r.region, r.generation);
@@ -199,6 +202,7 @@ private:
       spec.suffix = "-r" + std::to_string(region);
       rt.run = start_instance(sys_, env_, spec, *rt.store, *rt.checkpoints, from);
       running_.emplace(region, std::move(rt));
+      retry_at_.erase(region);
       if (env_.metrics != nullptr)
         env_.metrics->region_starts(region).Increment();
       spdlog::info(
@@ -207,8 +211,9 @@ private:
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());
       return true;
     } catch (const std::exception& e) {
-      spdlog::error("cluster: region {} generation {} failed to start: {}; retrying", region,
+      spdlog::error("cluster: region {} generation {} failed to start: {}; retrying in 1 s", region,
                     generation, e.what());
+      retry_at_[region] = clock_type::now() + std::chrono::seconds(1);
       return false;
     }
   }
@@ -236,6 +241,7 @@ private:
   std::shared_ptr<cluster::cluster_view> view_;
   std::map<uint32_t, region_runtime> running_;
   std::set<std::pair<uint32_t, uint64_t>> refused_;
+  std::map<uint32_t, clock_type::time_point> retry_at_; // after a failed start
   uint64_t seen_pauses_ = 0;
   bool warned_regions_ = false;
 };
