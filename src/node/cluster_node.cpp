@@ -63,8 +63,10 @@ public:
                  std::shared_ptr<cluster::cluster_view> view)
       : sys_(sys), env_(env), regions_(regions), view_(std::move(view)) {}
 
-  /// One pass: stop what is no longer ours, start what is ours and free.
-  void step() {
+  /// One pass: stop what is no longer ours, then start at most one region that is ours and
+  /// free. Returns true if it stopped or started anything (call again at once: each start
+  /// decides on a fresh view, as the assignment may change while a region starts).
+  bool step() {
     auto snap = view_->get();
     if (snap.long_pauses != seen_pauses_) {
       seen_pauses_ = snap.long_pauses;
@@ -73,14 +75,14 @@ public:
       publish();
     }
     if (snap.current.version == 0)
-      return;
+      return false;
     if (snap.current.regions.size() != regions_) {
       if (!warned_regions_)
         spdlog::error("cluster: the coordinator (node {}) assigns {} regions, this node has {}; "
                       "every node must run the same pipeline with the same --regions",
                       snap.current.coordinator, snap.current.regions.size(), regions_);
       warned_regions_ = true;
-      return;
+      return false;
     }
     auto mine = cluster::owned_by(snap.current, snap.self);
     auto owns = [&](uint32_t r, uint64_t g) {
@@ -96,20 +98,24 @@ public:
       }
       // Moved to another node (rescale or rebalance): hand off with a final checkpoint.
       it = stop(it, "handoff");
+      publish(); // the new owner starts once it sees the region stopped here
       changed = true;
     }
+    if (changed)
+      return true;
     for (const auto& r : mine) {
       if (running_.count(r.region) || refused_.count({r.region, r.generation}))
         continue;
       if (auto f = retry_at_.find(r.region); f != retry_at_.end() && clock_type::now() < f->second)
         continue; // its last start failed: wait a little
-
       if (busy_elsewhere(snap, r.region))
         continue; // the previous owner is still handing it off
-      changed |= start(r.region, r.generation);
+      bool started = start(r.region, r.generation);
+      if (started)
+        publish();
+      return started;
     }
-    if (changed)
-      publish();
+    return false;
   }
 
   /// Drains every region (final checkpoints).
@@ -256,10 +262,9 @@ int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t re
                         std::shared_ptr<cluster::cluster_view> view,
                         const volatile std::sig_atomic_t& stop) {
   region_manager mgr{sys, env, regions, std::move(view)};
-  while (!stop) {
-    mgr.step();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  while (!stop)
+    if (!mgr.step())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   spdlog::info("stopping: draining the regions of this node");
   mgr.stop_all();
   return 0;
