@@ -95,6 +95,9 @@ struct membership_state {
   assignment current;
   clock_type::time_point last_tick{};
   clock_type::time_point quiet_until{}; // no coordinator decisions before this
+  bool joined = false;                  // has heard from another member
+  bool may_bootstrap = false;           // no seeds, or this node is the first seed
+  clock_type::time_point next_join_warning{};
   uint64_t long_pauses = 0;
   uint32_t coordinator = 0;
   // Coordinator only: since when each region has not run on its owner.
@@ -172,6 +175,19 @@ void coordinate(self_ptr self) {
   }
   if (coordinator != st.cfg.node_id || clock_type::now() < st.quiet_until)
     return;
+  if (!st.joined && !st.may_bootstrap) {
+    // Only the first seed starts a new cluster by itself: a node that cannot reach the
+    // cluster (wrong address, a certificate the others refuse) must not run every region
+    // on its own and raise their fences under the real cluster.
+    if (clock_type::now() >= st.next_join_warning) {
+      spdlog::warn("cluster: not joined: no member has answered yet (seeds {}:{}...); only "
+                   "the first seed starts a cluster on its own. Check the seed addresses and, "
+                   "with TLS, that every node's certificate is signed by --tls-ca",
+                   st.cfg.seeds.front().first, st.cfg.seeds.front().second);
+      st.next_join_warning = clock_type::now() + std::chrono::seconds(5);
+    }
+    return;
+  }
   auto next = rebalance(st.current, live, st.cfg.regions, st.cfg.node_id, st.current.version + 1);
   if (next.version == st.current.version && next.coordinator == st.current.coordinator)
     return;
@@ -348,6 +364,7 @@ void on_heartbeat(self_ptr self, heartbeat& h) {
     publish(self);
     return;
   }
+  st.joined = true;
   if (!p.alive)
     spdlog::info("cluster: node {} ({}:{}) is alive", h.from.id, h.from.host, h.from.port);
   else if (p.info.incarnation != h.from.incarnation)
@@ -384,6 +401,8 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
   // Hear the others before deciding anything: a node that assigned regions before it knew
   // the cluster would start regions others run.
   st.quiet_until = st.last_tick + st.cfg.failure_timeout;
+  st.may_bootstrap = st.cfg.seeds.empty() || (st.cfg.seeds.front().first == st.cfg.host &&
+                                              st.cfg.seeds.front().second == st.cfg.port);
   st.coordinator = st.cfg.node_id;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;

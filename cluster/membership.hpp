@@ -6,7 +6,9 @@
 /// alive, the regions it runs and the newest assignment it knows), and declares a member
 /// dead once nothing came from it for `failure_timeout`. The live node with the lowest id
 /// is the coordinator: it computes the assignment of regions to nodes (cluster/assignment.hpp)
-/// whenever the live set changes; the newest assignment spreads with the heartbeats.
+/// whenever the live set changes; the newest assignment spreads with the heartbeats. Only
+/// the first seed (or a node without seeds) may start a cluster by itself; any other node
+/// assigns nothing until it has heard from a member.
 ///
 /// A node that notices it was itself stalled longer than the failure timeout (SIGSTOP, a
 /// long GC-like pause, a frozen VM) knows the others have declared it dead: it counts a
