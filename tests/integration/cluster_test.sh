@@ -29,7 +29,7 @@ export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster.XXXXXX)
 export KF_BIN_DIR=$BIN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
-trap 'rc=$?; [ $rc -ne 0 ] && for i in 1 2 3; do echo "--- node $i:"; grep -v "^%" "$KF_RUN_DIR/n$i.log" 2>/dev/null | grep -i "cluster:\|error\|warn" | tail -15; done; (exit $rc); kf_test_finish' EXIT
+trap 'rc=$?; set +e; [ $rc -ne 0 ] && for i in 1 2 3; do echo "--- node $i:"; grep -v "^%" "$KF_RUN_DIR/n$i.log" 2>/dev/null | grep -i "cluster:\|error\|warn" | tail -15; done; (exit $rc); kf_test_finish' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 kf_start_redis

@@ -110,8 +110,8 @@ stop_node() {
   kill -KILL "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
-# tls_args NAME CA: the TLS options for certificate NAME trusting CA.
-tls_args() { echo "--tls-cert $CERTS/$1.crt --tls-key $CERTS/$1.key --tls-ca $CERTS/$2.crt"; }
+# tls NAME CA: sets TLS to the options for certificate NAME trusting CA.
+tls() { TLS=(--tls-cert "$CERTS/$1.crt" --tls-key "$CERTS/$1.key" --tls-ca "$CERTS/$2.crt"); }
 # alive_peers STATUS_URL: the other members the node sees alive, sorted, e.g. "1,2".
 alive_peers() {
   curl -fsS --max-time 5 "$1" | $PY -c '
@@ -138,13 +138,13 @@ expect_peers() {
 log_count() { grep -c -- "$2" "$1" || true; }
 
 echo "== nodes 1 and 2 with mutual TLS"
-# shellcheck disable=SC2046
-start_node n1 1 127.0.0.1:$P1 --redis "$REDIS" --checkpoint-dir "$KF_RUN_DIR/shared" \
-  --seeds "$SEEDS" $(tls_args node1 ca)
+tls node1 ca
+start_node n1 1 "127.0.0.1:$P1" --redis "$REDIS" --checkpoint-dir "$KF_RUN_DIR/shared" \
+  --seeds "$SEEDS" "${TLS[@]}"
 N1=$NODE_PID N1_STATUS=$NODE_STATUS
-# shellcheck disable=SC2046
-start_node n2 2 127.0.0.1:$P2 --redis "$REDIS" --checkpoint-dir "$KF_RUN_DIR/shared" \
-  --seeds "$SEEDS" $(tls_args node2 ca)
+tls node2 ca
+start_node n2 2 "127.0.0.1:$P2" --redis "$REDIS" --checkpoint-dir "$KF_RUN_DIR/shared" \
+  --seeds "$SEEDS" "${TLS[@]}"
 N2=$NODE_PID N2_STATUS=$NODE_STATUS
 wait_peers "$N1_STATUS" 2
 wait_peers "$N2_STATUS" 1
@@ -161,7 +161,7 @@ grep "cluster: node 1 .* is alive" "$KF_RUN_DIR/n2.log" | head -1
 outsider() {
   local name=$1
   shift
-  start_node "$name" 3 127.0.0.1:$P3 --redis "$OUTSIDER_REDIS" \
+  start_node "$name" 3 "127.0.0.1:$P3" --redis "$OUTSIDER_REDIS" \
     --checkpoint-dir "$KF_RUN_DIR/$name/shared" --group-id "keyflow-$name" --seeds "$SEEDS" "$@"
   local pid=$NODE_PID status=$NODE_STATUS
   sleep $(( 4 * FAILURE_MS / 1000 ))
@@ -172,17 +172,21 @@ outsider() {
     ! grep -q "cluster: node 3 " "$KF_RUN_DIR/$f.log" || fail "$f.log mentions node 3"
   done
   ! grep -q "cluster: node [12] " "$KF_RUN_DIR/$name.log" || fail "$name.log mentions node 1 or 2"
+  # Not the first seed and never heard from a member: it must not run the job on its own.
+  [ -z "$($PY "$ROOT/tests/integration/cluster_status.py" running "$status")" ] ||
+    fail "$name runs regions on its own"
+  grep -q "cluster: not joined" "$KF_RUN_DIR/$name.log" || fail "$name does not say it is not joined"
   kill -0 "$pid" 2>/dev/null || fail "$name exited"
   stop_node "$pid"
   echo "   $name stayed outside (nodes 1/2 see alive: $(alive_peers "$N1_STATUS")/$(alive_peers "$N2_STATUS"))"
 }
 
 echo "== node 3 with a certificate from another CA (trusting the real CA) does not join"
-# shellcheck disable=SC2046
-outsider n3-rogue $(tls_args rogue ca)
+tls rogue ca
+outsider n3-rogue "${TLS[@]}"
 echo "== node 3 with a certificate from another CA (trusting that CA) does not join"
-# shellcheck disable=SC2046
-outsider n3-rogue-ca $(tls_args rogue rogue-ca)
+tls rogue rogue-ca
+outsider n3-rogue-ca "${TLS[@]}"
 echo "== node 3 without TLS does not join"
 outsider n3-plain
 
@@ -201,14 +205,14 @@ P4=$(kf_free_port)
 BASE=(--pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" --redis "$OUTSIDER_REDIS"
       --state-dir "$KF_RUN_DIR/n4/state" --checkpoint-dir "$KF_RUN_DIR/n4/shared" --node-id 4
       --group-id keyflow-n4)
-refused "${BASE[@]}" --cluster-address 127.0.0.1:$P4 --tls-cert "$CERTS/node1.crt" \
+refused "${BASE[@]}" --cluster-address "127.0.0.1:$P4" --tls-cert "$CERTS/node1.crt" \
   "--tls-cert, --tls-key and --tls-ca"
-refused "${BASE[@]}" --cluster-address 127.0.0.1:$P4 --tls-cert "$CERTS/node1.crt" \
+refused "${BASE[@]}" --cluster-address "127.0.0.1:$P4" --tls-cert "$CERTS/node1.crt" \
   --tls-key "$CERTS/node1.key" "--tls-cert, --tls-key and --tls-ca"
-refused "${BASE[@]}" --cluster-address 0.0.0.0:$P4 \
+refused "${BASE[@]}" --cluster-address "0.0.0.0:$P4" \
   "refusing to listen on a non-loopback address without TLS"
-start_node n4-insecure 4 0.0.0.0:$P4 --redis "$OUTSIDER_REDIS" \
-  --checkpoint-dir "$KF_RUN_DIR/n4/shared" --group-id keyflow-n4 --seeds 127.0.0.1:$P4 \
+start_node n4-insecure 4 "0.0.0.0:$P4" --redis "$OUTSIDER_REDIS" \
+  --checkpoint-dir "$KF_RUN_DIR/n4/shared" --group-id keyflow-n4 --seeds "127.0.0.1:$P4" \
   --insecure-plaintext-cluster
 stop_node "$NODE_PID"
 echo "   --insecure-plaintext-cluster: 0.0.0.0:$P4 without TLS started"
@@ -222,8 +226,11 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 limit, what = float(sys.argv[2]), sys.argv[3]
 bad = [c for c in r["connections"] if not c.get("closed_by_server")]
-for c in r["connections"][:1] + bad[:3]:
-    print(f"   {c['kind']}: {c.get('handshake', '')} -> {c['outcome']}")
+first = {}
+for c in r["connections"]:
+    first.setdefault(c["kind"], c)
+for c in list(first.values()) + bad[:3]:
+    print(f"   {c['kind']}: {c.get('handshake', 'n/a')} -> {c['outcome']}")
 if bad:
     sys.exit(f"FAIL: {what}: {len(bad)} of {len(r['connections'])} connection(s) not dropped")
 if r["rss_growth_mb"] > limit or r["hwm_growth_mb"] > limit:
@@ -234,12 +241,12 @@ EOF
 $PY "$HOSTILE" 127.0.0.1 "$P1" --plain 20 --tls 5 --pid "$N1" --settle 2 \
   --json "$KF_RUN_DIR/hostile.json"
 check_hostile "$KF_RUN_DIR/hostile.json" "20 plain headers + 5 TLS clients without certificate"
-# shellcheck disable=SC2046
 $PY "$HOSTILE" 127.0.0.1 "$P1" --tls 5 --cert "$CERTS/rogue.crt" --key "$CERTS/rogue.key" \
   --pid "$N1" --settle 2 --json "$KF_RUN_DIR/hostile-rogue.json"
 check_hostile "$KF_RUN_DIR/hostile-rogue.json" "5 TLS clients with the rogue certificate"
 
 kill -0 "$N1" 2>/dev/null || fail "node 1 exited"
+kill -0 "$N2" 2>/dev/null || fail "node 2 exited"
 sleep $(( 2 * FAILURE_MS / 1000 ))
 expect_peers "$N1_STATUS" 2 "node 1 (after the hostile clients)"
 expect_peers "$N2_STATUS" 1 "node 2 (after the hostile clients)"
@@ -251,8 +258,8 @@ echo "   node 1 alive, nodes 1 and 2 still see each other alive"
 if [ "${KEYFLOW_BASP_CONTROL:-0}" = 1 ]; then
   echo "== control (not checked): one such header to a PLAINTEXT loopback node"
   P5=$(kf_free_port)
-  start_node n5-plain 5 127.0.0.1:$P5 --redis "$OUTSIDER_REDIS" \
-    --checkpoint-dir "$KF_RUN_DIR/n5/shared" --group-id keyflow-n5 --seeds 127.0.0.1:$P5
+  start_node n5-plain 5 "127.0.0.1:$P5" --redis "$OUTSIDER_REDIS" \
+    --checkpoint-dir "$KF_RUN_DIR/n5/shared" --group-id keyflow-n5 --seeds "127.0.0.1:$P5"
   $PY "$HOSTILE" 127.0.0.1 "$P5" --plain 1 --pid "$NODE_PID" --settle 2 \
     --json "$KF_RUN_DIR/control.json"
   stop_node "$NODE_PID"
