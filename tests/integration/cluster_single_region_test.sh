@@ -9,14 +9,14 @@
 set -euo pipefail
 BIN=$1
 ROOT=$2
-STATUS="python3 $ROOT/tests/integration/cluster_status.py"
 
 export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster1.XXXXXX)
 export KF_BIN_DIR=$BIN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
+# shellcheck source=tests/integration/cluster_lib.sh
+source "$ROOT/tests/integration/cluster_lib.sh"
 trap kf_test_finish EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # The reference pipeline without partitioned_by_key (schema path made absolute).
 PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
@@ -26,30 +26,11 @@ grep -q partitioned_by_key "$PIPELINE" && fail "pipeline copy still declares par
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
-declare -A PORT PID STATUSURL
+declare -A PORT PID METRICS STATUSURL
 for i in 1 2; do PORT[$i]=$(kf_free_port); done
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
 
-node() {
-  local i=$1; shift
-  "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
-    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
-    --checkpoint-interval-ms 500 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
-    --seeds "$SEEDS" --heartbeat-ms 200 --failure-timeout-ms 2500 --workers 1 \
-    --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 "$@" \
-    > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &
-  PID[$i]=$!
-  kf_track "${PID[$i]}"
-  kf_wait_for grep -q "keyflowd ready" "$KF_RUN_DIR/n$i.out" || fail "node $i did not start"
-  STATUSURL[$i]=$(grep -o 'status=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
-}
-covered() {
-  for _ in $(seq 600); do
-    $STATUS covered "${STATUSURL[$1]}" "$2" && return 0
-    sleep 0.1
-  done
-  fail "node $1: the region is not running on $2 live nodes"
-}
+node() { cluster_node "$1" --checkpoint-interval-ms 500 --failure-timeout-ms 2500; }
 
 echo "== --regions 4 for a pipeline not partitioned by key is refused"
 rc=0

@@ -22,15 +22,15 @@ set -euo pipefail
 BIN=$1
 ROOT=$2
 PIPELINE=$ROOT/config/pipelines/cdp.yaml
-STATUS="python3 $ROOT/tests/integration/cluster_status.py"
 TIMEOUT_MS=2500
 
 export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster.XXXXXX)
 export KF_BIN_DIR=$BIN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
+# shellcheck source=tests/integration/cluster_lib.sh
+source "$ROOT/tests/integration/cluster_lib.sh"
 trap 'rc=$?; set +e; [ $rc -ne 0 ] && for i in 1 2 3; do echo "--- node $i:"; grep -v "^%" "$KF_RUN_DIR/n$i.log" 2>/dev/null | grep -i "cluster:\|error\|warn" | tail -15; done; (exit $rc); kf_test_finish' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 kf_start_redis
 kf_start_broker events:6 events-dlq:1 activations:1
@@ -39,30 +39,7 @@ for i in 1 2 3; do PORT[$i]=$(kf_free_port); done
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}
 
 # node I: starts cluster node I (again) and waits until it is ready.
-node() {
-  local i=$1
-  "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
-    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
-    --checkpoint-interval-ms 1000 --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" \
-    --seeds "$SEEDS" --heartbeat-ms 200 --failure-timeout-ms $TIMEOUT_MS --workers 1 \
-    --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 \
-    > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &
-  PID[$i]=$!
-  kf_track "${PID[$i]}"
-  kf_wait_for grep -q "keyflowd ready" "$KF_RUN_DIR/n$i.out" || fail "node $i did not start"
-  METRICS[$i]=$(grep -o 'metrics=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
-  STATUSURL[$i]=$(grep -o 'status=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
-}
-# covered I N: waits (60 s) until node I sees N members alive and every region running on
-# its assigned owner.
-covered() {
-  for _ in $(seq 600); do
-    $STATUS covered "${STATUSURL[$1]}" "$2" && return 0
-    sleep 0.1
-  done
-  curl -s "${STATUSURL[$1]}" >&2 || true
-  fail "node $1: regions not all running on $2 live nodes"
-}
+node() { cluster_node "$1" --checkpoint-interval-ms 1000 --failure-timeout-ms $TIMEOUT_MS; }
 # metric I REGEX: sum of node I's series matching REGEX.
 metric() {
   curl -fs "${METRICS[$1]}" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { printf "%.0f\n", s }'
