@@ -3,14 +3,18 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+
 #include <map>
 #include <set>
 #include <thread>
+#include <unistd.h>
 
 #include <caf/exit_reason.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cluster/assignment.hpp"
+#include "config/pipeline_config.hpp"
 #include "redis/redis_client.hpp"
 #include "state/state_store.hpp"
 
@@ -253,6 +257,32 @@ private:
 };
 
 } // namespace
+
+void check_region_layout(const std::string& checkpoint_dir, const std::string& pipeline,
+                         uint32_t regions) {
+  const auto file = fs::path{checkpoint_dir} / "REGIONS";
+  const auto want = "pipeline=" + pipeline + " regions=" + std::to_string(regions);
+  if (std::ifstream in{file}) {
+    std::string have;
+    std::getline(in, have);
+    if (have != want)
+      throw config::config_error(
+          "--checkpoint-dir " + checkpoint_dir + " holds checkpoints of '" + have +
+          "', this node would run '" + want +
+          "': give every node the same pipeline and "
+          "--regions as when the directory was first used (moving state to another number "
+          "of regions is not supported yet)");
+    return;
+  }
+  fs::create_directories(checkpoint_dir);
+  auto tmp = file;
+  tmp += ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out{tmp};
+    out << want << "\n";
+  }
+  fs::rename(tmp, file);
+}
 
 std::string fence_key(const std::string& pipeline, uint32_t region) {
   return "keyflow:fence:" + pipeline + ":" + std::to_string(region);

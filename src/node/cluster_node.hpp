@@ -30,6 +30,13 @@ int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t re
                         std::shared_ptr<cluster::cluster_view> view,
                         const volatile std::sig_atomic_t& stop);
 
+/// Checks that the shared checkpoint directory belongs to pipeline `pipeline` split into
+/// `regions` regions (its file REGIONS, written by the first node that used it). Throws
+/// config::config_error naming both layouts otherwise: a region's checkpoints hold the state
+/// and offsets of its own source partitions, so another split would restore the wrong ones.
+void check_region_layout(const std::string& checkpoint_dir, const std::string& pipeline,
+                         uint32_t regions);
+
 /// Redis key of region `region`'s fence for pipeline `pipeline`.
 std::string fence_key(const std::string& pipeline, uint32_t region);
 

@@ -264,7 +264,7 @@ int run_node(const config::node_options& opts) {
   }
 
   // A cluster node: membership on the cluster address, regions as assigned.
-  std::filesystem::create_directories(opts.checkpoint_dir);
+  node::check_region_layout(opts.checkpoint_dir, pipe.name, regions);
   m.serve(opts.metrics_address);
   caf::actor_system sys{cfg};
   auto view = std::make_shared<cluster::cluster_view>();

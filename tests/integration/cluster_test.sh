@@ -14,6 +14,7 @@
 #   5. kill -9 of the coordinator: the next lowest id takes over (3 -> 2 nodes);
 #   6. the coordinator comes back (2 -> 3) and takes over again; a node stops gracefully
 #      (SIGTERM: drains, final checkpoints, tells the others it leaves) (3 -> 2);
+#   7. a node started with another --regions is refused (exit 2) by the shared directory;
 # At the end every profile in Redis, every dead letter and every activation must equal what
 # the generator sent (keyflow-verify), exactly.
 #
@@ -128,6 +129,16 @@ covered 2 2
 grep -q "node 3 (.*) leaves" "$KF_RUN_DIR/n2.log" || fail "node 2 did not see node 3 leave"
 [ "$(metric 2 '^keyflow_cluster_coordinator')" = 0 ] || fail "node 2 still coordinates"
 echo "   node 1: $($STATUS running "${STATUSURL[1]}"); node 2: $($STATUS running "${STATUSURL[2]}")"
+
+echo "== a node with another number of regions is refused by the shared checkpoint directory"
+rc=0
+timeout 60 "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
+  --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n9/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
+  --node-id 9 --cluster-address 127.0.0.1:1 --regions 3 --admin-address 127.0.0.1:0 \
+  --metrics-address 127.0.0.1:0 > /dev/null 2> "$KF_RUN_DIR/n9.log" || rc=$?
+[ $rc -eq 2 ] || fail "keyflowd --regions 3 exited $rc, expected 2"
+grep -q "holds checkpoints of 'pipeline=cdp regions=6'" "$KF_RUN_DIR/n9.log" ||
+  fail "no reason given: $(cat "$KF_RUN_DIR/n9.log")"
 
 wait $GEN || fail "keyflow-gen failed"
 echo "== verify"
