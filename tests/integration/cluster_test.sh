@@ -57,6 +57,14 @@ echo "== 2 nodes"
 node 1
 node 2
 covered 1 2
+"$BIN/keyflowctl" status --node "$(echo "${STATUSURL[2]}" | sed 's|http://||; s|/status||')" \
+  > "$KF_RUN_DIR/ctl.txt" || fail "keyflowctl status failed"
+cat "$KF_RUN_DIR/ctl.txt"
+grep -q "coordinator: node 1" "$KF_RUN_DIR/ctl.txt" || fail "keyflowctl: no coordinator"
+[ "$(grep -cE '^[12]\*? +127.0.0.1:[0-9]+ +yes' "$KF_RUN_DIR/ctl.txt")" = 2 ] ||
+  fail "keyflowctl: not both members alive"
+[ "$(grep -cE '^[0-5] +[12] +[0-9]+ +[0-5]$' "$KF_RUN_DIR/ctl.txt")" = 6 ] ||
+  fail "keyflowctl: not 6 regions with owners and partitions"
 echo "   node 1 runs: $($STATUS running "${STATUSURL[1]}"); node 2 runs: $($STATUS running "${STATUSURL[2]}")"
 
 EVENTS=150000
