@@ -335,7 +335,9 @@ def cmd_watch(a):
 # ---------------------------------------------------------------- failover
 
 LOG_TS = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\] \[[^]]*\] \[[^]]*\] (.*)$")
-DEAD = re.compile(r"cluster: node (\d+) \(.*\) is dead: silent for (\d+) ms")
+# "silent for N ms" (failure timeout) or "its connection closed and its port refuses
+# connections" (the process is gone: detected without waiting for the timeout).
+DEAD = re.compile(r"cluster: node (\d+) \(.*\) is dead: (?:silent for (\d+) ms|its connection closed)")
 ASSIGN = re.compile(r"cluster: new assignment v(\d+) over (\d+) live node\(s\):(.*)")
 ADOPT = re.compile(r"cluster: assignment v(\d+) from node (\d+)")
 STARTED = re.compile(r"cluster: region (\d+) generation (\d+) started from (.*) in (\d+) ms")
@@ -370,7 +372,8 @@ def analyze_failover(a, moved):
         for t, msg in read_log(path, kill):
             m = DEAD.search(msg)
             if m and int(m.group(1)) == a.victim:
-                dead.append((t, int(m.group(2)), os.path.basename(path)))
+                silent = int(m.group(2)) if m.group(2) else -1  # -1: refused, no timeout
+                dead.append((t, silent, os.path.basename(path)))
                 break
     if not dead:
         return r, "no survivor declared node %d dead" % a.victim
@@ -606,10 +609,10 @@ def cmd_report(a):
               f"node {reps[0]['victim']} (not the coordinator) {len(reps)} time(s) (restarted "
               f"and covered again in between); --heartbeat-ms {meta['heartbeat_ms']} "
               f"--failure-timeout-ms {meta['failure_timeout_ms']} (keyflowd's defaults: 500 "
-              "and 3000 ms). Detection is set by the failure timeout: a survivor declares the "
-              "node dead at the first heartbeat tick after it has been silent that long, i.e. "
-              "failure timeout - (time since its last heartbeat, < one heartbeat) + (< one "
-              "tick). Times in ms after the kill, parts in ms.")
+              "and 3000 ms). A killed process is detected when its connection closes and its "
+              "port refuses a new one (ms); a stalled or unreachable node only after the "
+              "failure timeout (at the first heartbeat tick after that much silence). Times "
+              "in ms after the kill, parts in ms.")
         rows = []
         cols = ["detect", "assign", "start_wait", "restore", "running_again", "output_again"]
         per = {c: [] for c in cols}

@@ -77,6 +77,7 @@ struct peer {
   caf::actor handle; ///< who its heartbeats came from
   clock_type::time_point last_heard{};
   bool alive = false;
+  bool lost = false; ///< its connection closed while it was alive: probing its port
 };
 
 /// A connection to an address: established (handle), being made, or waiting to retry.
@@ -270,11 +271,27 @@ void connect(self_ptr self, const address& a) {
             spdlog::debug("cluster: connected to {}:{}", a.first, a.second);
           },
           [self, a](caf::error& err) {
-            auto& l = self->state.links[a];
+            auto& st = self->state;
+            auto& l = st.links[a];
             l.connecting = false;
             l.next_try = clock_type::now() + std::chrono::seconds(1);
-            spdlog::debug("cluster: cannot connect to {}:{}: {}", a.first, a.second,
-                          self->system().render(err));
+            auto why = self->system().render(err);
+            spdlog::debug("cluster: cannot connect to {}:{}: {}", a.first, a.second, why);
+            // A member whose connection just closed and whose port now refuses connections
+            // has exited (crash, kill -9): no need to wait for the failure timeout. A
+            // stalled member still accepts TCP connections, so it is left to the timeout.
+            if (why.find("ip_connect failed") == std::string::npos)
+              return;
+            for (auto& [id, p] : st.peers)
+              if (p.alive && p.lost && p.info.host == a.first && p.info.port == a.second) {
+                p.alive = false;
+                p.lost = false;
+                spdlog::warn("cluster: node {} ({}:{}) is dead: its connection closed and its "
+                             "port refuses connections",
+                             id, a.first, a.second);
+                coordinate(self);
+                publish(self);
+              }
           });
 }
 
@@ -371,6 +388,7 @@ void on_heartbeat(self_ptr self, heartbeat& h) {
     spdlog::info("cluster: node {} restarted", h.from.id);
   p.info = h.from;
   p.alive = true;
+  p.lost = false;
   p.last_heard = now;
   if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()); sender && !p.handle) {
     p.handle = sender;
@@ -409,11 +427,16 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
     for (auto& [a, l] : st.links)
       if (l.handle && l.handle.address() == dm.source) {
         l.handle = nullptr;
-        l.next_try = clock_type::now() + std::chrono::milliseconds(200);
+        l.next_try = clock_type::now();
       }
     for (auto& [id, p] : st.peers)
-      if (p.handle && p.handle.address() == dm.source)
+      if (p.handle && p.handle.address() == dm.source) {
         p.handle = nullptr;
+        if (p.alive) {
+          p.lost = true; // probe its port at once: refused means it has exited
+          connect(self, {p.info.host, p.info.port});
+        }
+      }
   });
   publish(self);
   self->send(self, atom::tick_v);

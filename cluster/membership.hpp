@@ -4,7 +4,8 @@
 /// published on its cluster address. It connects to the seed addresses and to every member
 /// it hears of, sends each a heartbeat every `heartbeat` interval (with the members it sees
 /// alive, the regions it runs and the newest assignment it knows), and declares a member
-/// dead once nothing came from it for `failure_timeout`. The live node with the lowest id
+/// dead once nothing came from it for `failure_timeout`, or at once when its connection
+/// closed and its port refuses a new one (the process exited). The live node with the lowest id
 /// is the coordinator: it computes the assignment of regions to nodes (cluster/assignment.hpp)
 /// whenever the live set changes; the newest assignment spreads with the heartbeats. Only
 /// the first seed (or a node without seeds) may start a cluster by itself; any other node
