@@ -23,6 +23,7 @@ struct kafka_sink_state {
   prometheus::Counter* writes = nullptr;
   prometheus::Counter* errors = nullptr;
   prometheus::Counter* transactions = nullptr;
+  std::vector<kafka_message> held; // produced once the lease is valid again
   static inline const char* name = "keyflow.kafka_sink";
 };
 
@@ -88,6 +89,21 @@ void report(kafka_sink_state& st) {
   st.reported_failures = failed;
 }
 
+/// True unless the cluster lease has expired.
+bool may_produce(const kafka_sink_state& st) {
+  return !st.p.lease || st.p.lease->valid();
+}
+
+/// Produces the records held while the lease was expired.
+void release_held(kafka_sink_state& st) {
+  if (st.held.empty() || !may_produce(st))
+    return;
+  for (const auto& m : st.held)
+    st.producer->send(m.topic, m.key, m.value);
+  st.held.clear();
+  st.producer->poll();
+}
+
 kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params params) {
   auto& st = self->state;
   st.p = std::move(params);
@@ -107,6 +123,12 @@ kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params para
   return {
       [self](kafka_batch& batch) -> uint32_t {
         auto& st = self->state;
+        if (!may_produce(st)) {
+          for (auto& m : batch.messages)
+            st.held.push_back(std::move(m));
+          return 1;
+        }
+        release_held(st);
         for (const auto& m : batch.messages)
           st.producer->send(m.topic, m.key, m.value);
         st.producer->poll();
@@ -115,14 +137,21 @@ kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params para
       [self](record_batch& batch) -> uint32_t {
         auto& st = self->state;
         std::string json;
+        const bool now = may_produce(st);
+        if (now)
+          release_held(st);
         for (const auto& r : batch.records) {
           to_json(st.p, r, json);
-          st.producer->send(st.p.topic, r.key, json);
+          if (now)
+            st.producer->send(st.p.topic, r.key, json);
+          else
+            st.held.push_back(kafka_message{st.p.topic, r.key, json});
         }
         st.producer->poll();
         return 1;
       },
       [self](atom::tick) {
+        release_held(self->state);
         self->state.producer->poll();
         report(self->state);
         self->delayed_send(self, std::chrono::milliseconds(100), atom::tick_v);
@@ -131,6 +160,10 @@ kafka_sink_actor::behavior_type kafka_sink(self_ptr self, kafka_sink_params para
         // Every record handed over so far must be acknowledged by Kafka; otherwise the
         // checkpoint that asked must not complete (its outputs would be lost on a crash).
         auto& st = self->state;
+        release_held(st);
+        if (!st.held.empty())
+          return make_error(ec::kafka_error, std::to_string(st.held.size()) +
+                                                 " records held: the node's cluster lease expired");
         auto failed_before = st.reported_failures;
         bool flushed = st.producer->flush(30000);
         report(st);

@@ -154,6 +154,13 @@ void poll(self_ptr self) {
   st.poll_scheduled = false;
   if (st.stopping)
     return;
+  if (st.p.lease && !st.p.lease->valid()) {
+    // The node may have been declared dead: read nothing until the lease is renewed (or
+    // the region is stopped).
+    st.poll_scheduled = true;
+    self->delayed_send(self, std::chrono::milliseconds(20), atom::poll_v);
+    return;
+  }
   if (!st.has_credit()) {
     if (!st.blocked) {
       st.blocked = true;

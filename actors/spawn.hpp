@@ -13,6 +13,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/actors.hpp"
+#include "core/lease.hpp"
 #include "core/source_reader.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
@@ -49,6 +50,8 @@ struct source_params {
   /// Watermark restored from a checkpoint (no_watermark if none): the source starts from it
   /// and tells every partition actor at once.
   int64_t initial_watermark = no_watermark;
+  /// Cluster lease: while it is expired the source reads nothing (null: never expires).
+  std::shared_ptr<const work_lease> lease{};
 };
 
 /// Spawns a source actor (event-based; polls without blocking).
@@ -119,6 +122,9 @@ struct kafka_sink_params {
   /// Non-empty: exactly-once delivery; records go out in Kafka transactions with this
   /// transactional.id, committed at every checkpoint (drain).
   std::string transactional_id;
+  /// Cluster lease: while it is expired the sink holds records instead of producing them
+  /// (null: never expires).
+  std::shared_ptr<const work_lease> lease{};
 };
 
 /// Spawns a Kafka sink on its own thread.

@@ -341,6 +341,8 @@ void tick(self_ptr self) {
       if (p.alive)
         p.last_heard = now;
     st.quiet_until = now + st.cfg.failure_timeout;
+  } else if (st.cfg.lease) {
+    st.cfg.lease->renew_until(now + st.cfg.failure_timeout / 2);
   }
   for (auto& [id, p] : st.peers)
     if (p.alive && now - p.last_heard > st.cfg.failure_timeout) {

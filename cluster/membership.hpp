@@ -29,6 +29,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/cluster_messages.hpp"
+#include "core/lease.hpp"
 #include "metrics/metrics.hpp"
 
 namespace keyflow::cluster {
@@ -44,6 +45,9 @@ struct membership_config {
   uint32_t regions = 1;                                ///< regions of the pipeline
   bool tls = false;                    ///< connect through the openssl manager (mutual TLS)
   metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
+  /// Renewed to half the failure timeout ahead at every tick that follows the previous one
+  /// in time (null: none). The node's sources and Kafka sinks stop while it is expired.
+  std::shared_ptr<work_lease> lease;
 };
 
 /// One member as this node sees it.

@@ -361,6 +361,10 @@ void resolve_cluster(const node_options& o) {
       throw config_error("--seeds and --tls-*: only for a cluster node; give --node-id N (> 0)");
     return;
   }
+  if (3ull * o.heartbeat_ms > o.failure_timeout_ms)
+    throw config_error(fmt::format("--failure-timeout-ms {}: must be at least three heartbeats "
+                                   "(--heartbeat-ms {})",
+                                   o.failure_timeout_ms, o.heartbeat_ms));
   if (o.checkpoint_dir.empty())
     throw config_error("--checkpoint-dir: missing; a cluster node needs checkpoint storage "
                        "every node can reach (a shared directory)");

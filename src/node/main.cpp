@@ -283,6 +283,10 @@ int run_node(const config::node_options& opts) {
   mc.regions = regions;
   mc.tls = tls;
   mc.metrics = &m;
+  auto lease = std::make_shared<work_lease>();
+  lease->renew_until(std::chrono::steady_clock::now() + mc.failure_timeout / 2);
+  mc.lease = lease;
+  env.lease = lease;
   auto member = cluster::spawn_membership(sys, mc, view);
   auto published = tls ? caf::openssl::publish(member, port, host.c_str(), true)
                        : sys.middleman().publish(member, port, host.c_str(), true);

@@ -50,6 +50,7 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
                      std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
     if (auto w = from.watermarks.find({pipe.source.topic, p}); w != from.watermarks.end())
       sp.initial_watermark = w->second;
+    sp.lease = env.lease;
     sources.push_back(spawn_source(sys, std::move(sp)));
   }
   return sources;
@@ -88,6 +89,7 @@ sink_link spawn_sink(caf::actor_system& sys, const node_env& env, const instance
     // One transactional id per region: a new owner's producer fences the old one's.
     if (s.cfg->delivery == "exactly-once")
       kp.transactional_id = "keyflow-" + plan.cfg.name + "-" + s.cfg->id + spec.suffix;
+    kp.lease = env.lease;
     link.kafka = spawn_kafka_sink(sys, std::move(kp));
   }
   return link;
@@ -156,6 +158,7 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
     dp.properties = env.props;
     dp.sink_id = "dead-letters";
     dp.metrics = env.metrics;
+    dp.lease = env.lease;
     return spawn_kafka_sink(sys, std::move(dp));
   };
   w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {

@@ -30,6 +30,8 @@ struct node_env {
   kafka::properties props;                    ///< Kafka client properties
   int source_partitions = 0;                  ///< partitions of the source topic
   metrics::metrics* metrics = nullptr;        ///< node metrics
+  /// Cluster lease of the node's sources and Kafka sinks (null: standalone, no lease).
+  std::shared_ptr<const work_lease> lease{};
 };
 
 /// Where an instance starts from: a checkpoint (or snapshot), or nothing.
