@@ -10,7 +10,7 @@
 #include <thread>
 #include <unistd.h>
 
-#include <caf/exit_reason.hpp>
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cluster/assignment.hpp"
@@ -120,6 +120,14 @@ public:
       return started;
     }
     return false;
+  }
+
+  /// Asks every running region's checkpoint coordinator for a checkpoint now.
+  void checkpoint_all() {
+    for (auto& [region, rt] : running_)
+      if (rt.run.coordinator)
+        caf::anon_send(rt.run.coordinator, atom::checkpoint_v, std::string{});
+    spdlog::info("checkpoint requested (SIGUSR1) for {} region(s)", running_.size());
   }
 
   /// Drains every region (final checkpoints).
@@ -290,11 +298,17 @@ std::string fence_key(const std::string& pipeline, uint32_t region) {
 
 int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
                         std::shared_ptr<cluster::cluster_view> view,
-                        const volatile std::sig_atomic_t& stop) {
+                        const volatile std::sig_atomic_t& stop,
+                        volatile std::sig_atomic_t& checkpoint) {
   region_manager mgr{sys, env, regions, std::move(view)};
-  while (!stop)
+  while (!stop) {
+    if (checkpoint) {
+      checkpoint = 0;
+      mgr.checkpoint_all();
+    }
     if (!mgr.step())
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   spdlog::info("stopping: draining the regions of this node");
   mgr.stop_all();
   return 0;

@@ -25,10 +25,12 @@
 namespace keyflow::node {
 
 /// Follows the assignment in `view` until `stop` is set, then drains every region (final
-/// checkpoints) and returns the exit code.
+/// checkpoints) and returns the exit code. Whenever `checkpoint` is set, it is cleared and
+/// every region running here takes a checkpoint at once (SIGUSR1).
 int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
                         std::shared_ptr<cluster::cluster_view> view,
-                        const volatile std::sig_atomic_t& stop);
+                        const volatile std::sig_atomic_t& stop,
+                        volatile std::sig_atomic_t& checkpoint);
 
 /// Checks that the shared checkpoint directory belongs to pipeline `pipeline` split into
 /// `regions` regions (its file REGIONS, written by the first node that used it). Throws

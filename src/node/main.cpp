@@ -315,7 +315,7 @@ int run_node(const config::node_options& opts) {
               pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port(), opts.node_id,
               opts.cluster_address.c_str());
   std::fflush(stdout);
-  int rc = node::run_cluster_regions(sys, env, regions, view, stop_requested);
+  int rc = node::run_cluster_regions(sys, env, regions, view, stop_requested, checkpoint_requested);
   {
     caf::scoped_actor self{sys};
     self->request(member, std::chrono::seconds(2), atom::stop_v)

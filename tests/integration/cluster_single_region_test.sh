@@ -60,6 +60,11 @@ GEN=$!
 kf_track $GEN
 sleep 4
 
+echo "== SIGUSR1: node $owner checkpoints its region at once"
+kill -USR1 "${PID[$owner]}"
+kf_wait_for grep -q "checkpoint requested (SIGUSR1) for 1 region" "$KF_RUN_DIR/n$owner.log" ||
+  fail "node $owner did not take the SIGUSR1 request"
+
 echo "== kill -9 of node $owner (it runs the whole job)"
 kill -KILL "${PID[$owner]}"
 covered $other 1
