@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers of the cluster tests (source after tools/lib.sh). The caller sets
 # PIPELINE, SEEDS and PORT[i] (cluster port of node i) and declares the associative arrays
 # PID, METRICS and STATUSURL, which these helpers fill.

@@ -26,6 +26,7 @@ grep -q partitioned_by_key "$PIPELINE" && fail "pipeline copy still declares par
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
+# shellcheck disable=SC2034 # METRICS is filled by cluster_node
 declare -A PORT PID METRICS STATUSURL
 for i in 1 2; do PORT[$i]=$(kf_free_port); done
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
