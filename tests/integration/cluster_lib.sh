@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2004,SC2034 # PID, METRICS, STATUSURL: associative arrays of the caller
 # Shell helpers of the cluster tests (source after tools/lib.sh). The caller sets
 # PIPELINE, SEEDS and PORT[i] (cluster port of node i) and declares the associative arrays
 # PID, METRICS and STATUSURL, which these helpers fill.
