@@ -295,19 +295,18 @@ int run_node(const config::node_options& opts) {
     throw std::runtime_error("cannot listen on --cluster-address " + opts.cluster_address + ": " +
                              sys.render(published.error()));
   }
-  status_server status{opts.admin_address, [&] {
-                         auto j = view->to_json();
-                         j["mode"] = "cluster";
-                         j["pipeline"] = pipe.name;
-                         j["tls"] = tls;
-                         j["regions"] = nlohmann::json::array();
-                         for (uint32_t r = 0; r < regions; ++r)
-                           j["regions"].push_back(
-                               {{"region", r},
-                                {"partitions", cluster::region_partitions(r, regions, partitions)},
-                                {"key_groups", {0, pipe.max_parallelism - 1}}});
-                         return j;
-                       }};
+  status_server status{
+      opts.admin_address, [&] {
+        auto j = view->to_json();
+        j["mode"] = "cluster";
+        j["pipeline"] = pipe.name;
+        j["tls"] = tls;
+        j["regions"] = nlohmann::json::array();
+        for (uint32_t r = 0; r < regions; ++r)
+          j["regions"].push_back(
+              {{"region", r}, {"partitions", cluster::region_partitions(r, regions, partitions)}});
+        return j;
+      }};
   spdlog::info("cluster node {} on {}{} with {} region(s), seeds '{}'", opts.node_id,
                opts.cluster_address, tls ? " (mutual TLS)" : "", regions, opts.seeds);
   std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
