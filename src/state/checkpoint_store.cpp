@@ -1,5 +1,7 @@
 #include "state/checkpoint_store.hpp"
 
+#include "state/state_store.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
 #include <unistd.h>
 
 namespace keyflow::state {
@@ -244,6 +247,52 @@ void checkpoint_store::restore_into(const checkpoint_info& chk, const std::strin
       fs::copy_file(e.path(), to, fs::copy_options::overwrite_existing);
   }
   fsync_path(target);
+}
+
+uint64_t checkpoint_store::import_key_groups(const checkpoint_info& chk, state_store& into,
+                                             uint32_t first, uint32_t last) {
+  const auto path = (fs::path{chk.dir} / "rocksdb").string();
+  auto fail = [&](const std::string& what, const rocksdb::Status& s) {
+    return std::runtime_error("checkpoint " + chk.dir + ": " + what + ": " + s.ToString());
+  };
+  std::vector<std::string> names;
+  rocksdb::Options options;
+  if (auto s = rocksdb::DB::ListColumnFamilies(options, path, &names); !s.ok())
+    throw fail("cannot list its column families", s);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names)
+    descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (auto s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &handles, &raw); !s.ok())
+    throw fail("cannot open it", s);
+  std::unique_ptr<rocksdb::DB> db{raw};
+  const std::string lo{static_cast<char>(first >> 8), static_cast<char>(first & 0xFF)};
+  uint64_t copied = 0;
+  for (size_t i = 0; i < handles.size(); ++i) {
+    auto* target = into.ensure_column_family(names[i]);
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, handles[i])};
+    rocksdb::WriteBatch batch;
+    for (it->Seek(lo); it->Valid(); it->Next()) {
+      auto k = it->key().ToStringView();
+      if (k.size() < 2 || key_group_of_state_key(k) > last)
+        break;
+      batch.Put(target, it->key(), it->value());
+      ++copied;
+      if (batch.Count() >= 10000) {
+        if (auto s = into.write(batch); !s.ok())
+          throw fail("cannot write imported keys", s);
+        batch.Clear();
+      }
+    }
+    if (!it->status().ok())
+      throw fail("cannot read column family " + names[i], it->status());
+    if (auto s = into.write(batch); !s.ok())
+      throw fail("cannot write imported keys", s);
+  }
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
+  return copied;
 }
 
 } // namespace keyflow::state

@@ -22,6 +22,8 @@
 
 namespace keyflow::state {
 
+class state_store;
+
 /// A checkpoint or snapshot found on disk.
 struct checkpoint_info {
   std::string dir;                    ///< its directory
@@ -62,6 +64,14 @@ public:
 
   /// Replaces `state_dir` with a copy of the checkpoint's RocksDB (SST files hard-linked).
   static void restore_into(const checkpoint_info& chk, const std::string& state_dir);
+
+  /// Copies the keys of key groups [first, last] of every column family of the checkpoint's
+  /// RocksDB (opened read-only) into `into`, creating missing column families there; keys
+  /// of other key groups are left out. For state split differently than when it was
+  /// written (another owner of a key-group range): call it once per checkpoint part.
+  /// Returns the number of keys copied; throws std::runtime_error naming the checkpoint.
+  static uint64_t import_key_groups(const checkpoint_info& chk, state_store& into, uint32_t first,
+                                    uint32_t last);
 
   /// True if `name` is a safe snapshot name: 1-64 of [A-Za-z0-9._-], not "." or "..".
   static bool valid_snapshot_name(std::string_view name);

@@ -89,6 +89,18 @@ rocksdb::ColumnFamilyHandle* state_store::column_family(std::string_view name) c
   return i == by_name_.end() ? nullptr : i->second;
 }
 
+rocksdb::ColumnFamilyHandle* state_store::ensure_column_family(const std::string& name) {
+  if (auto* h = column_family(name))
+    return h;
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  if (auto s = db_->CreateColumnFamily(cf_options(), name, &h); !s.ok())
+    throw std::runtime_error("cannot create column family '" + name + "' in '" + dir_ +
+                             "': " + s.ToString());
+  handles_.push_back(h);
+  by_name_.emplace(name, h);
+  return h;
+}
+
 rocksdb::Status state_store::get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                  std::string* value) {
   return db_->Get(rocksdb::ReadOptions{}, cf, rocksdb::Slice{key.data(), key.size()}, value);

@@ -42,6 +42,10 @@ public:
   /// Handle of a column family opened at start; nullptr if unknown.
   rocksdb::ColumnFamilyHandle* column_family(std::string_view name) const;
 
+  /// The column family `name`, created (with the store's options) if it does not exist.
+  /// Throws std::runtime_error with RocksDB's reason on failure.
+  rocksdb::ColumnFamilyHandle* ensure_column_family(const std::string& name);
+
   /// Reads one value; NotFound if absent.
   rocksdb::Status get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value);
 

@@ -23,6 +23,7 @@
 
 #include "core/key_group.hpp"
 #include "proto/state.pb.h"
+#include "state/checkpoint_store.hpp"
 #include "state/keyed_state.hpp"
 #include "state/state_store.hpp"
 #include "state/ttl.hpp"
@@ -521,3 +522,55 @@ TEST(StateTtl, ManualCompactionDropsExpiredEntries) {
 }
 
 } // namespace
+
+namespace {
+
+/// A store with `n` keys "c-<i>" in column families "a" and "b", checkpointed.
+keyflow::state::checkpoint_info checkpointed_store(const std::string& dir, const std::string& root,
+                                                   int from, int to, uint32_t max_p) {
+  auto store = state_store::open(dir, {"a", "b"});
+  for (const char* cf : {"a", "b"}) {
+    int_state st{*store, store->column_family(cf)};
+    for (int i = from; i < to; ++i) {
+      const auto key = "c-" + std::to_string(i);
+      st.update(key, key_group_of(key, max_p)) = i;
+    }
+    st.flush();
+  }
+  keyflow::state::checkpoint_store chk{root};
+  keyflow::proto::CheckpointManifest m;
+  m.set_id(1);
+  return chk.create(store->db(), m);
+}
+
+} // namespace
+
+TEST(CheckpointStore, ImportKeyGroupsCopiesOnlyTheRangeFromEveryPart) {
+  // Two parts (as two nodes would write them) with different keys; a third store takes key
+  // groups [100, 300] of both.
+  temp_dir d;
+  std::filesystem::create_directories(d.path());
+  const uint32_t max_p = 512;
+  auto p1 = checkpointed_store(d.path() + "/s1", d.path() + "/c1", 0, 400, max_p);
+  auto p2 = checkpointed_store(d.path() + "/s2", d.path() + "/c2", 400, 800, max_p);
+  auto into = state_store::open(d.path() + "/into", {"a"}); // "b" is created by the import
+  auto n = keyflow::state::checkpoint_store::import_key_groups(p1, *into, 100, 300) +
+           keyflow::state::checkpoint_store::import_key_groups(p2, *into, 100, 300);
+  size_t want = 0;
+  for (int i = 0; i < 800; ++i) {
+    auto kg = key_group_of("c-" + std::to_string(i), max_p);
+    want += kg >= 100 && kg <= 300;
+  }
+  ASSERT_GT(want, 0u);
+  EXPECT_EQ(n, 2 * want);
+  for (const char* cf : {"a", "b"}) {
+    auto rows = scan(*into, cf);
+    EXPECT_EQ(rows.size(), want) << cf;
+    for (const auto& [k, v] : rows) {
+      auto kg = keyflow::state::key_group_of_state_key(k);
+      EXPECT_GE(kg, 100u);
+      EXPECT_LE(kg, 300u);
+      EXPECT_EQ(v, k.substr(4)) << "value of " << k.substr(2);
+    }
+  }
+}
