@@ -39,7 +39,6 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
 CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
 CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
 CAF_ADD_ATOM(keyflow, keyflow::atom, hb, "hb")
-CAF_ADD_ATOM(keyflow, keyflow::atom, connected, "connected")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 
