@@ -24,6 +24,19 @@ cluster_node() {
   STATUSURL[$i]=$(grep -o 'status=[^ ]*' "$KF_RUN_DIR/n$i.out" | cut -d= -f2)
 }
 
+# refused_node CHECKPOINT_DIR WANT ARGS...: a cluster node (id 9) on CHECKPOINT_DIR with
+# ARGS must exit 2 before it starts, and its message must contain WANT.
+refused_node() {
+  local dir=$1 want=$2 rc=0
+  shift 2
+  timeout 60 "$KF_BIN_DIR/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
+    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n9/state" --checkpoint-dir "$dir" \
+    --node-id 9 --cluster-address 127.0.0.1:1 --admin-address 127.0.0.1:0 \
+    --metrics-address 127.0.0.1:0 "$@" > /dev/null 2> "$KF_RUN_DIR/n9.log" || rc=$?
+  [ $rc -eq 2 ] || fail "keyflowd $* exited $rc, expected 2"
+  grep -qF -- "$want" "$KF_RUN_DIR/n9.log" || fail "no '$want' in: $(cat "$KF_RUN_DIR/n9.log")"
+}
+
 # covered I N: waits (60 s) until node I sees N members alive and every region running on
 # its assigned owner.
 covered() {

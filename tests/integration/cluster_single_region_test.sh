@@ -34,14 +34,7 @@ SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
 node() { cluster_node "$1" --checkpoint-interval-ms 500 --failure-timeout-ms 2500; }
 
 echo "== --regions 4 for a pipeline not partitioned by key is refused"
-rc=0
-timeout 30 "$BIN/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
-  --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/x" --checkpoint-dir "$KF_RUN_DIR/x-shared" \
-  --node-id 9 --cluster-address 127.0.0.1:1 --regions 4 --admin-address 127.0.0.1:0 \
-  --metrics-address 127.0.0.1:0 > /dev/null 2> "$KF_RUN_DIR/refused.log" || rc=$?
-[ $rc -eq 2 ] || fail "keyflowd --regions 4 exited $rc, expected 2"
-grep -q "does not declare source.partitioned_by_key" "$KF_RUN_DIR/refused.log" ||
-  fail "no reason given: $(cat "$KF_RUN_DIR/refused.log")"
+refused_node "$KF_RUN_DIR/x-shared" "does not declare source.partitioned_by_key" --regions 4
 
 echo "== 2 nodes, one region"
 node 1
