@@ -193,7 +193,8 @@ const std::array<option_def, 36> options = {{
      "Address this node listens on for other nodes and advertises to them, host:port",
      check_cluster_address},
     {"seeds", &node_options::seeds,
-     "Nodes to join the cluster through, host:port[,host:port...] (may include this node)",
+     "Nodes to join the cluster through, host:port[,host:port...]; only the first, named as "
+     "its --cluster-address, starts a cluster by itself",
      check_seeds},
     {"heartbeat-ms", &node_options::heartbeat_ms, "Heartbeat interval between nodes, in ms",
      nullptr, 10},
