@@ -20,6 +20,7 @@ Needs the Debian packages python3-confluent-kafka, python3-protobuf and python3-
 with /usr/bin/python3) and protoc on PATH.
 """
 
+import argparse
 import atexit
 import collections
 import importlib
@@ -620,6 +621,45 @@ def undecodable(valid_bytes, rng):
     if rng.random() < 0.5:
         return valid_bytes + b"\x0a\x05ab"
     return b"\xff" * rng.randrange(11, 20)
+
+
+def seed_parser(doc, setup_text, generate_text, topic, add_options, metrics_help):
+    """The command line of a seed script with the commands setup (`setup_text`), generate
+    (`generate_text`) and check. Every command takes the script's own options
+    (`add_options(subparser)`) and --partitions of `topic`; setup and check take --redis,
+    generate and check --bootstrap; check also --metrics (`metrics_help`), --wait-s and
+    --timeout-s."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("setup", setup_text), ("generate", generate_text),
+                       ("check", "compare the pipeline's outputs with the expected ones")):
+        c = sub.add_parser(name, help=text, description=text)
+        add_options(c)
+        c.add_argument("--partitions", type=int, default=4,
+                       help=f"partitions of '{topic}' (default: %(default)s)")
+        if name in ("setup", "check"):
+            c.add_argument("--redis", required=True, help="Redis address HOST:PORT")
+        if name in ("generate", "check"):
+            c.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+        if name == "check":
+            c.add_argument("--metrics", help=metrics_help)
+            c.add_argument("--wait-s", type=float, default=60.0,
+                           help="re-read the outputs until they match, at most this long "
+                                "(default: %(default)s)")
+            c.add_argument("--timeout-s", type=float, default=60.0,
+                           help="give up reading a topic after this long (default: %(default)s)")
+    return p
+
+
+def run_seed(name, args, proto, build, commands):
+    """Compiles `proto`, builds the script's input (`build(pb, args)`) and returns
+    `commands[args.command](pb, inp)`; a CheckError is printed as `name: error` (exit 2)."""
+    try:
+        pb = compile_proto(proto)
+        return commands[args.command](pb, build(pb, args))
+    except CheckError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
 
 
 def wait_for_match(compare, wait_s, interval_s=1.0):

@@ -26,7 +26,6 @@ customers a "customer:<id>" hash with segment and tier, some only a segment.
 Exits 0 only when everything matches, 1 when something differs, 2 when it cannot run.
 """
 
-import argparse
 import collections
 import math
 import os
@@ -174,44 +173,30 @@ def compare(args, inp):
 
 def main():
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("setup", "write the customer:<id> hashes to Redis"),
-                       ("generate", "write the events to Kafka"),
-                       ("check", "compare the pipeline's outputs with the expected ones")):
-        c = sub.add_parser(name, help=text, description=text)
+    def options(c):
         c.add_argument("--seed", type=int, default=31, help="randomness (default: %(default)s)")
         c.add_argument("--events", type=int, default=30000,
                        help="distinct events, valid and NaN-valued (default: %(default)s)")
         c.add_argument("--customers", type=int, default=400,
                        help="customer ids c-000001 ... (default: %(default)s)")
-        c.add_argument("--partitions", type=int, default=4,
-                       help="partitions of 'events' (default: %(default)s)")
-        if name in ("setup", "check"):
-            c.add_argument("--redis", required=True, help="Redis address HOST:PORT")
-        if name in ("generate", "check"):
-            c.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-        if name == "check":
-            c.add_argument("--metrics", help="keyflowd /metrics URL: also check the "
-                           "duplicate count (only for a run without restarts)")
-            c.add_argument("--wait-s", type=float, default=60.0,
-                           help="re-read the outputs until they match, at most this long "
-                                "(default: %(default)s)")
-            c.add_argument("--timeout-s", type=float, default=60.0,
-                           help="give up reading a topic after this long (default: %(default)s)")
-    args = p.parse_args()
-    try:
-        pb = kfcheck.compile_proto(PROTO)
-        inp = build(pb, args)
-        if args.command == "setup":
-            kfcheck.set_redis_hashes(args.redis, inp.customers)
-            print(f"cdp setup: {len(inp.customers)} customer hashes")
-            return 0
-        if args.command == "generate":
-            n = kfcheck.produce(args.bootstrap, "events", inp.records)
-            print(f"cdp generate: {n} records ({len(inp.events)} valid events, "
-                  f"{inp.duplicates} duplicates, {sum(inp.dead.values())} dead letters expected)")
-            return 0
+
+    args = kfcheck.seed_parser(__doc__, "write the customer:<id> hashes to Redis",
+                               "write the events to Kafka", "events", options,
+                               "keyflowd /metrics URL: also check the duplicate count (only for "
+                               "a run without restarts)").parse_args()
+
+    def setup(pb, inp):
+        kfcheck.set_redis_hashes(args.redis, inp.customers)
+        print(f"cdp setup: {len(inp.customers)} customer hashes")
+        return 0
+
+    def generate(pb, inp):
+        n = kfcheck.produce(args.bootstrap, "events", inp.records)
+        print(f"cdp generate: {n} records ({len(inp.events)} valid events, "
+              f"{inp.duplicates} duplicates, {sum(inp.dead.values())} dead letters expected)")
+        return 0
+
+    def check(pb, inp):
         diffs = kfcheck.wait_for_match(lambda: compare(args, inp), args.wait_s)
         profiles = expected_profiles(inp)
         return kfcheck.report_all(
@@ -219,10 +204,9 @@ def main():
             f"{len(inp.events)} valid events, {inp.duplicates} duplicates, "
             f"{sum(inp.dead.values())} dead letters; {len(profiles)} profiles, "
             f"{sum(1 for p in profiles.values() if p['score'] >= THRESHOLD)} activated")
-    except kfcheck.CheckError as e:
-        print(f"cdp: {e}", file=sys.stderr)
-        return 2
 
+    return kfcheck.run_seed("cdp", args, PROTO, build,
+                            {"setup": setup, "generate": generate, "check": check})
 
 if __name__ == "__main__":
     sys.exit(main())

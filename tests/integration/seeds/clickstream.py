@@ -26,7 +26,6 @@ It re-reads the outputs every second until they match or --wait-s passes; exits 
 when everything matches, 1 when something differs, 2 when the check cannot run.
 """
 
-import argparse
 import collections
 import os
 import random
@@ -207,42 +206,28 @@ def compare(args, pb, inp):
 
 def main():
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("setup", "write the page:<id> hashes to Redis"),
-                       ("generate", "write the page views to Kafka"),
-                       ("check", "compare the pipeline's outputs with the expected ones")):
-        c = sub.add_parser(name, help=text, description=text)
+    def options(c):
         c.add_argument("--seed", type=int, default=11, help="randomness (default: %(default)s)")
         c.add_argument("--users", type=int, default=400, help="users (default: %(default)s)")
         c.add_argument("--pages", type=int, default=150, help="page ids (default: %(default)s)")
-        c.add_argument("--partitions", type=int, default=4,
-                       help="partitions of 'pageviews' (default: %(default)s)")
-        if name in ("setup", "check"):
-            c.add_argument("--redis", required=True, help="Redis address HOST:PORT")
-        if name in ("generate", "check"):
-            c.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-        if name == "check":
-            c.add_argument("--metrics", help="keyflowd /metrics URL: also check the "
-                           "duplicate count (only for a run without restarts)")
-            c.add_argument("--wait-s", type=float, default=60.0,
-                           help="re-read the outputs until they match, at most this long "
-                                "(default: %(default)s)")
-            c.add_argument("--timeout-s", type=float, default=60.0,
-                           help="give up reading a topic after this long (default: %(default)s)")
-    args = p.parse_args()
-    try:
-        pb = kfcheck.compile_proto(PROTO)
-        inp = build(pb, args)
-        if args.command == "setup":
-            kfcheck.set_redis_hashes(args.redis, inp.pages)
-            print(f"clickstream setup: {len(inp.pages)} page hashes")
-            return 0
-        if args.command == "generate":
-            n = kfcheck.produce(args.bootstrap, "pageviews", inp.records)
-            print(f"clickstream generate: {n} records ({len(inp.views)} views, "
-                  f"{inp.duplicates} duplicates, {sum(inp.dead.values())} malformed)")
-            return 0
+
+    args = kfcheck.seed_parser(__doc__, "write the page:<id> hashes to Redis",
+                               "write the page views to Kafka", "pageviews", options,
+                               "keyflowd /metrics URL: also check the duplicate count (only for "
+                               "a run without restarts)").parse_args()
+
+    def setup(pb, inp):
+        kfcheck.set_redis_hashes(args.redis, inp.pages)
+        print(f"clickstream setup: {len(inp.pages)} page hashes")
+        return 0
+
+    def generate(pb, inp):
+        n = kfcheck.produce(args.bootstrap, "pageviews", inp.records)
+        print(f"clickstream generate: {n} records ({len(inp.views)} views, "
+              f"{inp.duplicates} duplicates, {sum(inp.dead.values())} malformed)")
+        return 0
+
+    def check(pb, inp):
         diffs = kfcheck.wait_for_match(lambda: compare(args, pb, inp), args.wait_s)
         wm = final_watermark(inp)
         all_sessions = expected_sessions(inp)
@@ -252,10 +237,9 @@ def main():
                                   f"{inp.duplicates} duplicates, {sum(inp.dead.values())} "
                                   f"malformed; {fired} of {len(all_sessions)} sessions fired "
                                   f"(final watermark {wm})")
-    except kfcheck.CheckError as e:
-        print(f"clickstream: {e}", file=sys.stderr)
-        return 2
 
+    return kfcheck.run_seed("clickstream", args, PROTO, build,
+                            {"setup": setup, "generate": generate, "check": check})
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,6 @@ cost is not a number and one has no affinity: the enrich defaults (0) apply.
 Exits 0 only when everything matches, 1 when something differs, 2 when it cannot run.
 """
 
-import argparse
 import collections
 import math
 import os
@@ -214,52 +213,37 @@ def compare(args, inp):
 
 def main():
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("setup", "write the campaign:<id> hashes to Redis"),
-                       ("generate", "write the interactions to Kafka"),
-                       ("check", "compare the pipeline's outputs with the expected ones")):
-        c = sub.add_parser(name, help=text, description=text)
+    def options(c):
         c.add_argument("--seed", type=int, default=23, help="randomness (default: %(default)s)")
         c.add_argument("--users", type=int, default=500, help="users (default: %(default)s)")
-        c.add_argument("--partitions", type=int, default=4,
-                       help="partitions of 'interactions' (default: %(default)s)")
-        if name in ("setup", "check"):
-            c.add_argument("--redis", required=True, help="Redis address HOST:PORT")
-        if name in ("generate", "check"):
-            c.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-        if name == "check":
-            c.add_argument("--metrics", help="keyflowd /metrics URL: also check how many "
-                           "records were scored (only for a run without restarts)")
-            c.add_argument("--wait-s", type=float, default=60.0,
-                           help="re-read the outputs until they match, at most this long "
-                                "(default: %(default)s)")
-            c.add_argument("--timeout-s", type=float, default=60.0,
-                           help="give up reading a topic after this long (default: %(default)s)")
-    args = p.parse_args()
-    try:
-        pb = kfcheck.compile_proto(PROTO)
-        inp = build(pb, args)
-        if args.command == "setup":
-            kfcheck.set_redis_hashes(args.redis, inp.campaigns)
-            print(f"marketing setup: {len(inp.campaigns)} campaign hashes")
-            return 0
-        if args.command == "generate":
-            n = kfcheck.produce(args.bootstrap, "interactions", inp.records)
-            print(f"marketing generate: {n} records ({len(inp.interactions)} interactions, "
-                  f"{sum(inp.copies.values()) - len(inp.interactions)} duplicates, "
-                  f"{sum(inp.dead.values())} dead letters expected)")
-            return 0
+
+    args = kfcheck.seed_parser(__doc__, "write the campaign:<id> hashes to Redis",
+                               "write the interactions to Kafka", "interactions", options,
+                               "keyflowd /metrics URL: also check how many records were scored "
+                               "(only for a run without restarts)").parse_args()
+
+    def setup(pb, inp):
+        kfcheck.set_redis_hashes(args.redis, inp.campaigns)
+        print(f"marketing setup: {len(inp.campaigns)} campaign hashes")
+        return 0
+
+    def generate(pb, inp):
+        n = kfcheck.produce(args.bootstrap, "interactions", inp.records)
+        print(f"marketing generate: {n} records ({len(inp.interactions)} interactions, "
+              f"{sum(inp.copies.values()) - len(inp.interactions)} duplicates, "
+              f"{sum(inp.dead.values())} dead letters expected)")
+        return 0
+
+    def check(pb, inp):
         diffs = kfcheck.wait_for_match(lambda: compare(args, inp), args.wait_s)
         by_code = collections.Counter(code for (_, code, _), n in inp.dead.items()
                                       for _ in range(n))
         return kfcheck.report_all(diffs, "marketing check",
                                   f"{len(inp.interactions)} interactions of {args.users} "
                                   f"users; dead letters by reason {dict(sorted(by_code.items()))}")
-    except kfcheck.CheckError as e:
-        print(f"marketing: {e}", file=sys.stderr)
-        return 2
 
+    return kfcheck.run_seed("marketing", args, PROTO, build,
+                            {"setup": setup, "generate": generate, "check": check})
 
 if __name__ == "__main__":
     sys.exit(main())
