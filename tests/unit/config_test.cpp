@@ -15,6 +15,7 @@
 
 #include "config/pipeline_config.hpp"
 #include "pipeline/plan.hpp"
+#include "pipeline_util.hpp"
 
 namespace {
 
@@ -22,22 +23,8 @@ using keyflow::config::config_error;
 using keyflow::config::parse_pipeline;
 using keyflow::config::pipeline_config;
 
-/// A path below the repository root.
-std::string source_path(const std::string& rel) {
-  return std::string(KEYFLOW_SOURCE_DIR) + "/" + rel;
-}
-
-/// The message of the config_error `f` throws, or a failure if it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no config_error thrown";
-  return {};
-}
+using keyflow::test::config_error_of;
+using keyflow::test::source_path;
 
 /// Field names of a list of references.
 std::vector<std::string> names(const std::vector<keyflow::config::field_ref>& refs) {
@@ -303,20 +290,20 @@ TEST(PipelineConfig, BoundaryValues) {
 }
 
 TEST(PipelineConfig, StringErrorsNameTheStringSource) {
-  const auto msg = error_of([] { parse_pipeline("pipeline: [1]\n"); });
+  const auto msg = config_error_of([] { parse_pipeline("pipeline: [1]\n"); });
   EXPECT_EQ(msg.rfind("<string>:1:11: pipeline: expected a map", 0), 0u) << msg;
 }
 
 TEST(PipelineConfig, MissingFileIsNamed) {
   const std::string path = "/nonexistent/keyflow/pipeline.yaml";
-  const auto msg = error_of([&] { keyflow::config::load_pipeline_file(path); });
+  const auto msg = config_error_of([&] { keyflow::config::load_pipeline_file(path); });
   EXPECT_EQ(msg, path + ": cannot read pipeline file: No such file or directory");
-  EXPECT_EQ(error_of([&] { keyflow::pipeline::load_plan(path); }), msg);
+  EXPECT_EQ(config_error_of([&] { keyflow::pipeline::load_plan(path); }), msg);
 }
 
 TEST(PipelineConfig, DirectoryIsNotAFile) {
   const auto path = source_path("tests/data/bad_pipelines");
-  const auto msg = error_of([&] { keyflow::config::load_pipeline_file(path); });
+  const auto msg = config_error_of([&] { keyflow::config::load_pipeline_file(path); });
   EXPECT_EQ(msg, path + ": cannot read pipeline file: is a directory");
 }
 
@@ -359,9 +346,9 @@ class BadPipeline : public testing::TestWithParam<bad_file> {};
 TEST_P(BadPipeline, FailsAtTheRightPlace) {
   const bad_file& c = GetParam();
   ASSERT_FALSE(c.expect.empty()) << c.path << " has no '# expect: ' line 2";
-  const auto msg = error_of([&] { keyflow::config::load_pipeline_file(c.path); });
+  const auto msg = config_error_of([&] { keyflow::config::load_pipeline_file(c.path); });
   EXPECT_EQ(msg, c.path + ":" + c.expect);
-  EXPECT_EQ(error_of([&] { keyflow::pipeline::load_plan(c.path); }), msg);
+  EXPECT_EQ(config_error_of([&] { keyflow::pipeline::load_plan(c.path); }), msg);
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, BadPipeline, testing::ValuesIn(bad_files()),

@@ -9,28 +9,15 @@
 
 #include "config/node_options.hpp"
 #include "config/pipeline_config.hpp"
+#include "pipeline_util.hpp"
 
 namespace {
 
 using keyflow::config::config_error;
 using keyflow::config::node_options;
 
-/// A path below the repository root.
-std::string source_path(const std::string& rel) {
-  return std::string(KEYFLOW_SOURCE_DIR) + "/" + rel;
-}
-
-/// The message of the config_error `f` throws, or a failure if it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no config_error thrown";
-  return {};
-}
+using keyflow::test::config_error_of;
+using keyflow::test::source_path;
 
 /// Parses an argument list (argv[0] is added).
 node_options parse(std::vector<std::string> args) {
@@ -43,7 +30,7 @@ node_options parse(std::vector<std::string> args) {
 
 /// The config_error message of parsing `args`.
 std::string parse_error(std::vector<std::string> args) {
-  return error_of([&] { parse(std::move(args)); });
+  return config_error_of([&] { parse(std::move(args)); });
 }
 
 TEST(NodeOptions, DefaultsFromTheStruct) {
