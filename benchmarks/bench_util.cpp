@@ -144,9 +144,6 @@ latency_figures latency_samples::percentiles() const {
   return out;
 }
 
-namespace {
-
-/// Formats seconds as a latency in µs or ms.
 std::string format_latency(double s) {
   char buf[32];
   if (s < 1e-3)
@@ -155,6 +152,8 @@ std::string format_latency(double s) {
     std::snprintf(buf, sizeof(buf), "%.2f ms", s * 1e3);
   return buf;
 }
+
+namespace {
 
 /// "kafka" or "kafka#2" for the table.
 std::string run_label(const scenario_result& r) {

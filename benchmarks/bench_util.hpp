@@ -97,6 +97,9 @@ private:
   std::vector<std::pair<double, uint64_t>> samples_;
 };
 
+/// Seconds as a latency for tables: "850 us" below 1 ms, else "1.25 ms".
+std::string format_latency(double s);
+
 /// CPU seconds (user + system) the whole process has used so far, all threads.
 double process_cpu_seconds();
 

@@ -40,16 +40,6 @@ std::string si(double v) {
   return buf;
 }
 
-/// Seconds as "850 us" or "1.25 ms".
-std::string ms(double s) {
-  char buf[32];
-  if (s < 1e-3)
-    std::snprintf(buf, sizeof(buf), "%.0f us", s * 1e6);
-  else
-    std::snprintf(buf, sizeof(buf), "%.2f ms", s * 1e3);
-  return buf;
-}
-
 /// "1.23x".
 std::string times(double v) {
   char buf[32];
@@ -188,7 +178,8 @@ void print_query_table(const std::vector<query_result>& results, const phase_res
                 si(r.engine.events_per_s()).c_str(), r.cores_used(), si(r.per_core()).c_str(),
                 si(r.raw.events_per_s()).c_str(), si(r.raw_per_core()).c_str(), r.ratio_to_raw(),
                 f > 0 ? si(f).c_str() : "-", f > 0 ? times(r.ratio_to_flink()).c_str() : "-",
-                ms(r.engine.latency.p50).c_str(), ms(r.engine.latency.p99).c_str(),
+                format_latency(r.engine.latency.p50).c_str(),
+                format_latency(r.engine.latency.p99).c_str(),
                 static_cast<double>(r.engine.memory.peak_rss_kb) / 1024.0,
                 !r.compared       ? "not compared"
                 : r.results_equal ? "equal"
@@ -232,10 +223,11 @@ void print_query_table(const std::vector<query_result>& results, const phase_res
               "output I/O is measured.\n");
   for (const auto& r : results) {
     const auto label = r.run > 1 ? r.query + "#" + std::to_string(r.run) : r.query;
-    std::printf(
-        "note [%s]: %s; %s; raw: %s\n", label.c_str(), r.engine.detail.c_str(),
-        ("sink latency p50 " + ms(r.sink_latency.p50) + " p99 " + ms(r.sink_latency.p99)).c_str(),
-        r.raw.detail.c_str());
+    std::printf("note [%s]: %s; %s; raw: %s\n", label.c_str(), r.engine.detail.c_str(),
+                ("sink latency p50 " + format_latency(r.sink_latency.p50) + " p99 " +
+                 format_latency(r.sink_latency.p99))
+                    .c_str(),
+                r.raw.detail.c_str());
     for (const auto& n : r.notes)
       std::printf("note [%s]: %s\n", label.c_str(), n.c_str());
   }
