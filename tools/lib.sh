@@ -63,6 +63,21 @@ kf_start_node() {
     cat "$KF_RUN_DIR/keyflowd.log" >&2; return 1; }
 }
 
+# kf_crash_node: kill -9 of the node kf_start_node started, waiting until it is gone.
+kf_crash_node() {
+  kill -KILL "$KF_NODE_PID" 2>/dev/null || true
+  wait "$KF_NODE_PID" 2>/dev/null || true
+}
+
+# kf_wait_checkpoints N: waits (up to 15 s) until the node has completed N checkpoints.
+kf_wait_checkpoints() {
+  for _ in $(seq 300); do
+    [ "$(kf_metric '^keyflow_checkpoints_total.*result="completed"')" -ge "$1" ] && return 0
+    sleep 0.05
+  done
+  echo "no $1 completed checkpoints" >&2; return 1
+}
+
 # kf_metric NAME_REGEX: sums the values of matching series from the node's /metrics.
 kf_metric() {
   curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { printf "%.0f\n", s }'

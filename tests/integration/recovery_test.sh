@@ -34,19 +34,6 @@ node() {
   kf_start_node --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" --redis "$KF_REDIS" \
     --state-dir "$KF_RUN_DIR/state" --checkpoint-interval-ms 300 "$@"
 }
-# crash: kill -9 of the running node, waiting until it is gone.
-crash() {
-  kill -KILL "$KF_NODE_PID" 2>/dev/null || true
-  wait "$KF_NODE_PID" 2>/dev/null || true
-}
-# wait_checkpoints N: waits until the running node has completed N checkpoints.
-wait_checkpoints() {
-  for _ in $(seq 300); do
-    [ "$(kf_metric '^keyflow_checkpoints_total.*result="completed"')" -ge "$1" ] && return 0
-    sleep 0.05
-  done
-  echo "no $1 completed checkpoints" >&2; return 1
-}
 
 EVENTS=200000
 echo "== generating $EVENTS events at 20000/s while keyflowd is killed $KILLS times"
@@ -60,13 +47,13 @@ node
 for i in $(seq "$KILLS"); do
   sleep "0.$(( RANDOM % 9 + 1 ))"
   echo "   kill -9 #$i (pid $KF_NODE_PID)"
-  crash
+  kf_crash_node
   node
 done
 
 echo "== kill -9 between state snapshot and manifest (fail point)"
-wait_checkpoints 1
-crash
+kf_wait_checkpoints 1
+kf_crash_node
 before=$(ls "$KF_RUN_DIR/state-checkpoints" | sort | tail -1)
 KEYFLOW_FAIL_POINT=checkpoint.before_manifest node
 for _ in $(seq 200); do kill -0 "$KF_NODE_PID" 2>/dev/null || break; sleep 0.05; done
@@ -83,8 +70,8 @@ echo "   (newest complete before: $before, incomplete: $incomplete)"
 
 wait "$GEN"
 echo "== corrupt a file of the newest checkpoint"
-wait_checkpoints 2
-crash
+kf_wait_checkpoints 2
+kf_crash_node
 newest=$(cd "$KF_RUN_DIR/state-checkpoints" && ls -d chk-* | sort -V | tail -1)
 victim=$(ls "$KF_RUN_DIR/state-checkpoints/$newest/rocksdb/"MANIFEST-* | head -1)
 printf 'garbage' | dd of="$victim" bs=1 seek=8 conv=notrunc 2>/dev/null
@@ -96,11 +83,11 @@ grep -q "$newest is unusable" "$KF_RUN_DIR/keyflowd.log" ||
 grep "unusable\|restored checkpoint" "$KF_RUN_DIR/keyflowd.log" | head -2
 
 echo "== restore into 3, then 1 partition actors (keeping only 100 keys in memory)"
-wait_checkpoints 1
-crash
+kf_wait_checkpoints 1
+kf_crash_node
 node --partition-actors 3
-wait_checkpoints 1
-crash
+kf_wait_checkpoints 1
+kf_crash_node
 node --partition-actors 1 --state-cache-keys 100   # most keys re-read from RocksDB
 
 echo "== verify"

@@ -40,19 +40,6 @@ node() {
     --state-dir "$KF_RUN_DIR/state" --checkpoint-interval-ms 500 --workers 2 \
     --partition-actors "${1:-3}"
 }
-# crash: kill -9 of the running node, waiting until it is gone.
-crash() {
-  kill -KILL "$KF_NODE_PID" 2>/dev/null || true
-  wait "$KF_NODE_PID" 2>/dev/null || true
-}
-# wait_checkpoints N: waits until the running node has completed N checkpoints.
-wait_checkpoints() {
-  for _ in $(seq 300); do
-    [ "$(kf_metric '^keyflow_checkpoints_total.*result="completed"')" -ge "$1" ] && return 0
-    sleep 0.05
-  done
-  echo "no $1 completed checkpoints" >&2; return 1
-}
 
 echo "== writing the main readings at 700/s while keyflowd is killed $KILLS times"
 "$PY" "$SCRIPT" generate --bootstrap "$KF_BOOTSTRAP" --phase main --rate 700 "${INPUT[@]}" \
@@ -72,15 +59,15 @@ node
 for i in $(seq "$KILLS"); do
   sleep "$(( RANDOM % 3 )).$(( RANDOM % 10 ))"   # 0.0 .. 2.9 s: before and after checkpoints
   echo "   kill -9 #$i (pid $KF_NODE_PID, $(kf_metric '^keyflow_checkpoints_total.*result="completed"') checkpoints completed)"
-  crash
+  kf_crash_node
   node
 done
 wait "$GEN" || { cat "$KF_RUN_DIR/gen.log" >&2; exit 1; }
 cat "$KF_RUN_DIR/gen.log"
 
 echo "== kill -9 after a completed checkpoint, restart into 2 partition actors"
-wait_checkpoints 1
-crash
+kf_wait_checkpoints 1
+kf_crash_node
 node 2
 grep -q "restored checkpoint" "$KF_RUN_DIR/keyflowd.log" ||
   { echo "the restart did not restore a checkpoint" >&2; exit 1; }
