@@ -19,19 +19,6 @@
 
 namespace keyflow::test {
 
-/// A free TCP port on 127.0.0.1 (bound and released).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// A redis-server on a loopback port for the test's lifetime; can be paused (SIGSTOP).
 class redis_server {
 public:

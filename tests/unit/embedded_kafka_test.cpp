@@ -1,6 +1,7 @@
 // embedded_kafka: a librdkafka mock cluster that plain librdkafka clients can use, with
 // explicit topic creation and an optional fixed bootstrap port.
 #include "kafka/embedded_kafka.hpp"
+#include "test_util.hpp"
 
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 using keyflow::kafka::embedded_kafka;
+using keyflow::test::free_port;
 
 namespace {
 
@@ -109,19 +111,6 @@ int metadata_partitions(const std::string& bootstrap, const std::string& topic) 
   }
   rd_kafka_destroy(rk);
   return result;
-}
-
-/// A port that was free a moment ago.
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 /// Checks that all `count` records of produce() came back on their partitions.
