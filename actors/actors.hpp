@@ -12,6 +12,10 @@
 /// receiver has taken it: a sender keeps at most `credits` unanswered batches per receiver.
 
 #include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -72,7 +76,10 @@ using partition_actor = caf::typed_actor<
     /// Timer: write changed state to RocksDB.
     caf::reacts_to<atom::flush>,
     /// Flushes state and waits for its sink batches; replies records processed so far.
-    caf::replies_to<atom::drain>::with<uint64_t>>;
+    caf::replies_to<atom::drain>::with<uint64_t>,
+    /// Sets the next stage (partition actors in key-group order, possibly on other nodes)
+    /// of an actor spawned without one; sent before any input reaches it.
+    caf::reacts_to<atom::connect, std::vector<caf::actor>>>;
 
 /// Reads one input (a Kafka partition or a generator), routes records by key group.
 using source_actor = caf::typed_actor<
@@ -97,5 +104,12 @@ using checkpoint_coordinator_actor = caf::typed_actor<
     /// Takes a checkpoint now; a non-empty name makes it a named snapshot. Replies the
     /// checkpoint id once its manifest is written, or an error.
     caf::replies_to<atom::checkpoint, std::string>::with<uint64_t>>;
+
+/// Writes one slice's part of a checkpoint of a job spread over nodes: a RocksDB checkpoint
+/// of the slice's state with the manifest it is given. Runs detached (it blocks on disk).
+using part_writer_actor = caf::typed_actor<
+    /// Takes a serialized proto::CheckpointManifest (id, offsets of the slice's partitions);
+    /// replies the part's checkpoint directory once its manifest is written.
+    caf::replies_to<atom::checkpoint, std::string>::with<std::string>>;
 
 } // namespace keyflow

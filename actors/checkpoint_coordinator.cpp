@@ -10,12 +10,14 @@
 #include <csignal>
 #include <cstdlib>
 #include <deque>
+#include <tuple>
 #include <utility>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
+#include "core/key_group.hpp"
 
 namespace keyflow {
 
@@ -80,8 +82,7 @@ void fail(self_ptr self, uint64_t id, const std::string& why) {
   finish(self);
 }
 
-void write_checkpoint(self_ptr self) {
-  auto& st = self->state;
+proto::CheckpointManifest make_manifest(const coordinator_state& st) {
   proto::CheckpointManifest m;
   m.set_id(st.running);
   m.set_epoch(st.p.epoch);
@@ -92,7 +93,11 @@ void write_checkpoint(self_ptr self) {
   m.set_created_at_ms(st.created_at_ms);
   m.set_alignment_ms(st.max_alignment_us / 1000);
   m.set_mode(st.p.exactly_once ? "exactly-once" : "at-least-once");
-  for (const auto& pos : st.positions) {
+  auto positions = st.positions;
+  std::sort(positions.begin(), positions.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
+  });
+  for (const auto& pos : positions) {
     auto* o = m.add_offsets();
     o->set_topic(pos.topic);
     o->set_partition(pos.partition);
@@ -110,16 +115,22 @@ void write_checkpoint(self_ptr self) {
     op->set_first_key_group(0);
     op->set_last_key_group(st.p.plan->cfg.max_parallelism);
   }
-  auto elapsed = [&] { return clock_type::now() - st.started; };
-  m.set_duration_ms(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed()).count()));
-  auto info = st.p.checkpoints->create(st.p.store->db(), std::move(m));
+  return m;
+}
+
+/// The checkpoint is written: log, count, answer whoever asked for it.
+void complete(self_ptr self, const state::checkpoint_info& info) {
+  auto& st = self->state;
   if (st.running_name.empty())
     st.p.checkpoints->prune();
-  auto secs = std::chrono::duration<double>(elapsed()).count();
-  spdlog::info("checkpoint {}{} complete: {} bytes in {:.3f} s (alignment {} us)", st.running,
+  auto secs = std::chrono::duration<double>(clock_type::now() - st.started).count();
+  spdlog::info("checkpoint {}{} complete: {} bytes{} in {:.3f} s (alignment {} us)", st.running,
                st.running_name.empty() ? "" : " (snapshot '" + st.running_name + "')",
-               info.manifest.size_bytes(), secs, st.max_alignment_us);
+               info.manifest.size_bytes(),
+               info.manifest.parts().empty()
+                   ? std::string{}
+                   : " in " + std::to_string(info.manifest.parts_size()) + " parts",
+               secs, st.max_alignment_us);
   if (auto* mx = st.p.metrics) {
     st.completed->Increment();
     mx->checkpoint_duration().Set(secs);
@@ -132,9 +143,71 @@ void write_checkpoint(self_ptr self) {
     rp.deliver(st.running);
 }
 
+void set_duration(coordinator_state& st, proto::CheckpointManifest& m) {
+  m.set_duration_ms(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - st.started)
+          .count()));
+}
+
+/// A job spread over nodes: every slice's owner writes its part (its partitions' offsets,
+/// its key-group range), then the manifest listing the parts completes the checkpoint.
+void write_parts(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto m = make_manifest(st);
+  const auto n = static_cast<uint32_t>(st.p.parts.size());
+  const auto max_par = st.p.plan->cfg.max_parallelism;
+  auto dirs = std::make_shared<std::vector<std::string>>(n);
+  auto left = std::make_shared<uint32_t>(n);
+  for (uint32_t s = 0; s < n; ++s) {
+    proto::CheckpointManifest part = m;
+    part.clear_offsets();
+    for (const auto& o : m.offsets())
+      if (static_cast<uint32_t>(o.partition()) % n == s)
+        *part.add_offsets() = o;
+    auto range = range_for_actor(max_par, n, s);
+    for (auto& op : *part.mutable_operators()) {
+      op.set_first_key_group(range.first);
+      op.set_last_key_group(range.last);
+    }
+    self->request(st.p.parts[s], st.p.timeout, atom::checkpoint_v, part.SerializeAsString())
+        .then(
+            [self, id, s, dirs, left, m](std::string& dir) mutable {
+              auto& st = self->state;
+              if (st.running != id)
+                return;
+              (*dirs)[s] = std::move(dir);
+              if (--*left > 0)
+                return;
+              for (uint32_t i = 0; i < dirs->size(); ++i) {
+                auto* p = m.add_parts();
+                p->set_slice(i);
+                p->set_dir((*dirs)[i]);
+              }
+              set_duration(st, m);
+              try {
+                complete(self, st.p.checkpoints->commit_parts(std::move(m)));
+              } catch (const std::exception& e) {
+                fail(self, id, e.what());
+                return;
+              }
+              finish(self);
+            },
+            [self, id, s](caf::error& err) {
+              fail(self, id, "part " + std::to_string(s) + ": " + caf::to_string(err));
+            });
+  }
+}
+
 void write_and_finish(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  if (!st.p.parts.empty()) {
+    write_parts(self, id);
+    return;
+  }
   try {
-    write_checkpoint(self);
+    auto m = make_manifest(st);
+    set_duration(st, m);
+    complete(self, st.p.checkpoints->create(st.p.store->db(), std::move(m)));
   } catch (const std::exception& e) {
     fail(self, id, e.what());
     return;
@@ -277,6 +350,28 @@ checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinat
 checkpoint_coordinator_actor spawn_checkpoint_coordinator(caf::actor_system& sys,
                                                           coordinator_params params) {
   return sys.spawn<caf::detached>(coordinator, std::move(params));
+}
+
+part_writer_actor spawn_part_writer(caf::actor_system& sys, state::state_store* store,
+                                    state::checkpoint_store* checkpoints) {
+  return sys.spawn<caf::detached>([store, checkpoints]() -> part_writer_actor::behavior_type {
+    return {
+        [store, checkpoints](atom::checkpoint,
+                             const std::string& bytes) -> caf::result<std::string> {
+          proto::CheckpointManifest m;
+          if (!m.ParseFromString(bytes))
+            return make_error(ec::state_error, "part writer: unreadable manifest");
+          try {
+            auto info = checkpoints->create(store->db(), std::move(m));
+            if (info.manifest.snapshot_name().empty())
+              checkpoints->prune();
+            return info.dir;
+          } catch (const std::exception& e) {
+            return make_error(ec::state_error, e.what());
+          }
+        },
+    };
+  });
 }
 
 } // namespace keyflow

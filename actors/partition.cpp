@@ -531,6 +531,19 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
         try_finish_drain(self);
         return rp;
       },
+      [self](atom::connect, std::vector<caf::actor>& next) {
+        auto& st = self->state;
+        st.p.downstream.clear();
+        for (auto& a : next)
+          st.p.downstream.push_back(caf::actor_cast<partition_actor>(std::move(a)));
+        st.down_in_flight.assign(st.p.downstream.size(), 0);
+        st.down_sent_wm.assign(st.p.downstream.size(), no_watermark);
+        st.down_routes =
+            st.p.downstream.empty()
+                ? nullptr
+                : std::make_unique<router>(st.p.plan->cfg.max_parallelism,
+                                           static_cast<uint32_t>(st.p.downstream.size()));
+      },
   };
 }
 

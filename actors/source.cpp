@@ -40,6 +40,8 @@ struct source_state {
   std::vector<caf::typed_response_promise<uint64_t>> stop_promises;
   prometheus::Counter* backpressured = nullptr;
   prometheus::Gauge* lag = nullptr;
+  std::vector<bool> remote;                      // per partition actor: on another node
+  prometheus::Counter* remote_batches = nullptr; // batches sent to another node
   static inline const char* name = "keyflow.source";
 
   bool has_credit() const {
@@ -112,6 +114,8 @@ void send_batches(self_ptr self) {
     if (b.records.empty())
       continue;
     ++st.in_flight[i];
+    if (st.remote[i] && st.remote_batches != nullptr)
+      st.remote_batches->Increment();
     record_batch out;
     out.source = st.p.index;
     out.watermark = st.watermark;
@@ -212,7 +216,10 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
       std::make_unique<router>(st.p.max_parallelism, static_cast<uint32_t>(st.p.partitions.size()));
   st.in_flight.assign(st.p.partitions.size(), 0);
   st.sent_wm.assign(st.p.partitions.size(), no_watermark);
+  for (const auto& p : st.p.partitions)
+    st.remote.push_back(p.node() != self->node());
   if (st.p.metrics != nullptr) {
+    st.remote_batches = &st.p.metrics->remote_batches("source");
     auto name = st.p.reader->name();
     st.backpressured = &st.p.metrics->backpressured_seconds("source " + name);
     auto slash = name.rfind('/');

@@ -145,10 +145,19 @@ struct coordinator_params {
   uint64_t epoch = 1;                             ///< restore generation, in manifests
   bool exactly_once = true;                       ///< recorded in manifests
   metrics::metrics* metrics = nullptr;            ///< node metrics (may be null)
+  /// A job spread over nodes: part writer of each slice (slice s reads the partitions p
+  /// with p % parts.size() == s and owns key-group range s of parts.size()). Each writes its
+  /// part, then `checkpoints` gets the manifest listing them; `store` is unused.
+  std::vector<part_writer_actor> parts;
 };
 
 /// Spawns the checkpoint coordinator on its own thread (it blocks on disk).
 checkpoint_coordinator_actor spawn_checkpoint_coordinator(caf::actor_system& sys,
                                                           coordinator_params params);
+
+/// Spawns the part writer of one slice of a job spread over nodes, on its own thread:
+/// writes the RocksDB checkpoint of `store` into `checkpoints` with the manifest it is given.
+part_writer_actor spawn_part_writer(caf::actor_system& sys, state::state_store* store,
+                                    state::checkpoint_store* checkpoints);
 
 } // namespace keyflow

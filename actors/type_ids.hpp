@@ -27,6 +27,7 @@ CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::member_info))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::region_owner))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::assignment))
 CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::heartbeat))
+CAF_ADD_TYPE_ID(keyflow, (keyflow::cluster::spread_message))
 
 CAF_ADD_ATOM(keyflow, keyflow::atom, poll, "poll")
 CAF_ADD_ATOM(keyflow, keyflow::atom, tick, "tick")
@@ -39,6 +40,7 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, barrier, "barrier")
 CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
 CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
 CAF_ADD_ATOM(keyflow, keyflow::atom, hb, "hb")
+CAF_ADD_ATOM(keyflow, keyflow::atom, connect, "connect")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

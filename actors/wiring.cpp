@@ -58,6 +58,8 @@ running_pipeline wire_pipeline(caf::actor_system& sys, const wiring_params& p) {
   auto lookups = spawn_lookups(sys, p, run);
   // Partition actors, last stage first so that each stage knows the next.
   std::vector<partition_actor> next, stage0;
+  const uint32_t total = p.slice ? p.total_parallelism : p.parallelism;
+  run.stages.resize(static_cast<size_t>(plan->stages));
   for (int stage = plan->stages - 1; stage >= 0; --stage) {
     std::vector<partition_actor> current;
     for (uint32_t i = 0; i < p.parallelism; ++i) {
@@ -65,28 +67,32 @@ running_pipeline wire_pipeline(caf::actor_system& sys, const wiring_params& p) {
       pp.plan = plan;
       pp.stage = stage;
       pp.store = p.store;
-      pp.index = i;
-      pp.parallelism = p.parallelism;
+      pp.index = (p.slice ? p.first_index : 0) + i;
+      pp.parallelism = total;
       for (const auto& l : links)
         if (plan->sinks[l.index].stage == stage)
           pp.sinks.push_back(l);
       pp.dead_letters = run.dead_letters;
-      pp.downstream = next;
+      if (!p.slice)
+        pp.downstream = next;
       pp.lookups = lookups;
       pp.flow = p.flow;
       pp.flush_interval = p.flush_interval;
       pp.metrics = p.metrics;
-      pp.sources = stage == 0 ? p.sources : p.parallelism;
+      pp.sources = stage == 0 ? (p.slice ? p.stage0_inputs : p.sources) : total;
       pp.checkpointing = p.checkpointing;
       pp.exactly_once = exactly_once;
       pp.max_state_keys = p.max_state_keys;
       current.push_back(spawn_partition(sys, std::move(pp)));
     }
     run.partitions.insert(run.partitions.end(), current.begin(), current.end());
+    run.stages[static_cast<size_t>(stage)] = current;
     next = current;
     if (stage == 0)
       stage0 = current;
   }
+  if (p.slice)
+    return run;
   run.sources = p.make_sources(stage0, run);
   if (run.sources.size() != p.sources)
     throw std::logic_error("wire_pipeline: " + std::to_string(run.sources.size()) +

@@ -29,6 +29,8 @@ struct running_pipeline {
   std::vector<lookup_actor> lookups;        ///< one per enrich operator
   checkpoint_coordinator_actor coordinator; ///< null when the pipeline takes no checkpoints
   uint32_t parallelism = 1;                 ///< partition actors per stage
+  /// Partition actors per stage, stage 0 first, in key-group order.
+  std::vector<std::vector<partition_actor>> stages;
 };
 
 /// Everything wire_pipeline() needs. The factories are called in spawn order.
@@ -59,6 +61,14 @@ struct wiring_params {
   std::chrono::milliseconds checkpoint_timeout{60000}; ///< a checkpoint not done by then fails
   uint64_t first_checkpoint_id = 1;                    ///< id of the first checkpoint
   uint64_t epoch = 1;                                  ///< restore generation
+  /// One slice of a job spread over nodes: its partition actors are numbered from
+  /// `first_index` among `total_parallelism` per stage, take `stage0_inputs` sources, and are
+  /// spawned without their next stage (atom::connect, once every slice has spawned); no
+  /// sources (make_sources is not called) and no coordinator are spawned.
+  bool slice = false;
+  uint32_t first_index = 0;       ///< slice: global index of its first actor in each stage
+  uint32_t total_parallelism = 0; ///< slice: partition actors per stage over all slices
+  uint32_t stage0_inputs = 0;     ///< slice: sources of the whole job
 };
 
 /// Spawns and connects the pipeline's actors: sinks (make_sink, in plan order), the

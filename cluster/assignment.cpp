@@ -14,7 +14,7 @@ std::vector<int32_t> region_partitions(uint32_t region, uint32_t regions, int pa
 }
 
 assignment rebalance(const assignment& current, std::vector<uint32_t> live, uint32_t regions,
-                     uint32_t coordinator, uint64_t next_version) {
+                     uint32_t coordinator, uint64_t next_version, bool together) {
   std::sort(live.begin(), live.end());
   live.erase(std::unique(live.begin(), live.end()), live.end());
   std::vector<uint32_t> owner(regions, 0);
@@ -73,7 +73,7 @@ assignment rebalance(const assignment& current, std::vector<uint32_t> live, uint
   out.coordinator = coordinator;
   const uint64_t fresh = generation_of(next_version, coordinator);
   for (uint32_t r = 0; r < regions; ++r)
-    out.regions.push_back({r, next[r], next[r] == owner[r] ? gen[r] : fresh});
+    out.regions.push_back({r, next[r], next[r] == owner[r] && !together ? gen[r] : fresh});
   return out;
 }
 

@@ -20,9 +20,11 @@ std::vector<int32_t> region_partitions(uint32_t region, uint32_t regions, int pa
 /// node ids, starting from `current`. Regions of live nodes stay where they are unless their
 /// owner holds more than its share; the others go to the nodes with the fewest. If no owner
 /// changes, returns `current` unchanged; otherwise the result has version `next_version`,
-/// and every region whose owner changed gets generation_of(next_version, coordinator).
+/// and every region whose owner changed gets generation_of(next_version, coordinator) —
+/// every region does when `together` (slices of one job spread over nodes, which restart
+/// together from one checkpoint).
 assignment rebalance(const assignment& current, std::vector<uint32_t> live, uint32_t regions,
-                     uint32_t coordinator, uint64_t next_version);
+                     uint32_t coordinator, uint64_t next_version, bool together = false);
 
 /// The generation of regions assigned in version `version` by `coordinator`: the version
 /// in the high bits, the coordinator id (< 65536) in the low 16, so that two nodes that

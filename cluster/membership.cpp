@@ -189,7 +189,8 @@ void coordinate(self_ptr self) {
     }
     return;
   }
-  auto next = rebalance(st.current, live, st.cfg.regions, st.cfg.node_id, st.current.version + 1);
+  auto next = rebalance(st.current, live, st.cfg.regions, st.cfg.node_id, st.current.version + 1,
+                        st.cfg.together);
   if (next.version == st.current.version && next.coordinator == st.current.coordinator)
     return;
   std::string owners;
@@ -235,6 +236,11 @@ void repair_stuck(self_ptr self) {
   auto next = st.current;
   next.version += 1;
   next.coordinator = st.cfg.node_id;
+  if (st.cfg.together) { // slices of one job restart together
+    for (auto& r : next.regions)
+      r.generation = generation_of(next.version, st.cfg.node_id);
+    st.not_running_since.clear();
+  }
   for (uint32_t r : stuck) {
     next.regions[r].generation = generation_of(next.version, st.cfg.node_id);
     st.not_running_since.erase(r);
@@ -413,6 +419,7 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
   st.self_info.id = st.cfg.node_id;
   st.self_info.host = st.cfg.host;
   st.self_info.port = st.cfg.port;
+  st.self_info.job = st.cfg.job;
   st.self_info.incarnation =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())

@@ -43,7 +43,11 @@ struct membership_config {
   std::chrono::milliseconds heartbeat{500};            ///< heartbeat interval
   std::chrono::milliseconds failure_timeout{3000};     ///< silence after which a member is dead
   uint32_t regions = 1;                                ///< regions of the pipeline
-  bool tls = false;                    ///< connect through the openssl manager (mutual TLS)
+  /// The regions are slices of one job spread over nodes: whenever an owner changes, every
+  /// region gets the fresh generation (they restart together).
+  bool together = false;
+  caf::actor job;   ///< this node's job actor, announced to the others (may be null)
+  bool tls = false; ///< connect through the openssl manager (mutual TLS)
   metrics::metrics* metrics = nullptr; ///< node metrics (may be null)
   /// Renewed to half the failure timeout ahead at every tick that follows the previous one
   /// in time (null: none). The node's sources and Kafka sinks stop while it is expired.

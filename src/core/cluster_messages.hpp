@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
+
 namespace keyflow::cluster {
 
 /// A region a node runs, with the generation it was started under.
@@ -30,12 +32,15 @@ struct member_info {
   uint64_t incarnation = 0;            ///< start time of the process (ms); changes when it restarts
   std::vector<running_region> running; ///< regions the node runs now
   bool leaving = false; ///< the node stops: its regions are drained, move them at once
+  /// The node's job actor: receives the steps of starting a job spread over nodes (null
+  /// when the node runs independent regions).
+  caf::actor job;
 };
 
 /// Inspects a member_info.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
-  return f(x.id, x.host, x.port, x.incarnation, x.running, x.leaving);
+  return f(x.id, x.host, x.port, x.incarnation, x.running, x.leaving, x.job);
 }
 
 /// Owner of one region in an assignment.
@@ -63,6 +68,40 @@ struct assignment {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, assignment& x) {
   return f(x.version, x.coordinator, x.regions);
+}
+
+/// Steps of starting generation `generation` of a job spread over nodes. The leader (the
+/// coordinator that made the generation) sends commands; every owner of slices answers each
+/// with a report per slice.
+enum class spread_step : uint8_t {
+  stopped = 1,  ///< report: the slice's older actors are stopped here and its fence raised
+  prepare = 2,  ///< command: restore from `checkpoint` and spawn sinks and partition actors
+  prepared = 3, ///< report: partition actors per stage, part writer
+  wire = 4,     ///< command: every slice's partition actors, per stage, in key-group order
+  wired = 5,    ///< report: partition actors are connected to the next stage
+  run = 6,      ///< command: spawn the sources
+  running = 7,  ///< report: sources and sinks
+};
+
+/// A command of the leader or a report of a slice owner (see spread_step).
+struct spread_message {
+  uint64_t generation = 0;                     ///< generation being started
+  uint8_t step = 0;                            ///< a spread_step
+  uint32_t slice = 0;                          ///< reports: which slice
+  caf::actor from;                             ///< the sender's job actor
+  std::string checkpoint;                      ///< prepare: job checkpoint dir ("" = empty)
+  std::vector<std::vector<caf::actor>> stages; ///< prepared: the slice's; wire: everyone's
+  caf::actor part_writer;                      ///< prepared: writes the slice's checkpoint part
+  std::vector<caf::actor> sources;             ///< running: the slice's sources
+  std::vector<caf::actor> redis;               ///< running: the slice's Redis sinks
+  std::vector<caf::actor> kafka;               ///< running: Kafka sinks, dead letters last
+};
+
+/// Inspects a spread_message.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spread_message& x) {
+  return f(x.generation, x.step, x.slice, x.from, x.checkpoint, x.stages, x.part_writer, x.sources,
+           x.redis, x.kafka);
 }
 
 /// What a node sends every heartbeat interval to every member it knows.

@@ -283,6 +283,15 @@ prometheus::Counter& metrics::fenced_writes(const std::string& sink) {
       .Add({{"sink", sink}});
 }
 
+prometheus::Counter& metrics::remote_batches(const std::string& sender) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_remote_batches_total")
+      .Help("Record batches sent to a partition actor on another node")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"sender", sender}});
+}
+
 local_histogram::local_histogram(prometheus::Histogram* target)
     : target_(target), bounds_(&latency_buckets()), counts_(bounds_->size() + 1, 0.0) {}
 

@@ -106,6 +106,9 @@ public:
   /// keyflow_fenced_writes_total{sink}: sink writes refused because a newer generation of
   /// their region exists (the writer was declared dead).
   prometheus::Counter& fenced_writes(const std::string& sink);
+  /// keyflow_remote_batches_total{sender}: record batches sent to a partition actor on
+  /// another node (a job spread over nodes), by sending actor kind (source).
+  prometheus::Counter& remote_batches(const std::string& sender);
 
 private:
   prometheus::Gauge& gauge(const std::string& name, const std::string& help);

@@ -44,23 +44,6 @@ struct region_runtime {
   running_pipeline run;
 };
 
-/// Generation directories of a region, highest first.
-std::vector<std::pair<uint64_t, fs::path>> generation_dirs(const fs::path& root) {
-  std::vector<std::pair<uint64_t, fs::path>> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    auto name = e.path().filename().string();
-    if (!e.is_directory() || name.size() < 2 || name[0] != 'g')
-      continue;
-    try {
-      out.emplace_back(std::stoull(name.substr(1)), e.path());
-    } catch (const std::exception&) {
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  return out;
-}
-
 class region_manager {
 public:
   region_manager(caf::actor_system& sys, const node_env& env, uint32_t regions,
@@ -157,27 +140,11 @@ private:
       env_.metrics->regions_running().Set(static_cast<double>(running_.size()));
   }
 
-  /// Raises the region's fence to `generation`; false if a newer generation holds it.
-  bool raise_fence(uint32_t region, uint64_t generation) {
-    if (env_.opts->redis.empty())
-      return true;
-    redis::client c{redis::address::parse(env_.opts->redis)};
-    auto key = fence_key(env_.plan->cfg.name, region);
-    auto gen = std::to_string(generation);
-    auto now = std::stoull(c.command({"EVAL", raise_fence_script, "1", key, gen}));
-    if (now > generation) {
-      spdlog::warn("cluster: region {} generation {} is stale: its fence is at {}", region,
-                   generation, now);
-      return false;
-    }
-    return true;
-  }
-
   bool start(uint32_t region, uint64_t generation) {
     const auto& opts = *env_.opts;
     auto t0 = clock_type::now();
     try {
-      if (!raise_fence(region, generation)) {
+      if (!raise_fence(env_, region, generation)) {
         refused_.insert({region, generation});
         return false;
       }
@@ -265,6 +232,37 @@ private:
 };
 
 } // namespace
+
+std::vector<std::pair<uint64_t, fs::path>> generation_dirs(const fs::path& root) {
+  std::vector<std::pair<uint64_t, fs::path>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    auto name = e.path().filename().string();
+    if (!e.is_directory() || name.size() < 2 || name[0] != 'g')
+      continue;
+    try {
+      out.emplace_back(std::stoull(name.substr(1)), e.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
+bool raise_fence(const node_env& env, uint32_t region, uint64_t generation) {
+  if (env.opts->redis.empty())
+    return true;
+  redis::client c{redis::address::parse(env.opts->redis)};
+  auto key = fence_key(env.plan->cfg.name, region);
+  auto gen = std::to_string(generation);
+  auto now = std::stoull(c.command({"EVAL", raise_fence_script, "1", key, gen}));
+  if (now > generation) {
+    spdlog::warn("cluster: region {} generation {} is stale: its fence is at {}", region,
+                 generation, now);
+    return false;
+  }
+  return true;
+}
 
 void check_region_layout(const std::string& checkpoint_dir, const std::string& pipeline,
                          uint32_t regions) {

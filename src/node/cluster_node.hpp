@@ -15,7 +15,11 @@
 /// directory are never restored.
 
 #include <csignal>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -41,5 +45,13 @@ void check_region_layout(const std::string& checkpoint_dir, const std::string& p
 
 /// Redis key of region `region`'s fence for pipeline `pipeline`.
 std::string fence_key(const std::string& pipeline, uint32_t region);
+
+/// Raises region `region`'s fence in Redis to `generation` unless it is higher already;
+/// false (logged) if a newer generation holds it. True without Redis.
+bool raise_fence(const node_env& env, uint32_t region, uint64_t generation);
+
+/// The `g<generation>` subdirectories of `root`, highest generation first.
+std::vector<std::pair<uint64_t, std::filesystem::path>>
+generation_dirs(const std::filesystem::path& root);
 
 } // namespace keyflow::node

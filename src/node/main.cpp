@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -29,10 +30,12 @@
 #include "cluster/assignment.hpp"
 #include "cluster/membership.hpp"
 #include "config/node_options.hpp"
+#include "core/key_group.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
 #include "node/cluster_node.hpp"
 #include "node/node_pipeline.hpp"
+#include "node/spread_job.hpp"
 #include "pipeline/plan.hpp"
 #include "redis/redis_client.hpp"
 
@@ -114,29 +117,29 @@ private:
   int port_ = -1;
 };
 
-/// Regions of the job: --regions, or one per source partition when the source is
-/// partitioned by key and no key_by re-keys the records; else one.
-uint32_t region_count(const config::node_options& opts, const pipeline::plan& plan,
-                      int partitions) {
+/// How a cluster node cuts the job.
+struct job_split {
+  uint32_t regions = 1; ///< regions (or slices of a spread job)
+  bool spread = false;  ///< slices of one job that exchange records (node/spread_job.hpp)
+};
+
+/// Regions of the job: --regions, or one per source partition. A pipeline whose records of
+/// one key may come from any partition (no source.partitioned_by_key, or a key_by) is spread
+/// over the nodes in that many slices that exchange records; with --regions 1 it runs whole
+/// on one node.
+job_split split_job(const config::node_options& opts, const pipeline::plan& plan, int partitions) {
   const auto& pipe = plan.cfg;
-  std::string single;
-  if (!pipe.source.partitioned_by_key)
-    single = "does not declare source.partitioned_by_key, so records of one key may be in any "
-             "partition";
-  else if (plan.stages > 1)
-    single = "re-keys its records (key_by), so a stage's keys come from every partition";
-  if (!single.empty()) {
-    if (opts.regions > 1)
-      throw config::config_error("--regions " + std::to_string(opts.regions) + ": pipeline '" +
-                                 pipe.name + "' " + single + ": the job is one region");
-    return 1;
-  }
-  if (opts.regions == 0)
-    return static_cast<uint32_t>(partitions);
-  if (opts.regions > static_cast<uint32_t>(partitions))
+  job_split out;
+  out.regions = opts.regions == 0 ? static_cast<uint32_t>(partitions) : opts.regions;
+  if (out.regions > static_cast<uint32_t>(partitions))
     throw config::config_error("--regions " + std::to_string(opts.regions) + ": more than the " +
                                std::to_string(partitions) + " partitions of the source topic");
-  return opts.regions;
+  if (out.regions > pipe.max_parallelism)
+    throw config::config_error("--regions " + std::to_string(out.regions) + ": more than the " +
+                               std::to_string(pipe.max_parallelism) +
+                               " key groups (max_parallelism) of pipeline '" + pipe.name + "'");
+  out.spread = (!pipe.source.partitioned_by_key || plan.stages > 1) && out.regions > 1;
+  return out;
 }
 
 /// Host and port of "host:port".
@@ -202,7 +205,8 @@ int run_node(const config::node_options& opts) {
   }
   metrics::metrics m{pipe.name};
   node::node_env env{&opts, plan, props, partitions, &m};
-  const uint32_t regions = opts.node_id > 0 ? region_count(opts, *plan, partitions) : 1;
+  const auto split = opts.node_id > 0 ? split_job(opts, *plan, partitions) : job_split{};
+  const uint32_t regions = split.regions;
 
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::keyflow>();
@@ -281,6 +285,12 @@ int run_node(const config::node_options& opts) {
   mc.heartbeat = std::chrono::milliseconds(opts.heartbeat_ms);
   mc.failure_timeout = std::chrono::milliseconds(opts.failure_timeout_ms);
   mc.regions = regions;
+  mc.together = split.spread;
+  std::optional<caf::scoped_actor> job; // receives the spread job's steps
+  if (split.spread) {
+    job.emplace(sys);
+    mc.job = caf::actor_cast<caf::actor>(*job);
+  }
   mc.tls = tls;
   mc.metrics = &m;
   auto lease = std::make_shared<work_lease>();
@@ -295,26 +305,37 @@ int run_node(const config::node_options& opts) {
     throw std::runtime_error("cannot listen on --cluster-address " + opts.cluster_address + ": " +
                              sys.render(published.error()));
   }
-  status_server status{
-      opts.admin_address, [&] {
-        auto j = view->to_json();
-        j["mode"] = "cluster";
-        j["pipeline"] = pipe.name;
-        j["tls"] = tls;
-        j["regions"] = nlohmann::json::array();
-        for (uint32_t r = 0; r < regions; ++r)
-          j["regions"].push_back(
-              {{"region", r}, {"partitions", cluster::region_partitions(r, regions, partitions)}});
-        return j;
-      }};
-  spdlog::info("cluster node {} on {}{} with {} region(s), seeds '{}'", opts.node_id,
-               opts.cluster_address, tls ? " (mutual TLS)" : "", regions, opts.seeds);
+  status_server status{opts.admin_address, [&] {
+                         auto j = view->to_json();
+                         j["mode"] = "cluster";
+                         j["pipeline"] = pipe.name;
+                         j["tls"] = tls;
+                         j["spread"] = split.spread;
+                         j["regions"] = nlohmann::json::array();
+                         for (uint32_t r = 0; r < regions; ++r) {
+                           nlohmann::json e{
+                               {"region", r},
+                               {"partitions", cluster::region_partitions(r, regions, partitions)}};
+                           if (split.spread) {
+                             auto kg = range_for_actor(pipe.max_parallelism, regions, r);
+                             e["key_groups"] = {kg.first, kg.last};
+                           }
+                           j["regions"].push_back(std::move(e));
+                         }
+                         return j;
+                       }};
+  spdlog::info("cluster node {} on {}{} with {} {}, seeds '{}'", opts.node_id, opts.cluster_address,
+               tls ? " (mutual TLS)" : "", regions,
+               split.spread ? "slice(s) of a job spread over the nodes" : "region(s)", opts.seeds);
   std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
               "status=http://127.0.0.1:%d/status node=%u cluster=%s\n",
               pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port(), opts.node_id,
               opts.cluster_address.c_str());
   std::fflush(stdout);
-  int rc = node::run_cluster_regions(sys, env, regions, view, stop_requested, checkpoint_requested);
+  int rc = split.spread ? node::run_spread_job(sys, env, regions, view, *job, stop_requested,
+                                               checkpoint_requested)
+                        : node::run_cluster_regions(sys, env, regions, view, stop_requested,
+                                                    checkpoint_requested);
   {
     caf::scoped_actor self{sys};
     self->request(member, std::chrono::seconds(2), atom::stop_v)

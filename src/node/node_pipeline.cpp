@@ -45,7 +45,7 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
                      run.dead_letters,
                      flow_settings{opts.batch_size, opts.credits},
                      env.metrics,
-                     static_cast<uint32_t>(i),
+                     spec.spread ? static_cast<uint32_t>(p) : static_cast<uint32_t>(i),
                      pipe.source.watermark.max_out_of_orderness_ms,
                      std::chrono::milliseconds(pipe.source.watermark.idle_timeout_ms)};
     if (auto w = from.watermarks.find({pipe.source.topic, p}); w != from.watermarks.end())
@@ -132,28 +132,32 @@ restore_point restore(const node_env& env, std::optional<state::checkpoint_info>
   return rp;
 }
 
-running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
-                                const instance_spec& spec, state::state_store& store,
-                                state::checkpoint_store& checkpoints, const restore_point& from) {
-  const auto& opts = *env.opts;
-  const auto& pipe = env.plan->cfg;
+uint32_t actors_per_stage(const config::node_options& opts, const pipeline::plan& plan) {
   uint32_t workers =
       opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
   uint32_t parallelism = opts.partition_actors ? opts.partition_actors : workers;
-  parallelism = std::min(parallelism, pipe.max_parallelism);
+  return std::min(parallelism, plan.cfg.max_parallelism);
+}
+
+namespace {
+
+/// Wiring of an instance, without its sources.
+wiring_params instance_wiring(caf::actor_system& sys, const node_env& env,
+                              const instance_spec& spec, state::state_store& store) {
+  const auto& opts = *env.opts;
   wiring_params w;
   w.plan = env.plan;
   w.store = &store;
   w.metrics = env.metrics;
   w.flow = flow_settings{opts.batch_size, opts.credits};
-  w.parallelism = parallelism;
+  w.parallelism = actors_per_stage(opts, *env.plan);
   w.sources = static_cast<uint32_t>(spec.partitions.size());
   w.flush_interval = std::chrono::milliseconds(opts.flush_interval_ms);
   w.max_state_keys = opts.state_cache_keys;
   w.checkpointing = true;
   w.redis = opts.redis;
-  w.make_sink = [&](size_t i) { return spawn_sink(sys, env, spec, i); };
-  w.make_dead_letters = [&] {
+  w.make_sink = [&sys, &env, spec](size_t i) { return spawn_sink(sys, env, spec, i); };
+  w.make_dead_letters = [&sys, &env] {
     kafka_sink_params dp;
     dp.properties = env.props;
     dp.sink_id = "dead-letters";
@@ -161,6 +165,17 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
     dp.lease = env.lease;
     return spawn_kafka_sink(sys, std::move(dp));
   };
+  return w;
+}
+
+} // namespace
+
+running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
+                                const instance_spec& spec, state::state_store& store,
+                                state::checkpoint_store& checkpoints, const restore_point& from) {
+  const auto& opts = *env.opts;
+  const auto& pipe = env.plan->cfg;
+  auto w = instance_wiring(sys, env, spec, store);
   w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
     return start_sources(sys, env, spec, from, stage0, run);
   };
@@ -178,9 +193,26 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
                    ? std::string{}
                    : fmt::format(" region {} generation {}", spec.region, spec.generation),
                run.sources.size(), spec.partitions.size(), env.source_partitions, pipe.source.topic,
-               env.plan->stages, parallelism, pipe.max_parallelism, opts.checkpoint_interval_ms,
+               env.plan->stages, w.parallelism, pipe.max_parallelism, opts.checkpoint_interval_ms,
                checkpoints.root());
   return run;
+}
+
+running_pipeline prepare_slice(caf::actor_system& sys, const node_env& env,
+                               const instance_spec& spec, state::state_store& store,
+                               uint32_t slices) {
+  auto w = instance_wiring(sys, env, spec, store);
+  w.slice = true;
+  w.first_index = spec.region * w.parallelism;
+  w.total_parallelism = slices * w.parallelism;
+  w.stage0_inputs = static_cast<uint32_t>(env.source_partitions);
+  return wire_pipeline(sys, w);
+}
+
+void start_slice_sources(caf::actor_system& sys, const node_env& env, const instance_spec& spec,
+                         const restore_point& from, const std::vector<partition_actor>& stage0,
+                         running_pipeline& run) {
+  run.sources = start_sources(sys, env, spec, from, stage0, run);
 }
 
 } // namespace keyflow::node

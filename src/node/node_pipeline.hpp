@@ -56,12 +56,32 @@ struct instance_spec {
   uint64_t generation = 0;         ///< generation of its assignment (0 when standalone)
   std::string fence_key;           ///< Redis fence key of the region; "" = no fencing
   std::string suffix; ///< appended to Kafka transactional ids ("" standalone, "-r<region>")
+  /// A slice of a job spread over nodes: sources are numbered by partition among all the
+  /// job's sources (`region` is the slice index).
+  bool spread = false;
 };
+
+/// Partition actors per stage of one instance: --partition-actors, else --workers, else the
+/// number of cores; at most max_parallelism.
+uint32_t actors_per_stage(const config::node_options& opts, const pipeline::plan& plan);
 
 /// Spawns an instance of the pipeline: sinks, partition actors, sources for the spec's
 /// partitions (from the restore point's offsets) and its checkpoint coordinator.
 running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
                                 const instance_spec& spec, state::state_store& store,
                                 state::checkpoint_store& checkpoints, const restore_point& from);
+
+/// Spawns slice `spec.region` of `slices` of a job spread over nodes, without sources: its
+/// sinks and partition actors (key-group range `spec.region` of `slices`, numbered among
+/// every slice's), not yet connected to their next stage (running_pipeline::stages).
+running_pipeline prepare_slice(caf::actor_system& sys, const node_env& env,
+                               const instance_spec& spec, state::state_store& store,
+                               uint32_t slices);
+
+/// Spawns the sources of a prepared slice (its partitions, from the restore point's
+/// offsets), sending to `stage0`: the first stage's partition actors of every slice.
+void start_slice_sources(caf::actor_system& sys, const node_env& env, const instance_spec& spec,
+                         const restore_point& from, const std::vector<partition_actor>& stage0,
+                         running_pipeline& run);
 
 } // namespace keyflow::node

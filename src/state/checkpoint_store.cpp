@@ -155,15 +155,49 @@ checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManif
   return {dir.string(), std::move(m)};
 }
 
+checkpoint_info checkpoint_store::commit_parts(proto::CheckpointManifest m) {
+  fs::path dir = m.snapshot_name().empty() ? fs::path{checkpoint_dir(m.id())}
+                                           : fs::path{root_} / "snapshots" / m.snapshot_name();
+  if (!m.snapshot_name().empty() && !valid_snapshot_name(m.snapshot_name()))
+    throw std::runtime_error("invalid snapshot name '" + m.snapshot_name() + "'");
+  if (fs::exists(dir / manifest_name))
+    throw std::runtime_error("checkpoint directory " + dir.string() + " already exists");
+  fs::create_directories(dir);
+  uint64_t total = 0;
+  for (auto& part : *m.mutable_parts()) {
+    fs::path abs{part.dir()};
+    auto pm = read_manifest(abs.string());
+    if (!pm)
+      throw std::runtime_error("part " + std::to_string(part.slice()) + ": manifest in " +
+                               abs.string() + " is missing or corrupt");
+    part.set_size_bytes(pm->size_bytes());
+    part.set_manifest_sha256(sha256_file((abs / manifest_name).string()));
+    part.set_dir(fs::relative(abs, dir).string());
+    total += part.size_bytes();
+  }
+  m.set_size_bytes(total);
+  if (before_manifest)
+    before_manifest();
+  write_atomically(dir / manifest_name, m.SerializeAsString());
+  return {dir.string(), std::move(m)};
+}
+
+std::optional<proto::CheckpointManifest> checkpoint_store::read_manifest(const std::string& dir) {
+  std::ifstream in{fs::path{dir} / manifest_name, std::ios::binary};
+  proto::CheckpointManifest m;
+  if (!in || !m.ParseFromString(std::string{std::istreambuf_iterator<char>(in), {}}))
+    return std::nullopt;
+  return m;
+}
+
 std::string checkpoint_store::verify(const std::string& dir, proto::CheckpointManifest* out) const {
   fs::path d{dir};
-  std::ifstream in{d / manifest_name, std::ios::binary};
-  if (!in)
+  if (!fs::exists(d / manifest_name))
     return "manifest " + (d / manifest_name).string() + " is missing";
-  std::string bytes{std::istreambuf_iterator<char>(in), {}};
-  proto::CheckpointManifest m;
-  if (!m.ParseFromString(bytes))
+  auto read = read_manifest(dir);
+  if (!read)
     return "manifest " + (d / manifest_name).string() + " is corrupt";
+  auto& m = *read;
   for (const auto& f : m.files()) {
     auto p = d / f.path();
     std::error_code ec;
@@ -175,6 +209,17 @@ std::string checkpoint_store::verify(const std::string& dir, proto::CheckpointMa
              std::to_string(f.size());
     if (sha256_file(p.string()) != f.sha256())
       return "file " + p.string() + " fails its SHA-256 checksum";
+  }
+  for (const auto& part : m.parts()) {
+    auto pd = (d / part.dir()).lexically_normal();
+    auto pm = (pd / manifest_name).string();
+    if (!fs::exists(pm))
+      return "part " + std::to_string(part.slice()) + ": manifest " + pm + " is missing";
+    if (sha256_file(pm) != part.manifest_sha256())
+      return "part " + std::to_string(part.slice()) + ": manifest " + pm +
+             " fails its SHA-256 checksum";
+    if (auto why = verify(pd.string()); !why.empty())
+      return "part " + std::to_string(part.slice()) + ": " + why;
   }
   if (out != nullptr)
     *out = std::move(m);

@@ -44,9 +44,19 @@ public:
   /// Throws std::runtime_error (leaving no manifest) on failure.
   checkpoint_info create(rocksdb::DB* db, proto::CheckpointManifest m);
 
+  /// Writes checkpoint `m.id()` (or snapshot `m.snapshot_name()`) that has no RocksDB files
+  /// of its own: the manifest of a job spread over nodes, whose `parts` name the parts'
+  /// checkpoint directories (absolute here; stored relative to the new checkpoint) and
+  /// checksums. Throws std::runtime_error (leaving no manifest) on failure.
+  checkpoint_info commit_parts(proto::CheckpointManifest m);
+
   /// Checks a checkpoint directory: manifest parses, every file exists with its size and
-  /// checksum. Returns an empty string if valid, else what is wrong (naming the file).
+  /// checksum, every part (commit_parts) verifies and its manifest has its checksum. Returns an
+  /// empty string if valid, else what is wrong (naming the file).
   std::string verify(const std::string& dir, proto::CheckpointManifest* out = nullptr) const;
+
+  /// The manifest in checkpoint directory `dir`, unverified; nullopt if missing or corrupt.
+  static std::optional<proto::CheckpointManifest> read_manifest(const std::string& dir);
 
   /// The newest periodic checkpoint that verifies; calls `on_bad` for each newer one that
   /// does not.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A pipeline whose source is not partitioned by its key (records of one customer in every
-# partition) is one region in a cluster: it runs whole on one node and moves whole. Two
-# keyflowd nodes; keyflow-gen sends to random partitions; the node running the job is
-# killed with kill -9 mid-stream, the other restores the job from the shared checkpoints;
-# every result must be exact. Also: --regions > 1 for such a pipeline is refused at start.
+# partition) with --regions 1 is one region in a cluster: it runs whole on one node and moves
+# whole (cluster_spread_test.sh spreads it over the nodes instead). Two keyflowd nodes;
+# keyflow-gen sends to random partitions; the node running the job is killed with kill -9
+# mid-stream, the other restores the job from the shared checkpoints; every result must be
+# exact. Also: more regions than source partitions are refused at start.
 #
 # Usage: cluster_single_region_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
@@ -31,10 +32,10 @@ declare -A PORT PID METRICS STATUSURL
 for i in 1 2; do PORT[$i]=$(kf_free_port); done
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
 
-node() { cluster_node "$1" --checkpoint-interval-ms 500 --failure-timeout-ms 2500; }
+node() { cluster_node "$1" --regions 1 --checkpoint-interval-ms 500 --failure-timeout-ms 2500; }
 
-echo "== --regions 4 for a pipeline not partitioned by key is refused"
-refused_node "$KF_RUN_DIR/x-shared" "does not declare source.partitioned_by_key" --regions 4
+echo "== --regions 9 for a topic of 4 partitions is refused"
+refused_node "$KF_RUN_DIR/x-shared" "more than the 4 partitions of the source topic" --regions 9
 
 echo "== 2 nodes, one region"
 node 1

@@ -39,6 +39,22 @@ TEST(Assignment, FirstAssignmentIsBalanced) {
     EXPECT_EQ(r.generation, generation_of(1, 1));
 }
 
+TEST(Assignment, SlicesOfASpreadJobRestartTogether) {
+  auto a = rebalance({}, {1, 2, 3}, 6, 1, 1, true);
+  auto b = rebalance(a, {1, 2}, 6, 1, 2, true);
+  EXPECT_EQ(b.version, 2u);
+  EXPECT_EQ(load(b), (std::map<uint32_t, int>{{1, 3}, {2, 3}}));
+  for (size_t r = 0; r < 6; ++r) { // moved or not, every slice gets the fresh generation
+    EXPECT_EQ(b.regions[r].generation, generation_of(2, 1)) << "slice " << r;
+    if (a.regions[r].node != 3) {
+      EXPECT_EQ(b.regions[r].node, a.regions[r].node) << "slice " << r << " moved";
+    }
+  }
+  auto c = rebalance(b, {2, 1}, 6, 1, 3, true); // nothing changed: nothing restarts
+  EXPECT_EQ(c.version, 2u);
+  EXPECT_EQ(c.regions[0].generation, generation_of(2, 1));
+}
+
 TEST(Assignment, UnchangedLiveSetKeepsTheVersion) {
   auto a = rebalance({}, {1, 2}, 5, 1, 1);
   auto b = rebalance(a, {2, 1}, 5, 1, 2);

@@ -574,3 +574,42 @@ TEST(CheckpointStore, ImportKeyGroupsCopiesOnlyTheRangeFromEveryPart) {
     }
   }
 }
+
+TEST(CheckpointStore, AJobCheckpointInPartsVerifiesEveryPart) {
+  // Two slices' parts written by their owners, then the job manifest listing them.
+  temp_dir d;
+  std::filesystem::create_directories(d.path());
+  auto p1 = checkpointed_store(d.path() + "/s1", d.path() + "/slice-0", 0, 400, 128);
+  auto p2 = checkpointed_store(d.path() + "/s2", d.path() + "/slice-1", 400, 800, 128);
+  keyflow::state::checkpoint_store job{d.path() + "/job"};
+  keyflow::proto::CheckpointManifest m;
+  m.set_id(1);
+  for (const auto* p : {&p1, &p2}) {
+    auto* part = m.add_parts();
+    part->set_slice(p == &p1 ? 0 : 1);
+    part->set_dir(p->dir);
+  }
+  auto info = job.commit_parts(m);
+  ASSERT_EQ(info.manifest.parts_size(), 2);
+  EXPECT_EQ(info.manifest.size_bytes(), p1.manifest.size_bytes() + p2.manifest.size_bytes());
+  EXPECT_EQ(info.manifest.parts(1).dir(), "../../slice-1/chk-1") << "stored relative";
+  EXPECT_EQ(job.verify(info.dir), "");
+  ASSERT_TRUE(job.latest_valid());
+  // A damaged file of one part makes the whole checkpoint unusable, naming the part.
+  const auto sst = std::filesystem::path{p2.dir} / p2.manifest.files(0).path();
+  std::filesystem::resize_file(sst, std::filesystem::file_size(sst) - 1);
+  EXPECT_NE(job.verify(info.dir).find("part 1: file"), std::string::npos) << job.verify(info.dir);
+  EXPECT_FALSE(job.latest_valid());
+  // So does a part manifest replaced after the job manifest was written.
+  keyflow::state::checkpoint_store again{d.path() + "/job2"};
+  auto p3 = checkpointed_store(d.path() + "/s3", d.path() + "/slice-2", 0, 10, 128);
+  keyflow::proto::CheckpointManifest m2;
+  m2.set_id(1);
+  m2.add_parts()->set_dir(p3.dir);
+  auto info2 = again.commit_parts(m2);
+  auto pm = p3.manifest;
+  pm.set_epoch(99);
+  std::ofstream{std::filesystem::path{p3.dir} / "MANIFEST.pb", std::ios::binary | std::ios::trunc}
+      << pm.SerializeAsString();
+  EXPECT_NE(again.verify(info2.dir).find("fails its SHA-256 checksum"), std::string::npos);
+}
