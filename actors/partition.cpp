@@ -64,6 +64,8 @@ struct partition_state {
   uint32_t dead_in_flight = 0;
   std::unique_ptr<router> down_routes;
   std::vector<int64_t> down_sent_wm;
+  std::vector<bool> down_remote;                 // per next-stage actor: on another node
+  prometheus::Counter* remote_batches = nullptr; // batches sent to another node
   // Checkpoint alignment.
   uint64_t aligning = 0;     // checkpoint id being aligned, 0 if none
   std::vector<bool> aligned; // per input: its barrier has arrived
@@ -187,6 +189,8 @@ void emit(self_ptr self) {
       out.source = st.p.index;
       out.watermark = wm;
       st.down_sent_wm[i] = wm;
+      if (st.down_remote[i] && st.remote_batches != nullptr)
+        st.remote_batches->Increment();
       send_counted(self, st.p.downstream[i], st.down_in_flight[i], std::move(out), "next stage");
     }
     for (size_t i = 0; i < st.p.downstream.size(); ++i)
@@ -449,6 +453,7 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
   st.sink_in_flight.assign(st.p.sinks.size(), 0);
   st.down_in_flight.assign(st.p.downstream.size(), 0);
   st.down_sent_wm.assign(st.p.downstream.size(), no_watermark);
+  st.down_remote.assign(st.p.downstream.size(), false);
   if (!st.p.downstream.empty())
     st.down_routes = std::make_unique<router>(plan.cfg.max_parallelism,
                                               static_cast<uint32_t>(st.p.downstream.size()));
@@ -475,6 +480,7 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     st.wm_gauge = &m->watermark(name);
     st.wm_lag = &m->watermark_lag(name);
     st.latency = metrics::local_histogram{&m->processing_latency()};
+    st.remote_batches = &m->remote_batches("partition");
   }
   self->delayed_send(self, st.p.flush_interval, atom::flush_v);
   return {
@@ -538,6 +544,9 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
           st.p.downstream.push_back(caf::actor_cast<partition_actor>(std::move(a)));
         st.down_in_flight.assign(st.p.downstream.size(), 0);
         st.down_sent_wm.assign(st.p.downstream.size(), no_watermark);
+        st.down_remote.clear();
+        for (const auto& d : st.p.downstream)
+          st.down_remote.push_back(d.node() != self->node());
         st.down_routes =
             st.p.downstream.empty()
                 ? nullptr

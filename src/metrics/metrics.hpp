@@ -107,7 +107,8 @@ public:
   /// their region exists (the writer was declared dead).
   prometheus::Counter& fenced_writes(const std::string& sink);
   /// keyflow_remote_batches_total{sender}: record batches sent to a partition actor on
-  /// another node (a job spread over nodes), by sending actor kind (source).
+  /// another node (a job spread over nodes), by sending actor kind (source, or partition
+  /// for a next stage after key_by).
   prometheus::Counter& remote_batches(const std::string& sender);
 
 private:

@@ -76,6 +76,16 @@ node 3
 covered 1 3
 sleep 2
 
+echo "== SIGSTOP of node 3 past the failure timeout, then SIGCONT"
+kill -STOP "${PID[3]}"
+covered 1 2
+sleep 1
+kill -CONT "${PID[3]}"
+kf_wait_for grep -q "slice .* stopped (fenced)" "$KF_RUN_DIR/n3.log" ||
+  fail "node 3 did not stop its slices as fenced after its stall"
+covered 1 3
+sleep 2
+
 echo "== kill -9 of node 2"
 kill -KILL "${PID[2]}"
 covered 1 2
