@@ -141,6 +141,23 @@ using self_ptr = partition_actor::stateful_pointer<partition_state>;
 
 void pump(self_ptr self);
 
+/// A link failed: whoever waits for this actor (drain, checkpoint acknowledgement) hears
+/// the error (CAF 0.17 drops undelivered promises of a terminated actor silently), then the
+/// actor stops.
+void fail_and_quit(self_ptr self, const std::string& what, caf::error& err) {
+  auto& st = self->state;
+  spdlog::error("partition {}/{}: {} failed: {}", st.p.stage, st.p.index, what,
+                caf::to_string(err));
+  for (auto& rp : st.drain_promises)
+    rp.deliver(err);
+  st.drain_promises.clear();
+  for (auto& [id, rps] : st.ack_promises)
+    for (auto& rp : rps)
+      rp.deliver(err);
+  st.ack_promises.clear();
+  self->quit(err);
+}
+
 template <class Actor, class Batch>
 void send_counted(self_ptr self, const Actor& to, uint32_t& in_flight, Batch&& batch,
                   const char* what) {
@@ -151,11 +168,7 @@ void send_counted(self_ptr self, const Actor& to, uint32_t& in_flight, Batch&& b
             in_flight -= c;
             pump(self);
           },
-          [self, what](caf::error& err) {
-            spdlog::error("partition {}/{}: {} failed: {}", self->state.p.stage,
-                          self->state.p.index, what, caf::to_string(err));
-            self->quit(err);
-          });
+          [self, what](caf::error& err) { fail_and_quit(self, what, err); });
 }
 
 /// Sends what the last batch produced: sink records, next-stage records, dead letters, and
@@ -284,11 +297,7 @@ void advance(self_ptr self, std::shared_ptr<input> item) {
             self->state.runner->complete(op, *shared_req, reply);
             advance(self, item);
           },
-          [self](caf::error& err) {
-            spdlog::error("partition {}/{}: lookup failed: {}", self->state.p.stage,
-                          self->state.p.index, caf::to_string(err));
-            self->quit(err);
-          });
+          [self](caf::error& err) { fail_and_quit(self, "lookup", err); });
 }
 
 /// Starts processing an item (batch or watermark) that left the inbox.

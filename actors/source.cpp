@@ -107,6 +107,17 @@ void update_watermark(source_state& st) {
     st.watermark = wm;
 }
 
+/// A link failed: whoever waits for this source's stop hears the error (CAF 0.17 drops
+/// undelivered promises of a terminated actor silently), then the source stops.
+void fail_and_quit(self_ptr self, const char* what, caf::error& err) {
+  auto& st = self->state;
+  spdlog::error("source {}: {} failed: {}", st.p.reader->name(), what, caf::to_string(err));
+  for (auto& rp : st.stop_promises)
+    rp.deliver(err);
+  st.stop_promises.clear();
+  self->quit(err);
+}
+
 void send_batches(self_ptr self) {
   auto& st = self->state;
   for (uint32_t i = 0; i < st.routes->parallelism(); ++i) {
@@ -128,11 +139,7 @@ void send_batches(self_ptr self) {
               self->state.in_flight[i] -= credit;
               on_credit(self);
             },
-            [self](caf::error& err) {
-              spdlog::error("source {}: partition actor failed: {}", self->state.p.reader->name(),
-                            caf::to_string(err));
-              self->quit(err);
-            });
+            [self](caf::error& err) { fail_and_quit(self, "partition actor", err); });
   }
   if (!st.dead.empty() && st.p.dead_letters) {
     ++st.dead_in_flight;
@@ -144,11 +151,7 @@ void send_batches(self_ptr self) {
               self->state.dead_in_flight -= credit;
               on_credit(self);
             },
-            [self](caf::error& err) {
-              spdlog::error("source {}: dead-letter sink failed: {}", self->state.p.reader->name(),
-                            caf::to_string(err));
-              self->quit(err);
-            });
+            [self](caf::error& err) { fail_and_quit(self, "dead-letter sink", err); });
   }
   st.dead.clear();
 }

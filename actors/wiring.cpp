@@ -118,9 +118,8 @@ running_pipeline wire_pipeline(caf::actor_system& sys, const wiring_params& p) {
 }
 
 drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
-                            const std::string& snapshot) {
+                            const std::string& snapshot, std::chrono::seconds timeout) {
   caf::scoped_actor self{sys};
-  auto timeout = std::chrono::seconds(120);
   drain_result res;
   auto fail = [&res](caf::error& err) {
     ++res.failures;

@@ -87,9 +87,10 @@ struct drain_result {
 /// Graceful stop: the sources stop reading and wait for their batches; with a coordinator,
 /// a final checkpoint (a named snapshot if `snapshot` is not empty) records where they
 /// stopped; then the partition actors drain stage by stage, then the sinks; finally every
-/// actor is sent an exit.
+/// actor is sent an exit. Each request waits at most `timeout` (a failure is counted).
 drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
-                            const std::string& snapshot = {});
+                            const std::string& snapshot = {},
+                            std::chrono::seconds timeout = std::chrono::seconds(120));
 
 /// Sends every actor of the pipeline an exit with `reason` and waits until all have
 /// terminated (at most 30 s), so that the state store they use can be closed. Without a

@@ -588,10 +588,16 @@ def cmd_report(a):
               "start until all records were processed; bytes/s over the %.1f s after every "
               "region ran; bytes per record = bytes total / %s records."
               % (inter.get("bytes_per_s_window_s", 0), f"{s3['events']:,}"))
-        print("Records do NOT cross nodes in this mode: every region (= source partition; the "
-              "pipeline is partitioned_by_key) runs wholly on one node, so this traffic is the "
-              "membership heartbeats (every --heartbeat-ms %d ms to each peer); per record it "
-              "is time-based, not record-based." % meta["heartbeat_ms"])
+        if meta.get("spread"):
+            print("A job spread over the nodes (--spread): sources send every record to the "
+                  "partition actor of its key group on whichever node owns it, so this is "
+                  "mostly record batches over the CAF middleman (BASP), plus checkpoint "
+                  "barriers, credits and heartbeats.")
+        else:
+            print("Records do NOT cross nodes in this mode: every region (= source partition; "
+                  "the pipeline is partitioned_by_key) runs wholly on one node, so this "
+                  "traffic is the membership heartbeats (every --heartbeat-ms %d ms to each "
+                  "peer); per record it is time-based, not record-based." % meta["heartbeat_ms"])
         table(["sockets (2 per connection)", "bytes total", "since start s", "bytes/s",
                "bytes per record"],
               [[inter["sockets"], f"{inter['bytes']:,} ({fmt_bytes(inter['bytes'])})",

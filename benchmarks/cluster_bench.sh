@@ -12,13 +12,17 @@
 #      coordinator), --repeat times (restarted and covered again in between); the parts
 #      (detection, assignment, region restore, running again, output again) from the
 #      survivors' logs and from the profiles' versions in Redis.
+# --spread: the same pipeline without source.partitioned_by_key, events sent to random
+# partitions: a job spread over the nodes in 6 slices (src/node/spread_job.hpp), whose
+# records cross the middleman to their key group's node; throughput and bytes only (the
+# failover phase reads the region logs of independent regions).
 # Prints tables; --json FILE writes the summary. Fails only on errors (a node that does not
 # start, records not all processed in time, a failover that does not complete), never on
 # timings. See benchmarks/README.md.
 #
 # Usage: cluster_bench.sh BIN_DIR REPO_ROOT [--short] [--json FILE] [--events N]
 #          [--rate R] [--repeat N] [--failure-timeout-ms MS] [--only throughput|failover]
-#          [--keep]
+#          [--keep] [--spread]
 set -euo pipefail
 if [ $# -lt 2 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
@@ -27,7 +31,7 @@ fi
 BIN=$(cd "$1" && pwd)
 ROOT=$(cd "$2" && pwd)
 shift 2
-SHORT=0 JSON="" EVENTS="" RATE=5000 REPEAT=3 FAILURE_MS=1500 ONLY="" KEEP=0
+SHORT=0 JSON="" EVENTS="" RATE=5000 REPEAT=3 FAILURE_MS=1500 ONLY="" KEEP=0 SPREAD=0
 while [ $# -gt 0 ]; do
   case $1 in
     --short) SHORT=1 ;;
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
     --failure-timeout-ms) FAILURE_MS=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --keep) KEEP=1 ;;
+    --spread) SPREAD=1; ONLY=throughput ;;
     *) echo "cluster_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -65,6 +70,13 @@ done
 TOP=$(mktemp -d /tmp/keyflow-bench-cluster.XXXXXX)
 RESULTS=$TOP/results
 mkdir -p "$RESULTS"
+GEN_EXTRA=()
+if [ $SPREAD = 1 ]; then # records of one key in every partition: a spread job
+  sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $ROOT/config/proto/|" \
+    "$PIPELINE" > "$TOP/cdp-spread.yaml"
+  PIPELINE=$TOP/cdp-spread.yaml
+  GEN_EXTRA=(--random-partition)
+fi
 export KF_BIN_DIR=$BIN
 export KF_RUN_DIR=$TOP/setup
 mkdir -p "$KF_RUN_DIR"
@@ -185,7 +197,7 @@ throughput() {
   local t0; t0=$(ms)
   # zstd: the embedded broker keeps the newest ~5 MiB per partition; lz4 overflows its
   # hottest partitions at 1 M events of this skew.
-  "$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --events "$EVENTS" \
+  "$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --events "$EVENTS" "${GEN_EXTRA[@]}" \
     --customers $CUSTOMERS --zipf $ZIPF --seed 7 --compression zstd \
     --summary "$KF_RUN_DIR/summary.json" 2> "$KF_RUN_DIR/gen.log" ||
     fail "keyflow-gen failed: $(tail -3 "$KF_RUN_DIR/gen.log")"
@@ -336,7 +348,7 @@ json.dump({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
            "mem_gib": round(mem_kib / 1048576, 1), "load_avg": os.getloadavg(),
            "events": $EVENTS, "customers": $CUSTOMERS, "zipf": $ZIPF,
            "heartbeat_ms": $HEARTBEAT_MS, "failure_timeout_ms": $FAILURE_MS,
-           "failover_rate": $RATE, "repeat": $REPEAT,
+           "failover_rate": $RATE, "repeat": $REPEAT, "spread": bool($SPREAD),
            "seconds": {"throughput": $T_TP / 1000, "failover": $T_FO / 1000,
                        "total": ($(ms) - $START) / 1000}},
           open(sys.argv[1], "w"), indent=1)

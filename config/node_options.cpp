@@ -201,8 +201,9 @@ const std::array<option_def, 36> options = {{
     {"failure-timeout-ms", &node_options::failure_timeout_ms,
      "A node silent this long (ms) is declared dead and its regions move", nullptr, 100},
     {"regions", &node_options::regions,
-     "Regions the job is split into (units of failover and rescale); 0 = one per source "
-     "partition if the source is partitioned_by_key, else 1"},
+     "Regions the job is split into (units of failover and rescale), or slices of a job "
+     "spread over the nodes when the source is not partitioned_by_key or the pipeline has a "
+     "key_by (1: the job runs whole on one node); 0 = one per source partition"},
     {"tls-cert", &node_options::tls_cert, "PEM certificate of this node for TLS between nodes"},
     {"tls-key", &node_options::tls_key, "PEM private key of --tls-cert"},
     {"tls-ca", &node_options::tls_ca,

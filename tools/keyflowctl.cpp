@@ -48,14 +48,22 @@ void print_cluster(const nlohmann::json& s) {
                 silent < 0 ? "-" : fmt::format("{} ms", silent).c_str(),
                 regions_text(m["running"]).c_str());
   }
+  const bool spread = s.value("spread", false);
   std::map<int, std::string> partitions;
   for (const auto& r : s["regions"]) {
     std::string p;
     for (const auto& x : r["partitions"])
       p += (p.empty() ? "" : ",") + std::to_string(x.get<int>());
+    if (spread && r.contains("key_groups"))
+      p = fmt::format("{:<17} [{}, {})", p, r["key_groups"][0].get<int>(),
+                      r["key_groups"][1].get<int>());
     partitions[r["region"].get<int>()] = p;
   }
-  std::printf("\n%-7s %-6s %-12s %s\n", "REGION", "OWNER", "GENERATION", "SOURCE PARTITIONS");
+  if (spread)
+    std::printf("\none job spread over the nodes: every slice restarts with one generation; "
+                "records go to the node of their key group\n");
+  std::printf("\n%-7s %-6s %-12s %s\n", spread ? "SLICE" : "REGION", "OWNER", "GENERATION",
+              spread ? "SOURCE PARTITIONS KEY GROUPS" : "SOURCE PARTITIONS");
   for (const auto& r : s["assignment"]["regions"]) {
     auto node = r["node"].get<int>();
     std::printf("%-7d %-6s %-12llu %s\n", r["region"].get<int>(),

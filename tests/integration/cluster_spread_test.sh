@@ -53,6 +53,11 @@ node 2
 covered 1 2
 [ "$($STATUS generations "${STATUSURL[1]}" | tr ' ' '\n' | cut -d: -f2 | sort -u | wc -l)" = 1 ] ||
   fail "the slices do not share one generation"
+"$BIN/keyflowctl" status --node "$(echo "${STATUSURL[2]}" | sed 's|http://||; s|/status||')" \
+  > "$KF_RUN_DIR/ctl.txt" || fail "keyflowctl status failed"
+grep -q "one job spread over the nodes" "$KF_RUN_DIR/ctl.txt" || fail "keyflowctl: not a spread job"
+[ "$(grep -cE '^[0-3] +[12] +[0-9]+ +[0-3] +\[[0-9]+, [0-9]+\)' "$KF_RUN_DIR/ctl.txt")" = 4 ] ||
+  fail "keyflowctl: not 4 slices with owners, partitions and key groups: $(cat "$KF_RUN_DIR/ctl.txt")"
 curl -s "${STATUSURL[1]}" | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)["spread"])' ||
   fail "status does not show a spread job: $(curl -s "${STATUSURL[1]}")"
 
