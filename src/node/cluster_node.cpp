@@ -149,19 +149,7 @@ private:
         return false;
       }
       fs::path root = fs::path{opts.checkpoint_dir} / ("region-" + std::to_string(region));
-      std::optional<state::checkpoint_info> chk;
-      for (const auto& [gen, dir] : generation_dirs(root)) {
-        if (gen > generation)
-          continue;
-        state::checkpoint_store s{dir.string(), opts.checkpoints_retained};
-        chk = s.latest_valid([&](const std::string& d, const std::string& why) {
-          spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", d, why);
-          if (env_.metrics != nullptr)
-            env_.metrics->checkpoints_corrupt().Increment();
-        });
-        if (chk)
-          break;
-      }
+      auto chk = newest_checkpoint(env_, root, generation);
       auto state_dir = (fs::path{opts.state_dir} / ("region-" + std::to_string(region))).string();
       fs::create_directories(opts.state_dir);
       auto from = restore(env_, chk, state_dir, 1);
@@ -247,6 +235,23 @@ std::vector<std::pair<uint64_t, fs::path>> generation_dirs(const fs::path& root)
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   return out;
+}
+
+std::optional<state::checkpoint_info> newest_checkpoint(const node_env& env, const fs::path& root,
+                                                        uint64_t max_generation) {
+  for (const auto& [gen, dir] : generation_dirs(root)) {
+    if (gen > max_generation)
+      continue;
+    state::checkpoint_store s{dir.string(), env.opts->checkpoints_retained};
+    auto chk = s.latest_valid([&](const std::string& d, const std::string& why) {
+      spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", d, why);
+      if (env.metrics != nullptr)
+        env.metrics->checkpoints_corrupt().Increment();
+    });
+    if (chk)
+      return chk;
+  }
+  return std::nullopt;
 }
 
 bool raise_fence(const node_env& env, uint32_t region, uint64_t generation) {

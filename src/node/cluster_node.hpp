@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -49,6 +50,12 @@ std::string fence_key(const std::string& pipeline, uint32_t region);
 /// Raises region `region`'s fence in Redis to `generation` unless it is higher already;
 /// false (logged) if a newer generation holds it. True without Redis.
 bool raise_fence(const node_env& env, uint32_t region, uint64_t generation);
+
+/// The newest complete checkpoint under `root`/g<generation> of the highest generation up to
+/// `max_generation` that has one; checkpoints failing verification are logged, counted and
+/// skipped.
+std::optional<state::checkpoint_info>
+newest_checkpoint(const node_env& env, const std::filesystem::path& root, uint64_t max_generation);
 
 /// The `g<generation>` subdirectories of `root`, highest generation first.
 std::vector<std::pair<uint64_t, std::filesystem::path>>

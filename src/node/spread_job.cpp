@@ -379,19 +379,7 @@ private:
     auto& l = *leader_;
     const auto& opts = *env_.opts;
     const fs::path root = fs::path{opts.checkpoint_dir} / "job";
-    std::optional<state::checkpoint_info> chk;
-    for (const auto& [gen, dir] : generation_dirs(root)) {
-      if (gen > l.generation)
-        continue;
-      state::checkpoint_store s{dir.string(), opts.checkpoints_retained};
-      chk = s.latest_valid([&](const std::string& d, const std::string& why) {
-        spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", d, why);
-        if (env_.metrics != nullptr)
-          env_.metrics->checkpoints_corrupt().Increment();
-      });
-      if (chk)
-        break;
-    }
+    auto chk = newest_checkpoint(env_, root, l.generation);
     auto own = root / ("g" + std::to_string(l.generation));
     l.checkpoints =
         std::make_unique<state::checkpoint_store>(own.string(), opts.checkpoints_retained);

@@ -59,6 +59,18 @@ std::optional<uint64_t> parse_id(const std::string& name) {
   return id;
 }
 
+/// Directory for new checkpoint `m` (periodic, or snapshot `m.snapshot_name()`) under `root`;
+/// throws if the name is invalid or a checkpoint with a manifest is there already.
+fs::path new_checkpoint_dir(const std::string& root, const proto::CheckpointManifest& m) {
+  fs::path dir = m.snapshot_name().empty() ? fs::path{root} / (prefix + std::to_string(m.id()))
+                                           : fs::path{root} / "snapshots" / m.snapshot_name();
+  if (!m.snapshot_name().empty() && !checkpoint_store::valid_snapshot_name(m.snapshot_name()))
+    throw std::runtime_error("invalid snapshot name '" + m.snapshot_name() + "'");
+  if (fs::exists(dir / manifest_name))
+    throw std::runtime_error("checkpoint directory " + dir.string() + " already exists");
+  return dir;
+}
+
 } // namespace
 
 std::string sha256_file(const std::string& path) {
@@ -104,12 +116,7 @@ bool checkpoint_store::valid_snapshot_name(std::string_view name) {
 }
 
 checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManifest m) {
-  fs::path dir = m.snapshot_name().empty() ? fs::path{checkpoint_dir(m.id())}
-                                           : fs::path{root_} / "snapshots" / m.snapshot_name();
-  if (!m.snapshot_name().empty() && !valid_snapshot_name(m.snapshot_name()))
-    throw std::runtime_error("invalid snapshot name '" + m.snapshot_name() + "'");
-  if (fs::exists(dir / manifest_name))
-    throw std::runtime_error("checkpoint directory " + dir.string() + " already exists");
+  auto dir = new_checkpoint_dir(root_, m);
   fs::remove_all(dir);
   fs::create_directories(dir);
   rocksdb::Checkpoint* raw = nullptr;
@@ -156,12 +163,7 @@ checkpoint_info checkpoint_store::create(rocksdb::DB* db, proto::CheckpointManif
 }
 
 checkpoint_info checkpoint_store::commit_parts(proto::CheckpointManifest m) {
-  fs::path dir = m.snapshot_name().empty() ? fs::path{checkpoint_dir(m.id())}
-                                           : fs::path{root_} / "snapshots" / m.snapshot_name();
-  if (!m.snapshot_name().empty() && !valid_snapshot_name(m.snapshot_name()))
-    throw std::runtime_error("invalid snapshot name '" + m.snapshot_name() + "'");
-  if (fs::exists(dir / manifest_name))
-    throw std::runtime_error("checkpoint directory " + dir.string() + " already exists");
+  auto dir = new_checkpoint_dir(root_, m);
   fs::create_directories(dir);
   uint64_t total = 0;
   for (auto& part : *m.mutable_parts()) {
