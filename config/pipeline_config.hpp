@@ -58,7 +58,8 @@ struct source_config {
   watermark_config watermark; ///< watermark generation
   /// The producers put every record of a key into one Kafka partition (any partitioner that
   /// hashes the key does). Then a cluster splits the job into regions of source partitions
-  /// that share nothing; otherwise the whole job is one region. Default false.
+  /// that share nothing; otherwise the job is spread over the nodes in slices that send
+  /// each record to its key group's node (src/node/spread_job.hpp). Default false.
   bool partitioned_by_key = false;
 };
 
