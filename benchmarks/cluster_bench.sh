@@ -70,19 +70,18 @@ done
 TOP=$(mktemp -d /tmp/keyflow-bench-cluster.XXXXXX)
 RESULTS=$TOP/results
 mkdir -p "$RESULTS"
-GEN_EXTRA=()
-if [ $SPREAD = 1 ]; then # records of one key in every partition: a spread job
-  sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $ROOT/config/proto/|" \
-    "$PIPELINE" > "$TOP/cdp-spread.yaml"
-  PIPELINE=$TOP/cdp-spread.yaml
-  GEN_EXTRA=(--random-partition)
-fi
 export KF_BIN_DIR=$BIN
 export KF_RUN_DIR=$TOP/setup
 mkdir -p "$KF_RUN_DIR"
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
 PHASES=()
+GEN_EXTRA=()
+if [ $SPREAD = 1 ]; then # records of one key in every partition: a spread job
+  kf_cdp_any_partition "$ROOT" "$TOP/cdp-spread.yaml" || exit 1
+  PIPELINE=$TOP/cdp-spread.yaml
+  GEN_EXTRA=(--random-partition)
+fi
 
 # On exit: stop everything every phase started; on failure show the nodes' last log lines
 # of the current phase and keep the run directory.

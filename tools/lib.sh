@@ -118,3 +118,15 @@ kf_test_finish() {
     rm -rf "$KF_RUN_DIR"
   fi
 }
+
+# kf_cdp_any_partition ROOT OUT: writes to OUT the reference pipeline (ROOT/config/pipelines/
+# cdp.yaml) without source.partitioned_by_key (records of one key in any partition), with its
+# schema path made absolute; fails if the copy still declares it.
+kf_cdp_any_partition() {
+  sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $1/config/proto/|" \
+    "$1/config/pipelines/cdp.yaml" > "$2"
+  if grep -q partitioned_by_key "$2"; then
+    echo "kf_cdp_any_partition: $2 still declares partitioned_by_key" >&2
+    return 1
+  fi
+}

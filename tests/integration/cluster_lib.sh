@@ -47,3 +47,10 @@ covered() {
   curl -s "${STATUSURL[$1]}" >&2 || true
   fail "node $1: regions not all running on $2 live nodes"
 }
+
+# metric_sum I NAME [LABEL]: sum of metric NAME's samples on node I (those whose labels
+# contain LABEL, e.g. 'sender="source"', if given); 0 if absent.
+metric_sum() {
+  curl -s "${METRICS[$1]}" |
+    awk -v n="$2" -v l="${3:-}" '($1 == n || index($1, n"{") == 1) && index($1, l) { s += $2 } END { print s + 0 }'
+}

@@ -19,11 +19,9 @@ source "$ROOT/tools/lib.sh"
 source "$ROOT/tests/integration/cluster_lib.sh"
 trap kf_test_finish EXIT
 
-# The reference pipeline without partitioned_by_key (schema path made absolute).
+# The reference pipeline without partitioned_by_key.
 PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
-sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $ROOT/config/proto/|" \
-  "$ROOT/config/pipelines/cdp.yaml" > "$PIPELINE"
-grep -q partitioned_by_key "$PIPELINE" && fail "pipeline copy still declares partitioned_by_key"
+kf_cdp_any_partition "$ROOT" "$PIPELINE" || fail "no pipeline copy"
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1

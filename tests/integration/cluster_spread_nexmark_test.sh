@@ -34,11 +34,6 @@ SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
 
 node() { cluster_node "$1" --regions 4 --checkpoint-interval-ms 300 --failure-timeout-ms 2500; }
 
-# metric I NAME LABEL: the value of NAME{...LABEL...} on node I (0 if absent).
-metric() {
-  curl -s "${METRICS[$1]}" | awk -v n="$2" -v l="$3" 'index($1, n"{") == 1 && index($1, l) { s += $2 } END { print s + 0 }'
-}
-
 echo "== 2 nodes, 4 slices of nexmark q5"
 node 1
 node 2
@@ -54,8 +49,8 @@ sleep 1.5
 echo "== records cross the middleman at both stages"
 src=0 part=0
 for i in 1 2; do
-  src=$((src + $(metric "$i" keyflow_remote_batches_total 'sender="source"')))
-  part=$((part + $(metric "$i" keyflow_remote_batches_total 'sender="partition"')))
+  src=$((src + $(metric_sum "$i" keyflow_remote_batches_total 'sender="source"')))
+  part=$((part + $(metric_sum "$i" keyflow_remote_batches_total 'sender="partition"')))
 done
 echo "   $src batches from sources, $part from the first stage to another node"
 [ "$src" -gt 0 ] || fail "no source batch went to another node"

@@ -21,11 +21,9 @@ source "$ROOT/tools/lib.sh"
 source "$ROOT/tests/integration/cluster_lib.sh"
 trap kf_test_finish EXIT
 
-# The reference pipeline without partitioned_by_key (schema path made absolute).
+# The reference pipeline without partitioned_by_key.
 PIPELINE=$KF_RUN_DIR/cdp-spread.yaml
-sed -e '/partitioned_by_key/d' -e "s|proto: ../proto/|proto: $ROOT/config/proto/|" \
-  "$ROOT/config/pipelines/cdp.yaml" > "$PIPELINE"
-grep -q partitioned_by_key "$PIPELINE" && fail "pipeline copy still declares partitioned_by_key"
+kf_cdp_any_partition "$ROOT" "$PIPELINE" || fail "no pipeline copy"
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
@@ -35,11 +33,6 @@ for i in 1 2 3; do PORT[$i]=$(kf_free_port); done
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}
 
 node() { cluster_node "$1" --regions 4 --checkpoint-interval-ms 500 --failure-timeout-ms 2500; }
-
-# metric_sum I NAME: sum of a metric's samples on node I.
-metric_sum() {
-  curl -s "${METRICS[$1]}" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { print s + 0 }'
-}
 
 # wait_parts N: waits until some node has completed a checkpoint written in N parts.
 wait_parts() {
