@@ -7,6 +7,7 @@
 ///   partition --record_batch--> redis / kafka sinks;  partition --lookup_request--> lookup
 ///   source, partition --kafka_batch (dead letters)--> dead-letter kafka sink
 ///   checkpoint coordinator --checkpoint--> sources --barrier--> partitions --ack--> coordinator
+///   supervisor --monitor--> every actor of an instance (restart on failure)
 ///
 /// Every data message is a batch and is answered with a credit (uint32 = 1) once the
 /// receiver has taken it: a sender keeps at most `credits` unanswered batches per receiver.
@@ -111,5 +112,12 @@ using part_writer_actor = caf::typed_actor<
     /// Takes a serialized proto::CheckpointManifest (id, offsets of the slice's partitions);
     /// replies the part's checkpoint directory once its manifest is written.
     caf::replies_to<atom::checkpoint, std::string>::with<std::string>>;
+
+/// A node's supervisor: monitors the actors of every pipeline instance it is told about and
+/// schedules a restart of the instance (with backoff) when one of them fails
+/// (core/supervision.hpp). Exits of its own making (kill, user_shutdown) are not failures.
+using supervisor_actor = caf::typed_actor<
+    /// Monitors `actors`, the actors of start `incarnation` of pipeline instance `instance`.
+    caf::reacts_to<atom::monitor, std::vector<caf::actor>, uint32_t, uint64_t>>;
 
 } // namespace keyflow

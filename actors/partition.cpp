@@ -48,6 +48,10 @@ struct input {
   bool idle = false;
   size_t count = 0;            // records in the batch (the runner takes them)
   int64_t first_ingest_ns = 0; // ingest time of its first record (latency)
+  // Supervision: highest source offset per partition in the batch, and the record itself
+  // when it runs alone (a suspect after an operator failure).
+  std::vector<record_position> span;
+  std::optional<record_position> single;
 };
 
 struct partition_state {
@@ -156,6 +160,19 @@ void fail_and_quit(self_ptr self, const std::string& what, caf::error& err) {
       rp.deliver(err);
   st.ack_promises.clear();
   self->quit(err);
+}
+
+/// An operator threw while processing `item`: the supervision hears which operator and
+/// record (or batch), then the actor fails; the supervisor restarts the instance from its
+/// last checkpoint (the state this batch half-changed is dropped).
+void operator_failed(self_ptr self, const input& item, const char* what) {
+  auto& st = self->state;
+  const auto& op = st.runner->current_operator();
+  if (auto& sup = st.p.supervised.sup)
+    sup->operator_failed(
+        {st.p.supervised.instance, st.p.supervised.incarnation, op, what, item.single, item.span});
+  auto err = make_error(ec::operator_failed, "operator '" + op + "': " + what);
+  fail_and_quit(self, "operator '" + op + "'", err);
 }
 
 template <class Actor, class Batch>
@@ -275,7 +292,7 @@ void finish(self_ptr self, input& item) {
   st.processed += item.count;
   emit(self);
   publish_metrics(self, item.count, item.first_ingest_ns);
-  if (item.kind == item_kind::batch)
+  if (item.kind == item_kind::batch && item.promise.pending())
     item.promise.deliver(uint32_t{1});
 }
 
@@ -283,7 +300,14 @@ void advance(self_ptr self, std::shared_ptr<input> item) {
   auto& st = self->state;
   lookup_request req;
   int op = -1;
-  if (st.runner->run(req, op)) {
+  bool done = false;
+  try {
+    done = st.runner->run(req, op);
+  } catch (const std::exception& e) {
+    operator_failed(self, *item, e.what());
+    return;
+  }
+  if (done) {
     finish(self, *item);
     pump(self);
     return;
@@ -294,15 +318,62 @@ void advance(self_ptr self, std::shared_ptr<input> item) {
   self->request(lookup, caf::infinite, *shared_req)
       .then(
           [self, item, shared_req, op](lookup_reply& reply) {
-            self->state.runner->complete(op, *shared_req, reply);
+            try {
+              self->state.runner->complete(op, *shared_req, reply);
+            } catch (const std::exception& e) {
+              operator_failed(self, *item, e.what());
+              return;
+            }
             advance(self, item);
           },
           [self](caf::error& err) { fail_and_quit(self, "lookup", err); });
 }
 
+/// Highest offset per source partition among `recs` (few partitions per batch).
+std::vector<record_position> offset_span(const std::vector<record>& recs) {
+  std::vector<record_position> span;
+  for (const auto& r : recs) {
+    auto i = std::find_if(span.begin(), span.end(),
+                          [&r](const record_position& x) { return x.first == r.partition; });
+    if (i == span.end())
+      span.emplace_back(r.partition, r.offset);
+    else
+      i->second = std::max(i->second, r.offset);
+  }
+  return span;
+}
+
+/// A batch holding records suspected of failing an operator (supervision hints) is split:
+/// its records go back to the front of the inbox one per item, so that a failure names its
+/// record; the last item carries the batch's watermark and credit. Returns true if split.
+bool split_suspects(self_ptr self, input& front) {
+  auto& st = self->state;
+  const auto& hints = st.p.supervised.hints;
+  auto& recs = front.batch.records;
+  if (!hints || hints->suspects.empty() || front.single || recs.empty())
+    return false;
+  if (std::none_of(recs.begin(), recs.end(),
+                   [&](const record& r) { return hints->suspect(r.partition, r.offset); }))
+    return false;
+  for (size_t k = recs.size(); k-- > 0;) {
+    input one;
+    one.batch.source = front.batch.source;
+    one.single = record_position{recs[k].partition, recs[k].offset};
+    one.batch.records.push_back(std::move(recs[k]));
+    if (k + 1 == recs.size()) {
+      one.batch.watermark = front.batch.watermark;
+      one.promise = std::move(front.promise);
+    }
+    st.inbox.push_front(std::move(one));
+  }
+  return true;
+}
+
 /// Starts processing an item (batch or watermark) that left the inbox.
 void process(self_ptr self, input&& front) {
   auto& st = self->state;
+  if (front.kind == item_kind::batch && st.p.supervised.sup && split_suspects(self, front))
+    return; // its records wait at the front of the inbox, one by one
   auto src = front.batch.source;
   if (src < st.in_wm.size()) {
     if (front.kind == item_kind::batch)
@@ -320,6 +391,8 @@ void process(self_ptr self, input&& front) {
   auto item = std::make_shared<input>(std::move(front));
   std::vector<record> recs;
   if (item->kind == item_kind::batch) {
+    if (st.p.supervised.sup && !item->single)
+      item->span = offset_span(item->batch.records);
     recs = std::move(item->batch.records);
     item->batch.records.clear();
     item->count = recs.size();

@@ -15,6 +15,7 @@
 #include "actors/actors.hpp"
 #include "core/lease.hpp"
 #include "core/source_reader.hpp"
+#include "core/supervision.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/plan.hpp"
@@ -86,6 +87,9 @@ struct partition_params {
   /// Keys kept in the in-memory working copy after a state write; the rest are read from
   /// RocksDB when needed. 0 = no limit.
   size_t max_state_keys = 0;
+  /// The node's supervision: an operator failure is reported to it before the actor fails,
+  /// and its hints say which records to process one at a time.
+  supervision_link supervised;
 };
 
 /// Spawns a partition actor (event-based).
@@ -159,5 +163,8 @@ checkpoint_coordinator_actor spawn_checkpoint_coordinator(caf::actor_system& sys
 /// writes the RocksDB checkpoint of `store` into `checkpoints` with the manifest it is given.
 part_writer_actor spawn_part_writer(caf::actor_system& sys, state::state_store* store,
                                     state::checkpoint_store* checkpoints);
+
+/// Spawns the node's supervisor actor over `sup` (actors/supervisor.cpp).
+supervisor_actor spawn_supervisor(caf::actor_system& sys, std::shared_ptr<supervision> sup);
 
 } // namespace keyflow

@@ -41,6 +41,7 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, done, "done")
 CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
 CAF_ADD_ATOM(keyflow, keyflow::atom, hb, "hb")
 CAF_ADD_ATOM(keyflow, keyflow::atom, connect, "connect")
+CAF_ADD_ATOM(keyflow, keyflow::atom, monitor, "monitor")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

@@ -83,6 +83,7 @@ running_pipeline wire_pipeline(caf::actor_system& sys, const wiring_params& p) {
       pp.checkpointing = p.checkpointing;
       pp.exactly_once = exactly_once;
       pp.max_state_keys = p.max_state_keys;
+      pp.supervised = p.supervised;
       current.push_back(spawn_partition(sys, std::move(pp)));
     }
     run.partitions.insert(run.partitions.end(), current.begin(), current.end());
@@ -150,7 +151,7 @@ drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
   return res;
 }
 
-void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run, caf::exit_reason reason) {
+std::vector<caf::actor> pipeline_actors(const running_pipeline& run) {
   std::vector<caf::actor> all;
   auto add = [&](const auto& handles) {
     for (const auto& h : handles)
@@ -164,6 +165,11 @@ void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run, caf::ex
   add(run.lookups);
   if (run.coordinator)
     all.push_back(caf::actor_cast<caf::actor>(run.coordinator));
+  return all;
+}
+
+void stop_pipeline_actors(caf::actor_system& sys, running_pipeline& run, caf::exit_reason reason) {
+  auto all = pipeline_actors(run);
   caf::scoped_actor self{sys};
   for (auto& a : all) {
     self->monitor(a);

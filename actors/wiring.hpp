@@ -69,6 +69,9 @@ struct wiring_params {
   uint32_t first_index = 0;       ///< slice: global index of its first actor in each stage
   uint32_t total_parallelism = 0; ///< slice: partition actors per stage over all slices
   uint32_t stage0_inputs = 0;     ///< slice: sources of the whole job
+  /// The node's supervision of this start of the instance (partition actors report
+  /// operator failures to it); default: none.
+  supervision_link supervised;
 };
 
 /// Spawns and connects the pipeline's actors: sinks (make_sink, in plan order), the
@@ -91,6 +94,9 @@ struct drain_result {
 drain_result drain_pipeline(caf::actor_system& sys, running_pipeline& run,
                             const std::string& snapshot = {},
                             std::chrono::seconds timeout = std::chrono::seconds(120));
+
+/// Every actor of the pipeline (sources, partition actors, sinks, lookups, coordinator).
+std::vector<caf::actor> pipeline_actors(const running_pipeline& run);
 
 /// Sends every actor of the pipeline an exit with `reason` and waits until all have
 /// terminated (at most 30 s), so that the state store they use can be closed. Without a

@@ -130,7 +130,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 36> options = {{
+const std::array<option_def, 39> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -164,6 +164,16 @@ const std::array<option_def, 36> options = {{
      "Max delay before a sink writes coalesced output, in ms"},
     {"sink-max-pending", &node_options::sink_max_pending,
      "Max coalesced keys a Redis sink holds before writing", nullptr, 1},
+    {"poison-attempts", &node_options::poison_attempts,
+     "Failures of an operator on the same record (each followed by a restart from the last "
+     "checkpoint) before the record is dead-lettered as poison",
+     nullptr, 1},
+    {"restart-backoff-ms", &node_options::restart_backoff_ms,
+     "Delay before the supervisor restarts a failed pipeline instance, in ms; doubles with "
+     "each failure in a row",
+     nullptr, 1},
+    {"restart-backoff-max-ms", &node_options::restart_backoff_max_ms,
+     "Longest delay between restarts of a failing pipeline instance, in ms", nullptr, 1},
     {"checkpoint-dir", &node_options::checkpoint_dir,
      "Directory of checkpoints and snapshots; empty = <state-dir>-checkpoints"},
     {"checkpoint-interval-ms", &node_options::checkpoint_interval_ms,

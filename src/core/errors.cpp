@@ -30,6 +30,10 @@ std::string_view to_string(ec code) noexcept {
     return "enrich_missing";
   case ec::enrich_failed:
     return "enrich_failed";
+  case ec::operator_failed:
+    return "operator_failed";
+  case ec::poison:
+    return "poison";
   }
   return "unknown";
 }

@@ -23,6 +23,8 @@ enum class ec : uint8_t {
   late,                ///< event time behind the watermark by more than the allowed lateness
   enrich_missing,      ///< enrichment found no entity for the record's lookup key
   enrich_failed,       ///< the enrichment store did not answer after every retry
+  operator_failed,     ///< an operator threw while processing a batch
+  poison,              ///< a record made an operator fail --poison-attempts times
 };
 
 /// Stable lower-case word for an error code (used in metrics labels and dead letters).

@@ -35,6 +35,8 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
     std::string_view value{static_cast<const char*>(m->payload), m->len};
     rd_kafka_timestamp_type_t tstype;
     ops::provenance from{topic, m->partition, m->offset, rd_kafka_message_timestamp(m, &tstype)};
+    if (hints_ && !hints_->poison.empty() && dead_letter_poison(key, value, from, dead))
+      continue;
     auto res = decoder_.decode(key, value, from, rec, dead);
     if (res == pipeline::decode_result::rejected) {
       spdlog::debug("dead letter: {}/{}@{} operator={} reason={}", topic, m->partition, m->offset,
@@ -54,6 +56,25 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
     out_->Increment(static_cast<double>(good));
   }
   return n;
+}
+
+bool kafka_reader::dead_letter_poison(std::string_view key, std::string_view value,
+                                      const ops::provenance& from,
+                                      std::vector<kafka_message>& dead) {
+  auto i = hints_->poison.find({from.partition, from.offset});
+  if (i == hints_->poison.end())
+    return false;
+  const auto& pipe = plan_->cfg;
+  const auto& info = i->second;
+  ops::rejection why{ec::poison, info.error};
+  dead.push_back({pipe.dead_letter_topic, std::string{key},
+                  ops::make_dead_letter(key, value, from, info.op, why, pipe.name, pipe.version,
+                                        info.attempts)});
+  spdlog::warn("dead letter: poison record {}/{}@{} (operator '{}' failed {} times: {})",
+               from.topic, from.partition, from.offset, info.op, info.attempts, info.error);
+  if (metrics_ != nullptr)
+    metrics_->dead_letters(info.op, "poison").Increment();
+  return true;
 }
 
 void kafka_reader::count_rejection() {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/source_reader.hpp"
+#include "core/supervision.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/source_decoder.hpp"
@@ -30,11 +31,15 @@ public:
     return {consumer_.topic(), consumer_.partition(), consumer_.next_offset()};
   }
 
+  /// Poison records (supervision) to dead-letter instead of decoding; null: none.
+  void set_hints(std::shared_ptr<const supervision_hints> hints) { hints_ = std::move(hints); }
   /// Offset of the next record to read.
   int64_t next_offset() const noexcept { return consumer_.next_offset(); }
 
 private:
   void count_rejection();
+  bool dead_letter_poison(std::string_view key, std::string_view value, const ops::provenance& from,
+                          std::vector<kafka_message>& dead);
 
   std::shared_ptr<const pipeline::plan> plan_;
   partition_consumer consumer_;
@@ -44,6 +49,7 @@ private:
   prometheus::Counter* in_ = nullptr;
   prometheus::Counter* out_ = nullptr;
   std::map<std::string, prometheus::Counter*> dead_by_reason_;
+  std::shared_ptr<const supervision_hints> hints_;
 };
 
 } // namespace keyflow::kafka

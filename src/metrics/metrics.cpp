@@ -252,6 +252,15 @@ prometheus::Gauge& metrics::cluster_assignment_version() {
                "Version of the region assignment this node follows");
 }
 
+prometheus::Counter& metrics::restarts(const std::string& instance, const std::string& cause) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_restarts_total")
+      .Help("Restarts of a pipeline instance from its last checkpoint after a failure")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"instance", instance}, {"cause", cause}});
+}
+
 prometheus::Counter& metrics::region_starts(uint32_t region) {
   return prometheus::BuildCounter()
       .Name("keyflow_region_starts_total")

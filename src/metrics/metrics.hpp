@@ -95,6 +95,9 @@ public:
   prometheus::Gauge& cluster_coordinator();
   /// keyflow_cluster_assignment_version: version of the assignment this node follows.
   prometheus::Gauge& cluster_assignment_version();
+  /// keyflow_restarts_total{instance,cause}: restarts of a pipeline instance by the
+  /// supervisor ("standalone" or "region-N"; cause: operator_failed or actor_failed).
+  prometheus::Counter& restarts(const std::string& instance, const std::string& cause);
   /// keyflow_region_starts_total{region}: regions started on this node (restored from the
   /// region's last complete checkpoint).
   prometheus::Counter& region_starts(uint32_t region);

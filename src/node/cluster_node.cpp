@@ -61,6 +61,22 @@ public:
         it = stop(it, "fenced");
       publish();
     }
+    bool restarted = false;
+    for (auto it = running_.begin(); it != running_.end();) {
+      auto restart = env_.sup ? env_.sup->restart_due(it->first) : std::nullopt;
+      if (!restart || clock_type::now() < restart->due) {
+        ++it;
+        continue;
+      }
+      // An actor of the region failed: stop it here; the pass below starts it again from
+      // its last checkpoint (same generation, this node still owns it).
+      if (env_.metrics != nullptr)
+        env_.metrics->restarts("region-" + std::to_string(it->first), restart->cause).Increment();
+      it = stop(it, "failed");
+      restarted = true;
+    }
+    if (restarted)
+      publish();
     if (snap.current.version == 0)
       return false;
     if (snap.current.regions.size() != regions_) {
@@ -196,7 +212,7 @@ private:
   iterator stop(iterator it, const std::string& reason) {
     auto t0 = clock_type::now();
     auto& rt = it->second;
-    if (reason == "fenced")
+    if (reason == "fenced" || reason == "failed")
       stop_pipeline_actors(sys_, rt.run, caf::exit_reason::kill);
     else
       drain_pipeline(sys_, rt.run);

@@ -66,10 +66,16 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
 
 /// The checkpoint a standalone node starts from: the named snapshot, or the newest valid
 /// periodic checkpoint (falling back past corrupt ones), copied into the state directory.
-node::restore_point restore_standalone(const node::node_env& env, state::checkpoint_store& store) {
+/// The restore point of a standalone node: --restore-snapshot, else the newest valid
+/// checkpoint. A restart after a failure (`restarted_from` = id of the first checkpoint this
+/// process took) uses the newest checkpoint once this process has taken one.
+node::restore_point restore_standalone(const node::node_env& env, state::checkpoint_store& store,
+                                       uint64_t restarted_from = 0) {
   const auto& opts = *env.opts;
   std::optional<state::checkpoint_info> chk;
-  if (!opts.restore_snapshot.empty()) {
+  auto taken = store.checkpoint_ids();
+  bool own = restarted_from > 0 && !taken.empty() && taken.front() >= restarted_from;
+  if (!opts.restore_snapshot.empty() && !own) {
     chk = store.snapshot(opts.restore_snapshot);
   } else {
     chk = store.latest_valid([&](const std::string& dir, const std::string& why) {
@@ -77,10 +83,19 @@ node::restore_point restore_standalone(const node::node_env& env, state::checkpo
       env.metrics->checkpoints_corrupt().Increment();
     });
   }
-  auto ids = store.checkpoint_ids();
   if (!chk)
     spdlog::info("no checkpoint under {}: starting from empty state", store.root());
-  return node::restore(env, std::move(chk), opts.state_dir, ids.empty() ? 1 : ids.front() + 1);
+  return node::restore(env, std::move(chk), opts.state_dir, taken.empty() ? 1 : taken.front() + 1);
+}
+
+/// Spawns the node's supervisor over a supervision with the node's settings.
+void supervise(caf::actor_system& sys, const config::node_options& opts, node::node_env& env) {
+  supervision_settings s;
+  s.max_attempts = opts.poison_attempts;
+  s.backoff = std::chrono::milliseconds(opts.restart_backoff_ms);
+  s.backoff_max = std::chrono::milliseconds(opts.restart_backoff_max_ms);
+  env.sup = std::make_shared<supervision>(s);
+  env.supervisor = spawn_supervisor(sys, env.sup);
 }
 
 /// Serves GET /status (JSON) on `address` from its own thread; returns the bound port.
@@ -246,10 +261,12 @@ int run_node(const config::node_options& opts) {
                                                  {"partitions", partitions}};
                          }};
     caf::actor_system sys{cfg};
+    supervise(sys, opts, env);
     node::instance_spec spec;
     for (int p = 0; p < partitions; ++p)
       spec.partitions.push_back(p);
     auto run = node::start_instance(sys, env, spec, *store, checkpoints, from);
+    const auto first_id = from.next_id;
     std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
                 "status=http://127.0.0.1:%d/status\n",
                 pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port());
@@ -261,9 +278,20 @@ int run_node(const config::node_options& opts) {
         caf::anon_send(run.coordinator, atom::checkpoint_v, std::string{});
         spdlog::info("checkpoint requested (SIGUSR1)");
       }
+      auto restart = env.sup->restart_due(0);
+      if (restart && std::chrono::steady_clock::now() >= restart->due) {
+        // The supervisor saw an actor fail: restart everything from the last checkpoint.
+        stop_pipeline_actors(sys, run, caf::exit_reason::kill);
+        store.reset();
+        auto again = restore_standalone(env, checkpoints, first_id);
+        store = state::state_store::open(opts.state_dir, plan->column_families());
+        run = node::start_instance(sys, env, spec, *store, checkpoints, again);
+        m.restarts("standalone", restart->cause).Increment();
+      }
     }
     spdlog::info("stopping: draining in-flight records");
     drain_pipeline(sys, run, opts.stop_snapshot);
+    caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
     return 0;
   }
 
@@ -271,6 +299,7 @@ int run_node(const config::node_options& opts) {
   node::check_region_layout(opts.checkpoint_dir, pipe.name, regions);
   m.serve(opts.metrics_address);
   caf::actor_system sys{cfg};
+  supervise(sys, opts, env);
   auto view = std::make_shared<cluster::cluster_view>();
   auto [host, port] = split_address(opts.cluster_address);
   cluster::membership_config mc;
@@ -343,6 +372,7 @@ int run_node(const config::node_options& opts) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200)); // let BASP send it
   }
   caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
   return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
@@ -39,6 +40,7 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
                                              : fresh;
     auto reader =
         std::make_shared<kafka::kafka_reader>(env.plan, consumer_props, p, start, env.metrics);
+    reader->set_hints(spec.supervised.hints);
     source_params sp{reader,
                      pipe.max_parallelism,
                      stage0,
@@ -156,6 +158,7 @@ wiring_params instance_wiring(caf::actor_system& sys, const node_env& env,
   w.max_state_keys = opts.state_cache_keys;
   w.checkpointing = true;
   w.redis = opts.redis;
+  w.supervised = spec.supervised;
   w.make_sink = [&sys, &env, spec](size_t i) { return spawn_sink(sys, env, spec, i); };
   w.make_dead_letters = [&sys, &env] {
     kafka_sink_params dp;
@@ -163,6 +166,7 @@ wiring_params instance_wiring(caf::actor_system& sys, const node_env& env,
     dp.sink_id = "dead-letters";
     dp.metrics = env.metrics;
     dp.lease = env.lease;
+
     return spawn_kafka_sink(sys, std::move(dp));
   };
   return w;
@@ -171,10 +175,13 @@ wiring_params instance_wiring(caf::actor_system& sys, const node_env& env,
 } // namespace
 
 running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
-                                const instance_spec& spec, state::state_store& store,
+                                const instance_spec& given, state::state_store& store,
                                 state::checkpoint_store& checkpoints, const restore_point& from) {
   const auto& opts = *env.opts;
   const auto& pipe = env.plan->cfg;
+  auto spec = given;
+  if (env.sup)
+    spec.supervised = {env.sup, env.sup->hints(), spec.region, env.sup->started(spec.region)};
   auto w = instance_wiring(sys, env, spec, store);
   w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
     return start_sources(sys, env, spec, from, stage0, run);
@@ -185,6 +192,9 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
   w.first_checkpoint_id = from.next_id;
   w.epoch = from.epoch;
   auto run = wire_pipeline(sys, w);
+  if (env.supervisor)
+    caf::anon_send(env.supervisor, atom::monitor_v, pipeline_actors(run), spec.region,
+                   spec.supervised.incarnation);
   spdlog::info("pipeline '{}' v{} ({}){}: {} source actors ({} of {} partitions of '{}'), {} "
                "stage(s) of {} partition actors over {} key groups, checkpoints every {} ms "
                "into {}",

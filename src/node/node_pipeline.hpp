@@ -32,6 +32,10 @@ struct node_env {
   metrics::metrics* metrics = nullptr;        ///< node metrics
   /// Cluster lease of the node's sources and Kafka sinks (null: standalone, no lease).
   std::shared_ptr<const work_lease> lease{};
+  /// The node's failure memory and supervisor actor: start_instance() registers each start
+  /// with them (null: unsupervised, as in tests).
+  std::shared_ptr<supervision> sup{};
+  supervisor_actor supervisor{};
 };
 
 /// Where an instance starts from: a checkpoint (or snapshot), or nothing.
@@ -59,6 +63,8 @@ struct instance_spec {
   /// A slice of a job spread over nodes: sources are numbered by partition among all the
   /// job's sources (`region` is the slice index).
   bool spread = false;
+  /// This start's supervision (poison records, suspects, failure reports); default none.
+  supervision_link supervised;
 };
 
 /// Partition actors per stage of one instance: --partition-actors, else --workers, else the
@@ -66,7 +72,9 @@ struct instance_spec {
 uint32_t actors_per_stage(const config::node_options& opts, const pipeline::plan& plan);
 
 /// Spawns an instance of the pipeline: sinks, partition actors, sources for the spec's
-/// partitions (from the restore point's offsets) and its checkpoint coordinator.
+/// partitions (from the restore point's offsets) and its checkpoint coordinator. With
+/// `env.sup`, the start is instance `spec.region`'s next incarnation, its actors get the
+/// supervision hints, and the supervisor monitors them.
 running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
                                 const instance_spec& spec, state::state_store& store,
                                 state::checkpoint_store& checkpoints, const restore_point& from);

@@ -1,12 +1,40 @@
 #include "pipeline/stage_runner.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "operators/basic.hpp"
 #include "operators/enrich.hpp"
 #include "operators/window.hpp"
 
 namespace keyflow::pipeline {
+
+namespace {
+
+/// The failpoint of KEYFLOW_FAILPOINT="<operator id>:<field>=<value>", if set: the operator
+/// throws on every batch holding a record whose input field has that text value (a value
+/// "*<suffix>" matches every text ending with <suffix>). A test facility, like the
+/// failpoints of other storage systems, to exercise supervision and poison records.
+struct failpoint_spec {
+  std::string op, field, text;
+};
+
+std::optional<failpoint_spec> failpoint_from_env() {
+  const char* v = std::getenv("KEYFLOW_FAILPOINT");
+  if (v == nullptr || *v == '\0')
+    return std::nullopt;
+  std::string s{v};
+  auto colon = s.find(':');
+  auto eq = s.find('=', colon == std::string::npos ? 0 : colon);
+  if (colon == std::string::npos || eq == std::string::npos)
+    throw std::invalid_argument("KEYFLOW_FAILPOINT: expected <operator>:<field>=<value>, got '" +
+                                s + "'");
+  return failpoint_spec{s.substr(0, colon), s.substr(colon + 1, eq - colon - 1), s.substr(eq + 1)};
+}
+
+} // namespace
 
 stage_runner::stage_runner(std::shared_ptr<const plan> p, int stage, ops::op_env env)
     : plan_(std::move(p)), stage_(stage) {
@@ -41,6 +69,18 @@ stage_runner::stage_runner(std::shared_ptr<const plan> p, int stage, ops::op_env
     }
     if (t == "key_by")
       key_by_ = local[i];
+    static const auto fp = failpoint_from_env();
+    fail_slot_.push_back(-1);
+    if (fp && fp->op == op.cfg->id) {
+      auto slot = op.in.slot(fp->field);
+      if (!slot)
+        throw std::invalid_argument("KEYFLOW_FAILPOINT: operator '" + fp->op +
+                                    "' has no input "
+                                    "field '" +
+                                    fp->field + "'");
+      fail_slot_.back() = *slot;
+      fail_text_ = fp->text;
+    }
     per_record_.push_back(t != "aggregate" && t != "window");
   }
   const auto n = ops_.size();
@@ -103,6 +143,8 @@ bool stage_runner::run(lookup_request& request, int& op_index) {
     }
     enrich_ready_ = false;
     auto in = take(input_[i]);
+    if (fail_slot_[i] >= 0)
+      check_failpoint(i, in);
     auto before = out_[i].records.size();
     if (per_record_[i]) // outputs are moved out each batch: grow once, not record by record
       out_[i].records.reserve(before + in.size());
@@ -131,6 +173,26 @@ bool stage_runner::run(lookup_request& request, int& op_index) {
       downstream_.push_back(std::move(r));
   }
   return true;
+}
+
+void stage_runner::check_failpoint(size_t i, const std::vector<record>& in) const {
+  auto slot = static_cast<size_t>(fail_slot_[i]);
+  const bool suffix = !fail_text_.empty() && fail_text_[0] == '*';
+  auto matches = [&](const std::string& t) {
+    return suffix ? t.size() >= fail_text_.size() - 1 &&
+                        t.compare(t.size() - (fail_text_.size() - 1), std::string::npos, fail_text_,
+                                  1) == 0
+                  : t == fail_text_;
+  };
+  for (const auto& r : in)
+    if (slot < r.fields.size() && matches(r.fields[slot].to_string()))
+      throw std::runtime_error(fmt::format("failpoint: operator '{}' fails on {}@{} (key '{}')",
+                                           ops_[i]->id(), r.partition, r.offset, r.key));
+}
+
+const std::string& stage_runner::current_operator() const {
+  static const std::string none = "stage";
+  return next_ < ops_.size() ? ops_[next_]->id() : none;
 }
 
 void stage_runner::complete(int op_index, const lookup_request& request,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/lookup.hpp"
@@ -61,11 +62,14 @@ public:
   const std::vector<size_t>& last_outputs() const { return last_out_; }
   /// Producer of each operator's input (parallel to operators(); -1 = the stage input).
   const std::vector<int>& inputs() const { return input_; }
+  /// Id of the operator run() is at (the one that threw, after an exception).
+  const std::string& current_operator() const;
   /// The stage has an enrich operator.
   bool has_enrich() const noexcept { return has_enrich_; }
 
 private:
   std::vector<record> take(int producer); // -1 = stage input
+  void check_failpoint(size_t i, const std::vector<record>& in) const;
 
   std::shared_ptr<const plan> plan_;
   int stage_;
@@ -89,6 +93,8 @@ private:
   size_t next_ = 0; // next operator to run
   bool enrich_ready_ = false;
   bool has_enrich_ = false;
+  std::vector<int> fail_slot_; // per operator: failpoint input slot, -1 = none
+  std::string fail_text_;      // failpoint value
 };
 
 } // namespace keyflow::pipeline

@@ -71,6 +71,13 @@ def build(pb, args):
         events.append(e)
     valid = [e for e in events if math.isfinite(e.value)]
     dups = rng.sample(valid, k=len(valid) * 4 // 100)
+    if args.poison_suffix:
+        # Events that make an operator fail (keyflowd's KEYFLOW_FAILPOINT): every copy sent
+        # becomes a poison dead letter; they count nowhere.
+        poison = [e for e in valid if e.event_id.endswith(args.poison_suffix)]
+        for e in poison + [e for e in dups if e.event_id.endswith(args.poison_suffix)]:
+            dead[(e.SerializeToString(), "poison", args.poison_operator)] += 1
+        valid = [e for e in valid if not e.event_id.endswith(args.poison_suffix)]
     ordered = kfcheck.bounded_disorder(events + dups, lambda e: e.event_time_ms, BOUND_MS, rng)
     records = [(e.customer_id.encode(), e.SerializeToString()) for e in ordered]
     for e in events:
@@ -130,8 +137,17 @@ def compare(args, inp):
     d_in = kfcheck.diff_multisets(collections.Counter(v for _, v, _ in inp.records),
                                   collections.Counter(r.value for r in inputs), "input records")
     letters, bad = kfcheck.read_dead_letters(args.bootstrap, "events-dlq", args.timeout_s)
+    if args.restarted:  # a letter written again after a restart counts once per input record
+        letters = list({(dl.source_partition, dl.source_offset): dl for dl in letters}.values())
     d_dead = kfcheck.diff_dead_letters(inp.dead, letters, inputs, "events", PIPELINE)
     d_dead.different += [((p, o), {"record": ("DeadLetter", why)}) for p, o, why in bad]
+    for dl in letters:
+        if dl.error_code == "poison" and (dl.attempts != args.poison_attempts or
+                                          dl.pipeline_version != 2 or
+                                          "failpoint" not in dl.error_message):
+            d_dead.different.append(((dl.source_partition, dl.source_offset), {
+                "poison envelope": (f"attempts {args.poison_attempts}, version 2, the error",
+                                    (dl.attempts, dl.pipeline_version, dl.error_message))}))
 
     want = {f"profile:{c}": dict(p, _v=f"{p['last_event_time_ms']:020}:{p['count']:020}:"
                                        f"{0:020}")
@@ -143,7 +159,7 @@ def compare(args, inp):
     activated = {c for c, p in profiles.items() if p["score"] >= THRESHOLD}
     d_act = kfcheck.diff_multisets(collections.Counter(activated),
                                    collections.Counter(o.get("key") for o in objects),
-                                   "activated customers")
+                                   "activated customers", tolerate_duplicates=args.restarted)
     for o in objects:
         c, final = o.get("key"), profiles.get(o.get("key"))
         if final is None:
@@ -179,6 +195,18 @@ def main():
                        help="distinct events, valid and NaN-valued (default: %(default)s)")
         c.add_argument("--customers", type=int, default=400,
                        help="customer ids c-000001 ... (default: %(default)s)")
+        c.add_argument("--restarted", action="store_true",
+                       help="keyflowd restarted from checkpoints: tolerate repeats of "
+                            "activations and dead letters (at-least-once Kafka outputs); each "
+                            "input record must still have exactly its expected dead letter")
+        c.add_argument("--poison-suffix", default="",
+                       help="valid events whose event_id ends with this make an operator fail "
+                            "(keyflowd runs with KEYFLOW_FAILPOINT) and must be poison dead "
+                            "letters")
+        c.add_argument("--poison-operator", default="aggregate",
+                       help="operator the poison events fail (default: %(default)s)")
+        c.add_argument("--poison-attempts", type=int, default=3,
+                       help="attempts a poison dead letter must record (default: %(default)s)")
 
     args = kfcheck.seed_parser(__doc__, "write the customer:<id> hashes to Redis",
                                "write the events to Kafka", "events", options,

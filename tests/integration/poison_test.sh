@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Supervision and poison records on the reference pipeline (config/pipelines/cdp.yaml):
+# about 1% of the input is bad. Malformed records (undecodable, missing fields, NaN) are
+# dead-lettered by the source; events whose event_id ends in "37" make the aggregate operator
+# throw (keyflowd runs with the KEYFLOW_FAILPOINT test facility). Each such failure restarts
+# the pipeline from its last checkpoint with backoff; the failing batch is then processed one
+# record at a time, and a record that fails --poison-attempts times is dead-lettered as
+# poison. tests/integration/seeds/cdp.py then checks, exactly: the dead letters of every
+# input record (reason, operator, provenance, attempts), every profile in Redis and every
+# activation: the job went on, nothing was lost or counted twice across the restarts. The
+# Kafka outputs (dead letters, activations) are at-least-once: a restart from a checkpoint
+# may write a record again, so dead letters are counted once per input record (partition,
+# offset), and that count must be exact.
+#
+# Usage: poison_test.sh BIN_DIR REPO_ROOT
+set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BIN_DIR REPO_ROOT" >&2
+  exit 2
+fi
+ROOT=$2
+PY=/usr/bin/python3 # has confluent_kafka, redis and protobuf
+SCRIPT=$ROOT/tests/integration/seeds/cdp.py
+export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-poison.XXXXXX)
+export KF_BIN_DIR=$1
+# shellcheck source=tools/lib.sh
+source "$ROOT/tools/lib.sh"
+trap kf_test_finish EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# 6000 events: ~60 malformed, ~60 poison (event ids e-31-N with N ending in 37) and their
+# duplicates.
+INPUT=(--events 6000 --customers 150 --poison-suffix 37 --poison-operator aggregate
+       --poison-attempts 2)
+kf_start_redis
+kf_start_broker events:4 events-dlq:1 activations:1
+"$PY" "$SCRIPT" setup --redis "$KF_REDIS" "${INPUT[@]}"
+"$PY" "$SCRIPT" generate --bootstrap "$KF_BOOTSTRAP" "${INPUT[@]}"
+KEYFLOW_FAILPOINT='aggregate:event_id=*37' kf_start_node \
+  --pipeline "$ROOT/config/pipelines/cdp.yaml" --bootstrap-servers "$KF_BOOTSTRAP" \
+  --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/state" --workers 2 --partition-actors 3 \
+  --poison-attempts 2 --restart-backoff-ms 20 --restart-backoff-max-ms 200 \
+  --checkpoint-interval-ms 1000
+"$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
+  || fail "results or dead letters differ"
+
+restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed"')
+poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
+echo "   restarts after operator failures: $restarts; poison dead letters: $poison"
+[ "$restarts" -ge 2 ] || fail "expected restarts after operator failures, saw $restarts"
+[ "$poison" -ge 1 ] || fail "keyflow_dead_letters_total{reason=\"poison\"} is $poison"
+kill -0 "$KF_NODE_PID" || fail "keyflowd is no longer running"
+echo "== poison: PASS in ${SECONDS} s"
