@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
+#include "core/hot_keys.hpp"
 #include "core/router.hpp"
 #include "operators/enrich.hpp"
 #include "operators/window.hpp"
@@ -97,9 +98,18 @@ struct partition_state {
     prometheus::Counter* miss = nullptr;
     prometheus::Counter* missing = nullptr;
     prometheus::Counter* failed = nullptr;
+    // keyflow_dead_letters_total of its missing (dead_letter policy) and failed records.
+    prometheus::Counter* dead_missing = nullptr;
+    prometheus::Counter* dead_failed = nullptr;
     uint64_t seen[4] = {0, 0, 0, 0};
   };
   std::vector<enrich_metrics> enrich;
+  // Hot keys: heaviest keys of this actor's input, the ones reported hot now, metrics.
+  std::unique_ptr<hot_key_tracker> hot;
+  std::vector<std::string> hot_now;
+  prometheus::Gauge* hot_count = nullptr;
+  prometheus::Gauge* hot_share = nullptr;
+  prometheus::Counter* hot_detected = nullptr;
   prometheus::Counter* flushed = nullptr;
   prometheus::Gauge* keys = nullptr;
   prometheus::Gauge* wm_gauge = nullptr;
@@ -270,9 +280,13 @@ void publish_metrics(self_ptr self, size_t n, int64_t first_ingest_ns) {
   for (auto& e : st.enrich) {
     uint64_t now[4] = {e.op->cache_hits(), e.op->cache_misses(), e.op->missing(), e.op->failed()};
     prometheus::Counter* c[4] = {e.hit, e.miss, e.missing, e.failed};
+    prometheus::Counter* dead[4] = {nullptr, nullptr, e.dead_missing, e.dead_failed};
     for (int k = 0; k < 4; ++k)
       if (now[k] > e.seen[k]) {
-        c[k]->Increment(static_cast<double>(now[k] - e.seen[k]));
+        auto delta = static_cast<double>(now[k] - e.seen[k]);
+        c[k]->Increment(delta);
+        if (dead[k] != nullptr)
+          dead[k]->Increment(delta);
         e.seen[k] = now[k];
       }
   }
@@ -393,6 +407,9 @@ void process(self_ptr self, input&& front) {
   if (item->kind == item_kind::batch) {
     if (st.p.supervised.sup && !item->single)
       item->span = offset_span(item->batch.records);
+    if (st.hot)
+      for (const auto& r : item->batch.records)
+        st.hot->observe(r.key);
     recs = std::move(item->batch.records);
     item->batch.records.clear();
     item->count = recs.size();
@@ -411,6 +428,35 @@ void flush_state(self_ptr self) {
   if (st.flushed != nullptr) {
     st.flushed->Increment(static_cast<double>(n));
     st.keys->Set(static_cast<double>(st.runner->state_size()));
+  }
+}
+
+/// Reports keys that became hot (a log line naming each, metrics) and those no longer hot.
+void report_hot_keys(self_ptr self) {
+  auto& st = self->state;
+  st.hot->tick(state::wall_clock_ms());
+  auto hot = st.hot->hot();
+  std::vector<std::string> now;
+  for (auto& k : hot) {
+    if (std::find(st.hot_now.begin(), st.hot_now.end(), k.key) == st.hot_now.end()) {
+      spdlog::warn("hot key '{}' on partition actor {}/{}: at least {:.0f}% of its {} recent "
+                   "records",
+                   k.key, st.p.stage, st.p.index, k.guaranteed_share * 100, st.hot->total());
+      if (st.hot_detected != nullptr)
+        st.hot_detected->Increment();
+    }
+    now.push_back(std::move(k.key));
+  }
+  for (const auto& k : st.hot_now)
+    if (std::find(now.begin(), now.end(), k) == now.end())
+      spdlog::info("key '{}' on partition actor {}/{} is no longer hot", k, st.p.stage, st.p.index);
+  st.hot_now = std::move(now);
+  if (st.hot_count != nullptr) {
+    st.hot_count->Set(static_cast<double>(st.hot_now.size()));
+    auto top = st.hot->top(1);
+    st.hot_share->Set(top.empty() || st.hot->total() < st.hot->options().min_records
+                          ? 0.0
+                          : top.front().guaranteed_share);
   }
 }
 
@@ -552,7 +598,9 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
       if (auto* e = dynamic_cast<const ops::enrich_operator*>(op.get()))
         st.enrich.push_back(
             {e, &m->enrich_lookups(e->id(), "hit"), &m->enrich_lookups(e->id(), "miss"),
-             &m->enrich_lookups(e->id(), "missing"), &m->enrich_lookups(e->id(), "failed")});
+             &m->enrich_lookups(e->id(), "missing"), &m->enrich_lookups(e->id(), "failed"),
+             e->dead_letters_missing() ? &m->dead_letters(e->id(), "enrich_missing") : nullptr,
+             &m->dead_letters(e->id(), "enrich_failed")});
     }
     st.dups_seen.assign(ops.size(), 0);
     st.late_seen.assign(ops.size(), 0);
@@ -563,6 +611,15 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     st.wm_lag = &m->watermark_lag(name);
     st.latency = metrics::local_histogram{&m->processing_latency()};
     st.remote_batches = &m->remote_batches("partition");
+    st.hot_count = &m->hot_keys(name);
+    st.hot_share = &m->hot_key_share(name);
+    st.hot_detected = &m->hot_keys_detected(name);
+  }
+  if (st.p.hot_key_share > 0) {
+    hot_key_options ho;
+    ho.threshold = st.p.hot_key_share;
+    ho.period_ms = 10000;
+    st.hot = std::make_unique<hot_key_tracker>(ho);
   }
   self->delayed_send(self, st.p.flush_interval, atom::flush_v);
   return {
@@ -608,6 +665,8 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
       [self](atom::flush) {
         if (self->state.writes_allowed)
           flush_state(self);
+        if (self->state.hot)
+          report_hot_keys(self);
         self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
       },
       [self](atom::drain) -> caf::typed_response_promise<uint64_t> {

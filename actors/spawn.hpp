@@ -87,6 +87,9 @@ struct partition_params {
   /// Keys kept in the in-memory working copy after a state write; the rest are read from
   /// RocksDB when needed. 0 = no limit.
   size_t max_state_keys = 0;
+  /// Hot-key detection: a key with at least this guaranteed share of the actor's records
+  /// (over the last 10-20 s, at least 1000 records) is reported; 0 = off.
+  double hot_key_share = 0.2;
   /// The node's supervision: an operator failure is reported to it before the actor fails,
   /// and its hints say which records to process one at a time.
   supervision_link supervised;

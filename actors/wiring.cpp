@@ -84,6 +84,7 @@ running_pipeline wire_pipeline(caf::actor_system& sys, const wiring_params& p) {
       pp.exactly_once = exactly_once;
       pp.max_state_keys = p.max_state_keys;
       pp.supervised = p.supervised;
+      pp.hot_key_share = p.hot_key_share;
       current.push_back(spawn_partition(sys, std::move(pp)));
     }
     run.partitions.insert(run.partitions.end(), current.begin(), current.end());

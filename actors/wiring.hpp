@@ -69,6 +69,7 @@ struct wiring_params {
   uint32_t first_index = 0;       ///< slice: global index of its first actor in each stage
   uint32_t total_parallelism = 0; ///< slice: partition actors per stage over all slices
   uint32_t stage0_inputs = 0;     ///< slice: sources of the whole job
+  double hot_key_share = 0.2;     ///< partition actors report keys over this share; 0 = off
   /// The node's supervision of this start of the instance (partition actors report
   /// operator failures to it); default: none.
   supervision_link supervised;

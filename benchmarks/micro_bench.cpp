@@ -6,16 +6,19 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "benchmarks/bench_pipelines.hpp"
 #include "benchmarks/bench_util.hpp"
+#include "core/hot_keys.hpp"
 #include "core/key_group.hpp"
 #include "core/nexmark.hpp"
 #include "core/router.hpp"
@@ -255,6 +258,61 @@ void BM_generator_read_1024(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch_size));
 }
 BENCHMARK(BM_generator_read_1024);
+
+/// 64k keys over the 100k key names for the hot-key benchmarks: range(0) = 0 uniform, 1
+/// Zipf(1.1) (k0 ~ 9%, heavy head, long tail), 2 one key on every other record.
+const std::vector<std::string_view>& hot_key_stream(int64_t dist) {
+  static const auto streams = [] {
+    std::vector<std::vector<std::string_view>> v(3);
+    std::vector<double> cdf(key_count);
+    double sum = 0;
+    for (uint32_t i = 0; i < key_count; ++i)
+      cdf[i] = sum += 1.0 / std::pow(static_cast<double>(i + 1), 1.1);
+    uint64_t seed = 17;
+    for (size_t i = 0; i < 65'536; ++i) {
+      const uint64_t x = splitmix(seed);
+      v[0].push_back(keys()[x % key_count]);
+      const double u = static_cast<double>(x >> 11) * 0x1.0p-53 * sum;
+      const auto z = std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
+      v[1].push_back(keys()[std::min<size_t>(static_cast<size_t>(z), key_count - 1)]);
+      v[2].push_back(i % 2 == 0 ? keys()[0] : keys()[(x >> 7) % key_count]);
+    }
+    return v;
+  }();
+  return streams[static_cast<size_t>(dist)];
+}
+
+/// hot_key_tracker::observe per record (k = 64, epochs of 100k records, so rolls are
+/// included): range(0) = 0 uniform over 100k keys (almost every record takes over a
+/// counter), 1 Zipf(1.1), 2 one key with 50% of the records.
+void BM_hot_keys_observe(benchmark::State& state) {
+  const auto& stream = hot_key_stream(state.range(0));
+  hot_key_options o;
+  o.period_records = 100'000;
+  hot_key_tracker tracker(o);
+  size_t i = 0;
+  for (auto _ : state) {
+    tracker.observe(stream[i]);
+    i = (i + 1) & (stream.size() - 1);
+  }
+  benchmark::DoNotOptimize(tracker.total());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_hot_keys_observe)->ArgName("dist")->Arg(0)->Arg(1)->Arg(2);
+
+/// hot_key_tracker::hot over a window of uniform + one 50% key (k = 64: merging and sorting
+/// up to 128 candidates, copying out the hot keys): the cost of one report.
+void BM_hot_keys_report(benchmark::State& state) {
+  hot_key_tracker tracker;
+  const auto& stream = hot_key_stream(2);
+  tracker.observe_batch(stream);
+  tracker.roll();
+  tracker.observe_batch(stream);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tracker.hot());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_hot_keys_report);
 
 /// A state store in a temporary directory with the given column families.
 struct store_fixture {

@@ -130,7 +130,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 39> options = {{
+const std::array<option_def, 40> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -174,6 +174,9 @@ const std::array<option_def, 39> options = {{
      nullptr, 1},
     {"restart-backoff-max-ms", &node_options::restart_backoff_max_ms,
      "Longest delay between restarts of a failing pipeline instance, in ms", nullptr, 1},
+    {"hot-key-percent", &node_options::hot_key_percent,
+     "A key with at least this percentage of a partition actor's records (over the last "
+     "10-20 s) is reported as hot (log line, keyflow_hot_keys); 0 = no detection"},
     {"checkpoint-dir", &node_options::checkpoint_dir,
      "Directory of checkpoints and snapshots; empty = <state-dir>-checkpoints"},
     {"checkpoint-interval-ms", &node_options::checkpoint_interval_ms,

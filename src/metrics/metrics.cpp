@@ -252,6 +252,33 @@ prometheus::Gauge& metrics::cluster_assignment_version() {
                "Version of the region assignment this node follows");
 }
 
+prometheus::Gauge& metrics::hot_keys(const std::string& actor) {
+  return prometheus::BuildGauge()
+      .Name("keyflow_hot_keys")
+      .Help("Keys over the hot-key share of a partition actor's records")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"actor", actor}});
+}
+
+prometheus::Gauge& metrics::hot_key_share(const std::string& actor) {
+  return prometheus::BuildGauge()
+      .Name("keyflow_hot_key_share")
+      .Help("Guaranteed share of a partition actor's recent records that its heaviest key has")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"actor", actor}});
+}
+
+prometheus::Counter& metrics::hot_keys_detected(const std::string& actor) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_hot_keys_detected_total")
+      .Help("Keys that became hot on a partition actor (each is logged by name)")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"actor", actor}});
+}
+
 prometheus::Counter& metrics::restarts(const std::string& instance, const std::string& cause) {
   return prometheus::BuildCounter()
       .Name("keyflow_restarts_total")

@@ -95,6 +95,13 @@ public:
   prometheus::Gauge& cluster_coordinator();
   /// keyflow_cluster_assignment_version: version of the assignment this node follows.
   prometheus::Gauge& cluster_assignment_version();
+  /// keyflow_hot_keys{actor}: keys now over the hot-key share of a partition actor's records.
+  prometheus::Gauge& hot_keys(const std::string& actor);
+  /// keyflow_hot_key_share{actor}: share of a partition actor's records its heaviest key
+  /// has (a guaranteed lower bound, over the last one to two hot-key periods).
+  prometheus::Gauge& hot_key_share(const std::string& actor);
+  /// keyflow_hot_keys_detected_total{actor}: keys that became hot (each is logged by name).
+  prometheus::Counter& hot_keys_detected(const std::string& actor);
   /// keyflow_restarts_total{instance,cause}: restarts of a pipeline instance by the
   /// supervisor ("standalone" or "region-N"; cause: operator_failed or actor_failed).
   prometheus::Counter& restarts(const std::string& instance, const std::string& cause);

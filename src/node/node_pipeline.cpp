@@ -159,6 +159,7 @@ wiring_params instance_wiring(caf::actor_system& sys, const node_env& env,
   w.checkpointing = true;
   w.redis = opts.redis;
   w.supervised = spec.supervised;
+  w.hot_key_share = opts.hot_key_percent / 100.0;
   w.make_sink = [&sys, &env, spec](size_t i) { return spawn_sink(sys, env, spec, i); };
   w.make_dead_letters = [&sys, &env] {
     kafka_sink_params dp;

@@ -95,6 +95,10 @@ public:
   uint64_t missing() const noexcept { return missing_; }
   /// Records dead-lettered because their lookup failed, so far.
   uint64_t failed() const noexcept { return failed_; }
+  /// Missing entities send records to the dead-letter topic (on_missing: dead_letter).
+  bool dead_letters_missing() const noexcept {
+    return spec_.on_missing == missing_policy::dead_letter;
+  }
   /// Entities in the cache.
   size_t cache_size() const noexcept { return cache_.size(); }
 

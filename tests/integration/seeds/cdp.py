@@ -61,6 +61,8 @@ def build(pb, args):
     events, dead = [], collections.Counter()
     for n in range(args.events):
         c = min(int(rng.paretovariate(0.9)), args.customers)
+        if args.hot_share and rng.random() < args.hot_share:
+            c = args.customers  # one customer takes this share of all events
         r = rng.random()
         value = (float("nan") if r < 0.003 else 0.0 if r < 0.05 else rng.randrange(1, 2001) * 0.25)
         e = pb.Event(event_id=f"e-{args.seed}-{n}", customer_id=f"c-{c:06d}",
@@ -195,6 +197,8 @@ def main():
                        help="distinct events, valid and NaN-valued (default: %(default)s)")
         c.add_argument("--customers", type=int, default=400,
                        help="customer ids c-000001 ... (default: %(default)s)")
+        c.add_argument("--hot-share", type=float, default=0.0,
+                       help="share of the events that go to the last customer (a hot key)")
         c.add_argument("--restarted", action="store_true",
                        help="keyflowd restarted from checkpoints: tolerate repeats of "
                             "activations and dead letters (at-least-once Kafka outputs); each "
