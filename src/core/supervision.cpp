@@ -26,7 +26,7 @@ bool supervision::actor_failed(uint32_t instance, uint64_t incarnation, const st
   for (uint32_t i = 1; i < st.consecutive && delay < settings_.backoff_max; ++i)
     delay *= 2;
   delay = std::min(delay, settings_.backoff_max);
-  st.due = restart_plan{now + delay,
+  st.due = restart_plan{now + delay, delay,
                         st.operator_failed == incarnation ? "operator_failed" : "actor_failed"};
   ++restarts_;
   spdlog::warn("supervisor: instance {} failed ({}); restarting from its last checkpoint in {} ms "

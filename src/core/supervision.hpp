@@ -103,8 +103,9 @@ public:
 
   /// A scheduled restart: when, and why (operator_failed or actor_failed).
   struct restart_plan {
-    clock::time_point due; ///< not before
-    std::string cause;     ///< metric label
+    clock::time_point due;           ///< not before
+    std::chrono::milliseconds delay; ///< the backoff it waits
+    std::string cause;               ///< metric label
   };
 
   /// The instance's scheduled restart, if any.
