@@ -31,7 +31,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # 6000 events: ~60 malformed, ~60 poison (event ids e-31-N with N ending in 37) and their
 # duplicates.
 INPUT=(--events 6000 --customers 150 --poison-suffix 37 --poison-operator aggregate
-       --poison-attempts 2)
+       --poison-attempts 2 --key-partitioned)
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
 "$PY" "$SCRIPT" setup --redis "$KF_REDIS" "${INPUT[@]}"
@@ -50,4 +50,24 @@ echo "   restarts after operator failures: $restarts; poison dead letters: $pois
 [ "$restarts" -ge 2 ] || fail "expected restarts after operator failures, saw $restarts"
 [ "$poison" -ge 1 ] || fail "keyflow_dead_letters_total{reason=\"poison\"} is $poison"
 kill -0 "$KF_NODE_PID" || fail "keyflowd is no longer running"
+kill -TERM "$KF_NODE_PID"; wait "$KF_NODE_PID" || fail "keyflowd exited non-zero"
+
+echo "== the same input on a cluster node: its regions restart the same way"
+# shellcheck source=tests/integration/cluster_lib.sh
+source "$ROOT/tests/integration/cluster_lib.sh"
+PIPELINE=$ROOT/config/pipelines/cdp.yaml
+declare -A PORT PID METRICS STATUSURL
+PORT[1]=$(kf_free_port)
+SEEDS=127.0.0.1:${PORT[1]}
+redis-cli -u "redis://$KF_REDIS" --scan --pattern 'profile:*' | xargs -r -n 500 \
+  redis-cli -u "redis://$KF_REDIS" del > /dev/null
+KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node 1 --group-id poison-cluster \
+  --poison-attempts 2 --restart-backoff-ms 20 --restart-backoff-max-ms 200 \
+  --checkpoint-interval-ms 1000
+"$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
+  || fail "results or dead letters differ on the cluster node"
+KF_METRICS=${METRICS[1]}
+restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="region-')
+echo "   region restarts after operator failures: $restarts"
+[ "$restarts" -ge 1 ] || fail "expected region restarts after operator failures, saw $restarts"
 echo "== poison: PASS in ${SECONDS} s"

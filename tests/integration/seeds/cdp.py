@@ -31,6 +31,7 @@ import math
 import os
 import random
 import sys
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import kfcheck  # noqa: E402
@@ -103,7 +104,10 @@ def build(pb, args):
             value, code = e.SerializeToString(), "missing_field"
         dead[(value, code, "validate")] += 1
         records.insert(rng.randrange(len(records) + 1), (key, value))
-    records = [(k, v, rng.randrange(args.partitions)) for k, v in records]
+    if args.key_partitioned:  # one customer, one partition (a stable hash of the key)
+        records = [(k, v, zlib.crc32(k or b"") % args.partitions) for k, v in records]
+    else:
+        records = [(k, v, rng.randrange(args.partitions)) for k, v in records]
     return Input(records, valid, len(dups), dead, customers)
 
 
@@ -197,6 +201,9 @@ def main():
                        help="distinct events, valid and NaN-valued (default: %(default)s)")
         c.add_argument("--customers", type=int, default=400,
                        help="customer ids c-000001 ... (default: %(default)s)")
+        c.add_argument("--key-partitioned", action="store_true",
+                       help="write each customer's events to one partition (a cluster node's "
+                            "regions need it) instead of random ones")
         c.add_argument("--hot-share", type=float, default=0.0,
                        help="share of the events that go to the last customer (a hot key)")
         c.add_argument("--restarted", action="store_true",
