@@ -2,12 +2,17 @@
 // requests are deduplicated and collected into rounds of up to `batch_size` keys, sent when
 // that many are pending or `max_delay` after the first pending key. A round is one pipeline
 // of HMGETs; a connection error or timeout reconnects and repeats the round up to `retries`
-// times with a doubling backoff, after which every key of the round is answered `failed`.
+// times with a doubling backoff. If Redis is still unavailable, the round's keys go back to
+// the pending keys and are tried again later (the backoff doubles up to 5 s): their requests
+// stay unanswered, so the partition actors waiting for them stop taking input and their
+// sources pause (backpressure); nothing is dead-lettered because Redis is down or slow. Only
+// a key Redis answers with an error is answered `failed`.
 // Runs detached: it blocks on Redis while a round is out, and its late answers hold back the
 // partition actors waiting for them.
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -47,7 +52,8 @@ struct lookup_state {
   std::vector<std::string> pending;                             // keys in arrival order
   clock_type::time_point first_pending_at;
   bool tick_armed = false;
-  lookup_counters own_counters; // used when p.counters is null
+  std::chrono::milliseconds outage{0}; // Redis unavailable: delay before the next try
+  lookup_counters own_counters;        // used when p.counters is null
   lookup_counters* counters = nullptr;
   static inline const char* name = "keyflow.lookup";
 };
@@ -71,6 +77,7 @@ std::vector<lookup_entry> read_keys(lookup_state& st, const std::vector<std::str
     auto& e = out[i];
     auto& r = replies[i];
     if (r.is_error || r.elements.size() != st.p.fields.size()) {
+      st.counters->failed_keys += 1;
       e.status = lookup_status::failed;
       e.error = r.is_error ? "Redis error: " + r.error
                            : "HMGET gave " + std::to_string(r.elements.size()) + " values for " +
@@ -95,8 +102,10 @@ std::vector<lookup_entry> read_keys(lookup_state& st, const std::vector<std::str
   return out;
 }
 
-/// One round: reads `keys`, retrying with backoff; every key failed after the last attempt.
-std::vector<lookup_entry> read_round(lookup_state& st, const std::vector<std::string>& keys) {
+/// One round: reads `keys`, retrying with backoff; nothing if Redis is still unavailable
+/// after the last attempt.
+std::optional<std::vector<lookup_entry>> read_round(lookup_state& st,
+                                                    const std::vector<std::string>& keys) {
   st.counters->rounds += 1;
   st.counters->keys += keys.size();
   std::string error;
@@ -116,16 +125,12 @@ std::vector<lookup_entry> read_round(lookup_state& st, const std::vector<std::st
                     attempt + 1, st.p.retries + 1, error);
     }
   }
-  spdlog::warn("lookup: round of {} keys failed after {} attempts: {}", keys.size(),
-               st.p.retries + 1, error);
   st.counters->failed_rounds += 1;
-  st.counters->failed_keys += keys.size();
-  std::vector<lookup_entry> out(keys.size());
-  for (auto& e : out) {
-    e.status = lookup_status::failed;
-    e.error = error;
-  }
-  return out;
+  st.outage =
+      std::min(std::max(st.outage * 2, st.p.retry_backoff), std::chrono::milliseconds(5000));
+  spdlog::warn("lookup: Redis unavailable ({}); {} keys wait, next try in {} ms", error,
+               keys.size(), st.outage.count());
+  return std::nullopt;
 }
 
 /// Gives `entry` to every request waiting for `key`; answers requests that are complete.
@@ -153,19 +158,26 @@ void answer(lookup_state& st, const std::string& key, lookup_entry&& entry) {
 
 /// Reads pending keys in rounds of up to batch_size keys: all of them, or with `full_only`
 /// only full rounds (the rest stays pending, as if it had just arrived).
-void flush(lookup_state& st, bool full_only) {
+/// Returns false if Redis is unavailable (the keys stay pending; retry after st.outage).
+bool flush(lookup_state& st, bool full_only) {
   size_t batch = std::max<size_t>(st.p.batch_size, 1);
   std::vector<std::string> round;
   while (!st.pending.empty() && (!full_only || st.pending.size() >= batch)) {
     auto n = static_cast<ptrdiff_t>(std::min(batch, st.pending.size()));
-    round.assign(std::make_move_iterator(st.pending.begin()),
-                 std::make_move_iterator(st.pending.begin() + n));
-    st.pending.erase(st.pending.begin(), st.pending.begin() + n);
+    round.assign(st.pending.begin(), st.pending.begin() + n);
     auto entries = read_round(st, round);
+    if (!entries)
+      return false;
+    if (st.outage.count() > 0) {
+      spdlog::info("lookup: Redis answers again");
+      st.outage = std::chrono::milliseconds{0};
+    }
+    st.pending.erase(st.pending.begin(), st.pending.begin() + n);
     for (size_t i = 0; i < round.size(); ++i)
-      answer(st, round[i], std::move(entries[i]));
+      answer(st, round[i], std::move((*entries)[i]));
   }
   st.first_pending_at = clock_type::now();
+  return true;
 }
 
 /// Sends a tick in `delay` unless one is on its way.
@@ -206,9 +218,11 @@ lookup_actor::behavior_type lookup(self_ptr self, lookup_params params, redis::a
           }
           it->second.push_back(waiter{id, i});
         }
-        if (st.pending.size() >= st.p.batch_size)
-          flush(st, true);
-        if (!st.pending.empty())
+        if (st.outage.count() > 0) // the retry tick is armed
+          return rp;
+        if (st.pending.size() >= st.p.batch_size && !flush(st, true))
+          arm_tick(self, st.outage);
+        else if (!st.pending.empty())
           arm_tick(self, st.p.max_delay);
         return rp;
       },
@@ -219,10 +233,10 @@ lookup_actor::behavior_type lookup(self_ptr self, lookup_params params, redis::a
           return;
         auto due = st.first_pending_at + st.p.max_delay;
         auto now = clock_type::now();
-        if (now >= due)
-          flush(st, false);
-        else
+        if (st.outage.count() == 0 && now < due)
           arm_tick(self, due - now);
+        else if (!flush(st, false))
+          arm_tick(self, st.outage);
       },
   };
 }

@@ -17,12 +17,13 @@ namespace keyflow {
 
 /// Counters of a lookup actor, readable from any thread (metrics, tests).
 struct lookup_counters {
-  std::atomic<uint64_t> requests{0};      ///< lookup requests received
-  std::atomic<uint64_t> rounds{0};        ///< micro-batches read from Redis (retries not counted)
-  std::atomic<uint64_t> keys{0};          ///< keys read, after deduplication across requests
-  std::atomic<uint64_t> retries{0};       ///< round attempts repeated after an error or timeout
-  std::atomic<uint64_t> failed_rounds{0}; ///< rounds that failed after every retry
-  std::atomic<uint64_t> failed_keys{0};   ///< keys answered `failed`
+  std::atomic<uint64_t> requests{0}; ///< lookup requests received
+  std::atomic<uint64_t> rounds{0};   ///< micro-batches read from Redis (retries not counted)
+  std::atomic<uint64_t> keys{0};     ///< keys read, after deduplication across requests
+  std::atomic<uint64_t> retries{0};  ///< round attempts repeated after an error or timeout
+  std::atomic<uint64_t> failed_rounds{
+      0}; ///< rounds still failing after their retries (retried later)
+  std::atomic<uint64_t> failed_keys{0}; ///< keys answered `failed` (Redis error replies)
 };
 
 /// Settings of a lookup actor.

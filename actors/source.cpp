@@ -33,6 +33,7 @@ struct source_state {
   bool paused = false;
   bool stopping = false;
   clock_type::time_point blocked_since;
+  clock_type::time_point accounted_since; // backpressured time counted up to here
   clock_type::time_point last_input = clock_type::now();
   int64_t watermark = no_watermark;
   std::vector<int64_t> sent_wm; // per partition actor: watermark it has been sent
@@ -98,6 +99,14 @@ void send_watermarks(self_ptr self) {
 }
 
 /// Recomputes the watermark from the reader's greatest event time.
+/// Adds the time blocked since the last count to keyflow_backpressured_seconds_total.
+void count_backpressure(source_state& st) {
+  auto now = clock_type::now();
+  if (st.backpressured != nullptr)
+    st.backpressured->Increment(std::chrono::duration<double>(now - st.accounted_since).count());
+  st.accounted_since = now;
+}
+
 void update_watermark(source_state& st) {
   auto t = st.p.reader->max_event_time();
   if (t == no_watermark)
@@ -171,7 +180,7 @@ void poll(self_ptr self) {
   if (!st.has_credit()) {
     if (!st.blocked) {
       st.blocked = true;
-      st.blocked_since = clock_type::now();
+      st.blocked_since = st.accounted_since = clock_type::now();
       self->delayed_send(self, st.p.flow.pause_after, atom::pause_v);
     }
     return; // on_credit() polls again
@@ -182,9 +191,7 @@ void poll(self_ptr self) {
       st.paused = false;
       st.p.reader->resume();
     }
-    if (st.backpressured != nullptr)
-      st.backpressured->Increment(
-          std::chrono::duration<double>(clock_type::now() - st.blocked_since).count());
+    count_backpressure(st);
   }
   auto n = st.p.reader->read(*st.routes, st.dead, st.p.flow.batch_size);
   st.records_read += n;
@@ -250,6 +257,8 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
       },
       [self](atom::tick) {
         auto& st = self->state;
+        if (st.blocked) // a long wait shows while it lasts, not only once credit returns
+          count_backpressure(st);
         if (st.lag != nullptr) {
           auto lag = st.p.reader->lag();
           if (lag >= 0)

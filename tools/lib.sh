@@ -80,7 +80,7 @@ kf_wait_checkpoints() {
 
 # kf_metric NAME_REGEX: sums the values of matching series from the node's /metrics.
 kf_metric() {
-  curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { printf "%.0f\n", s }'
+  curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $NF } END { printf "%.0f\n", s }'
 }
 
 # kf_wait_processed N [AGG_OP]: waits (up to 120 s) until N records are accounted for: folded

@@ -22,7 +22,7 @@ enum class ec : uint8_t {
   unexpected_shutdown, ///< an actor stopped while work was in flight
   late,                ///< event time behind the watermark by more than the allowed lateness
   enrich_missing,      ///< enrichment found no entity for the record's lookup key
-  enrich_failed,       ///< the enrichment store did not answer after every retry
+  enrich_failed,       ///< the enrichment store answered the lookup with an error
   operator_failed,     ///< an operator threw while processing a batch
   poison,              ///< a record made an operator fail --poison-attempts times
 };
