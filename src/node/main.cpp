@@ -5,12 +5,16 @@
 // node (--node-id N): joins the cluster and runs the regions the coordinator assigns it
 // (src/node/cluster_node.cpp).
 
+#include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -31,6 +35,7 @@
 #include "cluster/membership.hpp"
 #include "config/node_options.hpp"
 #include "core/key_group.hpp"
+#include "kafka/dead_letters.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
 #include "node/cluster_node.hpp"
@@ -98,11 +103,22 @@ void supervise(caf::actor_system& sys, const config::node_options& opts, node::n
   env.supervisor = spawn_supervisor(sys, env.sup);
 }
 
-/// Serves GET /status (JSON) on `address` from its own thread; returns the bound port.
+/// Serves the node's admin API (JSON) on `address` from its own threads: GET /status,
+/// GET /dead-letters (list) and POST /dead-letters/replay (kafka/dead_letters.hpp).
 class status_server {
 public:
-  /// Starts serving `body()` at /status; throws std::runtime_error if it cannot listen.
-  status_server(const std::string& address, std::function<nlohmann::json()> body) {
+  /// The pipeline's dead letters: where they are and whose they are.
+  struct dead_letter_source {
+    kafka::properties props; ///< Kafka client properties
+    std::string topic;       ///< the pipeline's dead-letter topic
+    std::string pipeline;    ///< pipeline name (names the replay consumer group)
+  };
+
+  /// Starts serving `body()` at /status and the dead letters of `dlq`; throws
+  /// std::runtime_error if it cannot listen.
+  status_server(const std::string& address, std::function<nlohmann::json()> body,
+                dead_letter_source dlq)
+      : dlq_(std::move(dlq)) {
     auto colon = address.rfind(':');
     auto host = address.substr(0, colon);
     auto port = std::stoi(address.substr(colon + 1));
@@ -110,6 +126,34 @@ public:
                 [body = std::move(body)](const httplib::Request&, httplib::Response& res) {
                   res.set_content(body().dump(2) + "\n", "application/json");
                 });
+    server_.Get("/dead-letters", [this](const httplib::Request& req, httplib::Response& res) {
+      answer(res, [&] {
+        auto filter = parse_filter(req, true);
+        auto entries = kafka::list_dead_letters(dlq_.props, dlq_.topic, filter);
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& e : entries)
+          list.push_back(kafka::to_json(e));
+        return nlohmann::json{{"topic", dlq_.topic},
+                              {"pipeline", dlq_.pipeline},
+                              {"count", entries.size()},
+                              {"limit", filter.limit},
+                              {"dead_letters", std::move(list)}};
+      });
+    });
+    server_.Post(
+        "/dead-letters/replay", [this](const httplib::Request& req, httplib::Response& res) {
+          answer(res, [&] {
+            auto filter = parse_filter(req, false);
+            std::lock_guard<std::mutex> guard{replay_mutex_}; // one replay of the group at a time
+            auto result = kafka::replay_dead_letters(
+                dlq_.props, dlq_.topic, kafka::default_replay_group(dlq_.pipeline), filter);
+            spdlog::info("dead letters: replayed {} from {} (skipped {})", result.replayed,
+                         dlq_.topic, result.skipped);
+            auto j = kafka::to_json(result);
+            j["topic"] = dlq_.topic;
+            return j;
+          });
+        });
     port_ =
         port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
     if (port_ < 0)
@@ -127,6 +171,69 @@ public:
   int port() const noexcept { return port_; }
 
 private:
+  /// Answers `make()` as JSON; a std::invalid_argument (a bad parameter) as 400 and any
+  /// other error as 500, each with {"error": "..."}.
+  template <class F>
+  static void answer(httplib::Response& res, F make) {
+    try {
+      res.set_content(make().dump(2) + "\n", "application/json");
+    } catch (const std::invalid_argument& e) {
+      res.status = 400;
+      res.set_content(nlohmann::json{{"error", e.what()}}.dump() + "\n", "application/json");
+    } catch (const std::exception& e) {
+      res.status = 500;
+      res.set_content(nlohmann::json{{"error", e.what()}}.dump() + "\n", "application/json");
+    }
+  }
+
+  /// The integer `value` of parameter `name` in [min, max]; throws std::invalid_argument
+  /// naming the parameter.
+  static int64_t parse_integer(const std::string& name, const std::string& value, int64_t min,
+                               int64_t max) {
+    int64_t n = 0;
+    auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (err != std::errc{} || end != value.data() + value.size() || n < min || n > max)
+      throw std::invalid_argument("parameter '" + name + "': expected an integer from " +
+                                  std::to_string(min) + " to " + std::to_string(max) + ", got '" +
+                                  value + "'");
+    return n;
+  }
+
+  /// The dead-letter filter of a request's query parameters: reason, operator, from, and for
+  /// a list also limit. Throws std::invalid_argument naming a parameter that is unknown,
+  /// repeated or out of its domain.
+  static kafka::dead_letter_filter parse_filter(const httplib::Request& req, bool listing) {
+    kafka::dead_letter_filter f;
+    for (const auto& [name, value] : req.params) {
+      if (req.params.count(name) > 1)
+        throw std::invalid_argument("parameter '" + name + "' given more than once");
+      if (name == "reason") {
+        auto known = kafka::dead_letter_reasons();
+        if (!value.empty() && std::find(known.begin(), known.end(), value) == known.end()) {
+          std::string words;
+          for (const auto& w : known)
+            words += (words.empty() ? "" : ", ") + w;
+          throw std::invalid_argument("parameter 'reason': unknown error code '" + value +
+                                      "' (known: " + words + ")");
+        }
+        f.reason = value;
+      } else if (name == "operator") {
+        f.operator_id = value;
+      } else if (name == "limit" && listing) {
+        f.limit = static_cast<size_t>(parse_integer(name, value, 1, 100000));
+      } else if (name == "from") {
+        f.from = parse_integer(name, value, 0, std::numeric_limits<int64_t>::max());
+      } else {
+        throw std::invalid_argument("unknown parameter '" + name +
+                                    "' (allowed: reason, operator, " +
+                                    (listing ? "limit, from)" : "from)"));
+      }
+    }
+    return f;
+  }
+
+  dead_letter_source dlq_;
+  std::mutex replay_mutex_;
   httplib::Server server_;
   std::thread thread_;
   int port_ = -1;
@@ -255,11 +362,13 @@ int run_node(const config::node_options& opts) {
     auto from = restore_standalone(env, checkpoints);
     auto store = state::state_store::open(opts.state_dir, plan->column_families());
     m.serve(opts.metrics_address);
-    status_server status{opts.admin_address, [&] {
+    status_server status{opts.admin_address,
+                         [&] {
                            return nlohmann::json{{"mode", "standalone"},
                                                  {"pipeline", pipe.name},
                                                  {"partitions", partitions}};
-                         }};
+                         },
+                         {props, pipe.dead_letter_topic, pipe.name}};
     caf::actor_system sys{cfg};
     supervise(sys, opts, env);
     node::instance_spec spec;
@@ -334,7 +443,8 @@ int run_node(const config::node_options& opts) {
     throw std::runtime_error("cannot listen on --cluster-address " + opts.cluster_address + ": " +
                              sys.render(published.error()));
   }
-  status_server status{opts.admin_address, [&] {
+  status_server status{opts.admin_address,
+                       [&] {
                          auto j = view->to_json();
                          j["mode"] = "cluster";
                          j["pipeline"] = pipe.name;
@@ -352,7 +462,8 @@ int run_node(const config::node_options& opts) {
                            j["regions"].push_back(std::move(e));
                          }
                          return j;
-                       }};
+                       },
+                       {props, pipe.dead_letter_topic, pipe.name}};
   spdlog::info("cluster node {} on {}{} with {} {}, seeds '{}'", opts.node_id, opts.cluster_address,
                tls ? " (mutual TLS)" : "", regions,
                split.spread ? "slice(s) of a job spread over the nodes" : "region(s)", opts.seeds);
