@@ -32,6 +32,7 @@ struct run_options {
   bool short_mode = false;           ///< CI-sized run
   bool quiet = false;                ///< no progress lines on stderr
   uint32_t repeat = 1;               ///< runs of each scenario (medians are reported)
+  double hot_share = 0.5;            ///< hotkey: share of the events carrying the hot key
   /// --kafka-property overrides for every consumer of the kafka scenario (engine and raw).
   std::vector<std::pair<std::string, std::string>> kafka_properties;
 };

@@ -64,6 +64,7 @@ void engine_run::start(std::vector<std::shared_ptr<source_reader>> readers) {
   w.max_state_keys = s_.max_state_keys;
   w.checkpointing = s_.checkpoints != nullptr;
   w.redis = s_.redis;
+  w.hot_key_share = s_.hot_key_share;
   w.make_sink = [this](size_t i) {
     const auto& sp = plan_->sinks[i];
     auto t = std::make_shared<sink_tally>();

@@ -39,6 +39,9 @@ struct engine_settings {
   std::chrono::milliseconds checkpoint_interval{0};     ///< 0 = on demand only
   std::chrono::milliseconds checkpoint_timeout{600000}; ///< generous: big states
   std::string redis; ///< Redis host:port for enrich lookups; "" if none
+  /// Share of a partition actor's records over which it reports a key hot (its Space-Saving
+  /// tracker observes every record); 0 = detection off. 0.2, keyflowd's default.
+  double hot_key_share = 0.2;
 };
 
 /// Settings from the command line.

@@ -2,6 +2,7 @@
 // hand-written baseline in one process and one run, checks both end with the same results,
 // and prints events/s, p50/p99 latency, peak RSS and the engine/raw ratio.
 //   keyflow-bench [--scenario all|datagen|kafka]       keyed count+sum: generator, Kafka
+//   keyflow-bench --scenario hotkey                     the same, one hot key vs uniform keys
 //   keyflow-bench nexmark --query q5 | --all            Nexmark q1 q2 q5 q7 q11 and cdp
 // Exit status: 0 if everything ran and the results agree; 1 on an error or a mismatch.
 // Timings never fail the run (targets are reported, not enforced).
@@ -27,7 +28,7 @@ using namespace keyflow::bench;
 /// Command line of keyflow-bench.
 struct cli_options {
   run_options run;                           ///< settings passed to the scenarios
-  std::string scenario = "all";              ///< all, datagen or kafka
+  std::string scenario = "all";              ///< all, datagen, kafka or hotkey
   std::string json;                          ///< JSON report path ("" = none)
   std::vector<std::string> kafka_properties; ///< raw KEY=VALUE strings
   std::string query;                         ///< nexmark: one query (q1 q2 q5 q7 q11 cdp)
@@ -38,8 +39,8 @@ struct cli_options {
 void add_common(CLI::App& app, cli_options& o) {
   app.option_defaults()->always_capture_default();
   app.add_option("--events", o.run.events,
-                 "events per scenario or query (0 = default: datagen 10M, kafka 1M, nexmark "
-                 "10M, cdp 2M; --short 1M / 200k / 200k / 100k)");
+                 "events per scenario or query (0 = default: datagen 10M, kafka 1M, hotkey 5M "
+                 "per variant, nexmark 10M, cdp 2M; --short 1M / 200k / 1M / 200k / 100k)");
   app.add_option("--keys", o.run.keys, "distinct keys (customers) of datagen, kafka and cdp")
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--workers", o.run.workers, "CAF scheduler threads of the engine")
@@ -64,8 +65,13 @@ void add_common(CLI::App& app, cli_options& o) {
 /// Declares the options of the keyed count+sum scenarios on `app`.
 void add_options(CLI::App& app, cli_options& o) {
   add_common(app, o);
-  app.add_option("--scenario", o.scenario, "scenario to run: all, datagen or kafka")
-      ->check(CLI::IsMember({"all", "datagen", "kafka"}));
+  app.add_option("--scenario", o.scenario, "scenario to run: all, datagen, kafka or hotkey")
+      ->check(CLI::IsMember({"all", "datagen", "kafka", "hotkey"}));
+  app.add_option("--hot-share", o.run.hot_share,
+                 "hotkey: share of the events carrying the hot key (the rest: uniform keys)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--sources", o.run.sources, "hotkey: generator source actors (0 = one per worker)")
+      ->check(CLI::Range(0u, 256u));
   app.add_option("--kafka-property", o.kafka_properties,
                  "KEY=VALUE for every consumer of the kafka scenario, engine and raw (repeatable)")
       ->check([](const std::string& kv) {
@@ -131,6 +137,7 @@ int run(const cli_options& o) {
   std::printf("keyflow-bench on %s\n", machine_summary().c_str());
   std::fflush(stdout);
   std::vector<scenario_result> results;
+  std::vector<hotkey_result> hot;
   for (uint32_t i = 1; i <= o.run.repeat; ++i) {
     if (o.scenario == "all" || o.scenario == "datagen") {
       results.push_back(run_datagen(o.run));
@@ -140,19 +147,30 @@ int run(const cli_options& o) {
       results.push_back(run_kafka(o.run));
       results.back().run = i;
     }
+    if (o.scenario == "all" || o.scenario == "hotkey")
+      hot.push_back(run_hotkey(o.run, i));
   }
-  print_table(results);
-  if (o.run.repeat > 1)
-    print_medians(medians(results));
+  if (!results.empty()) {
+    print_table(results);
+    if (o.run.repeat > 1)
+      print_medians(medians(results));
+  }
+  print_hotkey_table(hot);
   if (!o.json.empty()) {
     std::ofstream out(o.json, std::ios::trunc);
-    out << to_json(results, o.run).dump(2) << "\n";
+    auto j = to_json(results, o.run);
+    if (!hot.empty())
+      j["hotkey"] = hotkey_to_json(hot);
+    out << j.dump(2) << "\n";
     if (!out.flush()) {
       std::cerr << "keyflow-bench: cannot write '" << o.json << "'\n";
       return 1;
     }
   }
   for (const auto& r : results)
+    if (!r.results_equal)
+      return 1;
+  for (const auto& r : hot)
     if (!r.results_equal)
       return 1;
   return 0;

@@ -1,8 +1,9 @@
 #pragma once
 /// \file
 /// Event generators for the in-process sources of the benchmarks: the Nexmark generator as
-/// a pipeline::event_generator, and a wrapper that publishes how many events a generator has
-/// emitted (so the harness knows when a bounded input has been read completely).
+/// a pipeline::event_generator, customer events with one hot key, and a wrapper that publishes how
+/// many events a generator has emitted (so the harness knows when a bounded input has been read
+/// completely).
 
 #include <atomic>
 #include <cstdint>
@@ -55,5 +56,17 @@ private:
   std::unique_ptr<pipeline::event_generator> inner_;
   std::shared_ptr<std::atomic<uint64_t>> emitted_;
 };
+
+/// Settings of the hot-key generator (the hotkey scenario's input).
+struct hot_datagen_options {
+  pipeline::datagen_options base; ///< events, keys, seed and time as for make_datagen
+  double hot_share = 0.5;         ///< share of the events carrying the hot key "c-000001"; 0.5
+};
+
+/// make_datagen's customer events, except that each event carries the hot key (customer 0,
+/// "c-000001") with probability `hot_share` and otherwise one of the other keys, uniformly;
+/// same values, ids and times. With hot_share 0 the sequence is exactly make_datagen's.
+std::unique_ptr<pipeline::event_generator> make_hot_datagen(const hot_datagen_options& opts,
+                                                            uint32_t index = 0);
 
 } // namespace keyflow::bench
