@@ -34,7 +34,9 @@ struct node_options {
   uint32_t restart_backoff_ms = 100;       ///< delay before restarting after a failure (doubles)
   uint32_t restart_backoff_max_ms = 30000; ///< longest delay between restarts
   uint32_t hot_key_percent = 20; ///< a key with this % of a partition actor's records is hot
-  std::string checkpoint_dir;    ///< checkpoints and snapshots; empty = "<state_dir>-checkpoints"
+  /// Sources do not pre-aggregate hot keys (no fanout); default off (fanout on).
+  bool no_hot_key_fanout = false;
+  std::string checkpoint_dir; ///< checkpoints and snapshots; empty = "<state_dir>-checkpoints"
   uint32_t checkpoint_interval_ms = 5000; ///< checkpoint period; 0 = on demand/at stop only
   uint32_t checkpoint_timeout_ms = 60000; ///< a checkpoint not done by then fails
   uint32_t checkpoints_retained = 3;      ///< periodic checkpoints kept

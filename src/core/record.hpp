@@ -27,13 +27,17 @@ struct record {
   uint64_t seq = 0;
   std::vector<value> fields; ///< field values by layout slot
   std::string raw;           ///< original bytes, kept only when a later operator may dead-letter it
+  /// Hot-key pre-aggregation: this record is the partial aggregate of `folded` records of
+  /// its key (its fields are the aggregate's accumulators, operators/preaggregate.hpp);
+  /// 0 = an ordinary record.
+  uint32_t folded = 0;
 };
 
 /// Inspects a record (CAF 0.17 inspect protocol).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record& x) {
   return f(x.key, x.key_group, x.event_time_ms, x.ingest_ns, x.offset, x.partition, x.seq, x.fields,
-           x.raw);
+           x.raw, x.folded);
 }
 
 /// No watermark yet: the minimum event time.

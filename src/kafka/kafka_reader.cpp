@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "state/ttl.hpp"
+
 namespace keyflow::kafka {
 
 kafka_reader::kafka_reader(std::shared_ptr<const pipeline::plan> plan, const properties& props,
@@ -47,15 +49,26 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
     if (res == pipeline::decode_result::filtered)
       continue;
     rec.ingest_ns = ingest;
-    out.route(std::move(rec));
+    if (!combiner_ || !combiner_->absorb(rec))
+      out.route(std::move(rec));
     ++good;
   }
   batch_.clear();
+  if (combiner_)
+    combiner_->flush(out, state::wall_clock_ms());
   if (in_ != nullptr) {
     in_->Increment(static_cast<double>(n));
     out_->Increment(static_cast<double>(good));
   }
   return n;
+}
+
+void kafka_reader::enable_fanout(double share) {
+  int op = ops::fanout_operator(*plan_);
+  if (op < 0 || share <= 0)
+    return;
+  combiner_ = std::make_unique<ops::hot_key_combiner>(
+      plan_->ops[static_cast<size_t>(op)].window.aggregates, share, name());
 }
 
 bool kafka_reader::dead_letter_poison(std::string_view key, std::string_view value,

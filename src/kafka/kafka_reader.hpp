@@ -10,6 +10,7 @@
 #include "core/supervision.hpp"
 #include "kafka/client.hpp"
 #include "metrics/metrics.hpp"
+#include "operators/preaggregate.hpp"
 #include "pipeline/source_decoder.hpp"
 
 namespace keyflow::kafka {
@@ -33,6 +34,9 @@ public:
 
   /// Poison records (supervision) to dead-letter instead of decoding; null: none.
   void set_hints(std::shared_ptr<const supervision_hints> hints) { hints_ = std::move(hints); }
+  /// Hot-key fanout: pre-aggregates the records of keys with this share of the partition's
+  /// records for the pipeline's fanout operator (ops::fanout_operator; none: no effect).
+  void enable_fanout(double share);
   /// Offset of the next record to read.
   int64_t next_offset() const noexcept { return consumer_.next_offset(); }
 
@@ -50,6 +54,7 @@ private:
   prometheus::Counter* out_ = nullptr;
   std::map<std::string, prometheus::Counter*> dead_by_reason_;
   std::shared_ptr<const supervision_hints> hints_;
+  std::unique_ptr<ops::hot_key_combiner> combiner_;
 };
 
 } // namespace keyflow::kafka

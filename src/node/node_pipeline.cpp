@@ -41,6 +41,8 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
     auto reader =
         std::make_shared<kafka::kafka_reader>(env.plan, consumer_props, p, start, env.metrics);
     reader->set_hints(spec.supervised.hints);
+    if (!opts.no_hot_key_fanout)
+      reader->enable_fanout(opts.hot_key_percent / 100.0);
     source_params sp{reader,
                      pipe.max_parallelism,
                      stage0,

@@ -13,6 +13,7 @@
 
 #include "operators/accumulator.hpp"
 #include "operators/dead_letter.hpp"
+#include "operators/preaggregate.hpp"
 #include "proto/state.pb.h"
 #include "state/keyed_state.hpp"
 
@@ -466,6 +467,19 @@ private:
     aggs_.fold(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, r);
   }
 
+  /// Global kind: merges a source's partial aggregate of `r.folded` records of the key
+  /// (hot-key fanout, operators/preaggregate.hpp) as if they had been folded one by one.
+  void combine(key_windows& st, const record& r) {
+    if (!decode_partial(r.fields, n_acc_, partial_))
+      throw std::runtime_error(fmt::format("aggregate '{}': a partial aggregate of key '{}' has "
+                                           "{} fields, expected {}",
+                                           spec_.id, r.key, r.fields.size(), n_acc_ * 3));
+    window_slot& w = st.windows[0];
+    w.records += r.folded;
+    w.max_ingest_ns = std::max(w.max_ingest_ns, r.ingest_ns);
+    aggs_.merge(st.accs.data(), st.bests.data(), partial_.data(), nullptr);
+  }
+
   /// Merges window `from` into window `into` (records, ingest, aggregates).
   void merge(key_windows& st, size_t into, size_t from) {
     window_slot& a = st.windows[into];
@@ -624,7 +638,10 @@ private:
         st.batch_mark = batch_;
         touched_.push_back({key, r.key_group, &st});
       }
-      fold(st, 0, r);
+      if (r.folded > 0)
+        combine(st, r);
+      else
+        fold(st, 0, r);
       st.max_event_time_ms = std::max(st.max_event_time_ms, r.event_time_ms);
     }
     for (const auto& [key, kg, st] : touched_) {
@@ -673,6 +690,7 @@ private:
   std::vector<int64_t> starts_;
   std::vector<size_t> overlaps_;
   std::vector<touched> touched_;
+  std::vector<accumulator> partial_; // a decoded partial aggregate (global kind)
 };
 
 } // namespace
