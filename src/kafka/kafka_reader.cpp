@@ -64,11 +64,7 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
 }
 
 void kafka_reader::enable_fanout(double share) {
-  int op = ops::fanout_operator(*plan_);
-  if (op < 0 || share <= 0)
-    return;
-  combiner_ = std::make_unique<ops::hot_key_combiner>(
-      plan_->ops[static_cast<size_t>(op)].window.aggregates, share, name());
+  combiner_ = ops::make_combiner(*plan_, share, name());
 }
 
 bool kafka_reader::dead_letter_poison(std::string_view key, std::string_view value,

@@ -36,6 +36,15 @@ int fanout_operator(const pipeline::plan& p) {
   return found;
 }
 
+std::unique_ptr<hot_key_combiner> make_combiner(const pipeline::plan& p, double share,
+                                                std::string source) {
+  int op = fanout_operator(p);
+  if (op < 0 || share <= 0)
+    return nullptr;
+  return std::make_unique<hot_key_combiner>(p.ops[static_cast<size_t>(op)].window.aggregates, share,
+                                            std::move(source));
+}
+
 void encode_partial(const std::vector<accumulator>& accs, std::vector<value>& fields) {
   fields.clear();
   fields.reserve(accs.size() * 3);

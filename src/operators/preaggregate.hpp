@@ -37,6 +37,13 @@ namespace keyflow::ops {
 /// max and avg only.
 int fanout_operator(const pipeline::plan& p);
 
+class hot_key_combiner;
+
+/// The combiner of a source reader named `source` for the plan's fanout operator with hot
+/// keys at `share`; null if the plan has none or `share` is 0.
+std::unique_ptr<hot_key_combiner> make_combiner(const pipeline::plan& p, double share,
+                                                std::string source);
+
 /// Encodes accumulators as record fields (3 values each) and back.
 void encode_partial(const std::vector<accumulator>& accs, std::vector<value>& fields);
 /// Decodes what encode_partial() wrote; false if `fields` do not hold `n` accumulators.

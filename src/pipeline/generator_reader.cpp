@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "proto/event.pb.h"
+#include "state/ttl.hpp"
 
 namespace keyflow::pipeline {
 
@@ -84,10 +85,17 @@ size_t generator_reader::read(router& out, std::vector<kafka_message>& dead, siz
     auto res = decoder_.decode(key_, value_, from, rec, dead);
     if (res == decode_result::ok) {
       rec.ingest_ns = ingest;
-      out.route(std::move(rec));
+      if (!combiner_ || !combiner_->absorb(rec))
+        out.route(std::move(rec));
     }
   }
+  if (combiner_)
+    combiner_->flush(out, state::wall_clock_ms());
   return n;
+}
+
+void generator_reader::enable_fanout(double share) {
+  combiner_ = ops::make_combiner(*plan_, share, name());
 }
 
 } // namespace keyflow::pipeline

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/source_reader.hpp"
+#include "operators/preaggregate.hpp"
 #include "pipeline/source_decoder.hpp"
 
 namespace keyflow::pipeline {
@@ -54,6 +55,10 @@ public:
     return {"datagen", static_cast<int32_t>(index_), static_cast<int64_t>(emitted_)};
   }
 
+  /// Hot-key fanout: pre-aggregates the records of keys with this share of its records for
+  /// the plan's fanout operator (operators/preaggregate.hpp; none: no effect).
+  void enable_fanout(double share);
+
 private:
   std::shared_ptr<const plan> plan_;
   std::unique_ptr<event_generator> gen_;
@@ -62,6 +67,7 @@ private:
   uint64_t emitted_ = 0;
   bool done_ = false;
   std::string key_, value_;
+  std::unique_ptr<ops::hot_key_combiner> combiner_;
 };
 
 } // namespace keyflow::pipeline
