@@ -83,6 +83,11 @@ kf_metric() {
   curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $NF } END { printf "%.0f\n", s }'
 }
 
+# kf_json_get FILE EXPR: evaluates a Python expression over the JSON document `d` in FILE.
+kf_json_get() {
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
 # kf_wait_processed N [AGG_OP]: waits (up to 120 s) until N records are accounted for: folded
 # into keyed state by the aggregate operator (default id "aggregate") or dead-lettered.
 kf_wait_processed() {

@@ -48,10 +48,6 @@ fail() {
   exit 1
 }
 
-# json_get FILE EXPR: evaluates a Python expression over the JSON document `d`.
-json_get() {
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
-}
 
 # run_case NAME GEN_ARGS...: a fresh broker, redis and node; generate; verify; stop.
 run_case() {
@@ -72,10 +68,10 @@ run_case() {
   timeout 120 "$KF_BIN_DIR/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --topic events \
     --events $events --customers 1000 --malformed 0.01 --summary "$summary" "$@" ||
     fail "keyflow-gen failed"
-  [ "$(json_get "$summary" 'd["delivered"]')" = "$events" ] || fail "not all events delivered"
-  [ "$(json_get "$summary" 'd["failed_deliveries"]')" = 0 ] || fail "failed deliveries"
+  [ "$(kf_json_get "$summary" 'd["delivered"]')" = "$events" ] || fail "not all events delivered"
+  [ "$(kf_json_get "$summary" 'd["failed_deliveries"]')" = 0 ] || fail "failed deliveries"
   local malformed
-  malformed=$(json_get "$summary" 'd["malformed"]')
+  malformed=$(kf_json_get "$summary" 'd["malformed"]')
   [ "$malformed" -gt 0 ] || fail "the generator sent no malformed records: weak test"
 
   # Every record is folded into state or dead-lettered (waits up to 120 s).
@@ -97,8 +93,8 @@ run_case() {
   [[ $dl_line == "dead letters in 'events-dlq': $malformed (generator sent $malformed malformed)"* ]] ||
     fail "dead-letter count differs: $dl_line"
   local want_decode want_missing
-  want_decode=$(json_get "$summary" 'd["malformed_by_reason"]["decode_error"]')
-  want_missing=$(json_get "$summary" \
+  want_decode=$(kf_json_get "$summary" 'd["malformed_by_reason"]["decode_error"]')
+  want_missing=$(kf_json_get "$summary" \
     'sum(v for k, v in d["malformed_by_reason"].items() if k.startswith("missing_"))')
   [[ $dl_line == *"decode_error=$want_decode"* ]] ||
     fail "decode_error dead letters differ (want $want_decode): $dl_line"
@@ -115,7 +111,7 @@ run_case() {
   [ "${BASH_REMATCH[2]}" -gt 0 ] || fail "no customer was activated: weak test"
 
   # With --random-partition the same customer's records are spread over partitions.
-  if [ "$(json_get "$summary" 'd["random_partition"]')" = True ]; then
+  if [ "$(kf_json_get "$summary" 'd["random_partition"]')" = True ]; then
     local spread=0 hits
     for p in 0 1 2 3; do
       hits=$(timeout 60 kcat -C -b "$KF_BOOTSTRAP" -t events -p $p -o beginning -e -q -f '%k\n' |
@@ -129,7 +125,7 @@ run_case() {
   # No profile for anything the generator did not send (e.g. keys of malformed records).
   local profiles want_profiles
   profiles=$(timeout 30 redis-cli -h 127.0.0.1 -p "${KF_REDIS##*:}" --scan --pattern 'profile:*' | wc -l)
-  want_profiles=$(json_get "$summary" 'len(d["per_customer"])')
+  want_profiles=$(kf_json_get "$summary" 'len(d["per_customer"])')
   [ "$profiles" -eq "$want_profiles" ] ||
     fail "$profiles profile hashes in Redis, want $want_profiles"
 

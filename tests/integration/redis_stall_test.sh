@@ -85,10 +85,6 @@ fail() {
   exit 1
 }
 
-# json_get FILE EXPR: evaluates a Python expression over the JSON document `d`.
-json_get() {
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
-}
 
 # sample: one line "rss_kib records_read backpressured_s" of the node now.
 sample() {
@@ -112,7 +108,7 @@ summary=$RUN/summary.json
 timeout 300 "$KF_BIN_DIR/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --topic events \
   --events "$EVENTS" --customers $CUSTOMERS --malformed 0.01 --seed 23 --compression zstd \
   --summary "$summary" || fail "keyflow-gen failed"
-[ "$(json_get "$summary" 'd["delivered"]')" = "$EVENTS" ] || fail "not all events delivered"
+[ "$(kf_json_get "$summary" 'd["delivered"]')" = "$EVENTS" ] || fail "not all events delivered"
 low=0
 for p in $(seq 0 $((PARTITIONS - 1))); do
   low=$((low + $(kcat -b "$KF_BOOTSTRAP" -Q -t "events:$p:-2" | awk '/offset/ { print $NF }')))
@@ -196,7 +192,7 @@ cat "$out"
 grep -q '^RESULT: all results match$' "$out" || fail "keyflow-verify did not report a match"
 grep -q "^profiles: $CUSTOMERS customers checked, $CUSTOMERS match, 0 differ$" "$out" ||
   fail "not every profile matches"
-malformed=$(json_get "$summary" 'd["malformed"]')
+malformed=$(kf_json_get "$summary" 'd["malformed"]')
 grep -q "^dead letters in 'events-dlq': $malformed (generator sent $malformed malformed)" "$out" ||
   fail "dead-letter count differs from the $malformed malformed records sent"
 
