@@ -110,6 +110,10 @@ struct partition_state {
   prometheus::Gauge* hot_count = nullptr;
   prometheus::Gauge* hot_share = nullptr;
   prometheus::Counter* hot_detected = nullptr;
+  // Backpressure: the inbox's front batch waits for credit of a sink or the next stage.
+  bool blocked = false;
+  clock_type::time_point accounted_since; // blocked time counted up to here
+  prometheus::Counter* backpressured = nullptr;
   prometheus::Counter* flushed = nullptr;
   prometheus::Gauge* keys = nullptr;
   prometheus::Gauge* wm_gauge = nullptr;
@@ -530,6 +534,14 @@ void try_finish_drain(self_ptr self) {
   st.drain_promises.clear();
 }
 
+/// Adds the time blocked since the last count to keyflow_backpressured_seconds_total.
+void count_backpressure(partition_state& st) {
+  auto now = clock_type::now();
+  if (st.backpressured != nullptr)
+    st.backpressured->Increment(std::chrono::duration<double>(now - st.accounted_since).count());
+  st.accounted_since = now;
+}
+
 /// Works through the inbox as far as credit, lookups and alignment allow.
 void pump(self_ptr self) {
   auto& st = self->state;
@@ -548,8 +560,17 @@ void pump(self_ptr self) {
       st.inbox.pop_front();
       continue;
     }
-    if (!st.has_credit())
+    if (!st.has_credit()) {
+      if (!st.blocked) {
+        st.blocked = true;
+        st.accounted_since = clock_type::now();
+      }
       break;
+    }
+    if (st.blocked) {
+      count_backpressure(st);
+      st.blocked = false;
+    }
     auto item = std::move(front);
     st.inbox.pop_front();
     process(self, std::move(item));
@@ -611,6 +632,7 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     st.wm_lag = &m->watermark_lag(name);
     st.latency = metrics::local_histogram{&m->processing_latency()};
     st.remote_batches = &m->remote_batches("partition");
+    st.backpressured = &m->backpressured_seconds(name);
     st.hot_count = &m->hot_keys(name);
     st.hot_share = &m->hot_key_share(name);
     st.hot_detected = &m->hot_keys_detected(name);
@@ -667,6 +689,8 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
           flush_state(self);
         if (self->state.hot)
           report_hot_keys(self);
+        if (self->state.blocked) // a long wait shows while it lasts
+          count_backpressure(self->state);
         self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
       },
       [self](atom::drain) -> caf::typed_response_promise<uint64_t> {

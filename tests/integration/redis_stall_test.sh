@@ -91,10 +91,11 @@ sample() {
   local rss metrics
   rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$KF_NODE_PID/status")
   metrics=$(curl -fs --max-time 5 "$KF_METRICS") || fail "cannot scrape $KF_METRICS"
-  # $NF: the actor label of keyflow_backpressured_seconds_total holds a space.
+  # $NF: the actor label of keyflow_backpressured_seconds_total holds a space. Sources only
+  # (partition actors have the metric too).
   awk -v rss="$rss" '
     /^keyflow_records_in_total\{/ && /operator="source"/ { read += $NF }
-    /^keyflow_backpressured_seconds_total\{/ { bp += $NF }
+    /^keyflow_backpressured_seconds_total\{/ && /actor="source / { bp += $NF }
     END { printf "%s %.0f %.3f\n", rss, read, bp }' <<< "$metrics"
 }
 
@@ -125,6 +126,7 @@ read -r _ read_pre _ <<< "$(sample)"
 sleep 1
 read -r rss0 read0 bp0 <<< "$(sample)"
 pre_rate=$((read0 - read_pre)) # records read per second just before the stall
+partition_bp0=$(kf_metric '^keyflow_backpressured_seconds_total.*actor="stage')
 t0=$(date +%s%N)
 kill -STOP "$REDIS_PID"
 echo "=== redis-server stopped for ${STALL_S} s after $read0 records read (RSS $((rss0 / 1024)) MiB)"
@@ -136,6 +138,7 @@ for _ in $(seq $n_samples); do
   sleep 0.5
   echo "$(( ($(date +%s%N) - t0) / 1000000 )) $(sample)" >> "$samples"
 done
+partition_bp=$(kf_metric '^keyflow_backpressured_seconds_total.*actor="stage')
 kill -CONT "$REDIS_PID"
 echo "=== redis-server continued"
 echo "ms_since_stop rss_kib records_read backpressured_s (every 2nd sample):"
@@ -176,6 +179,10 @@ echo "backpressured seconds after the stall: $bp_after"
 # counts blocked time every second while it lasts: the counter grows during the stall.
 python3 -c "import sys; sys.exit(0 if $bp_stall_end - $bp0 >= $PARTITIONS * $STALL_S / 2 else 1)" ||
   fail "backpressured seconds grew by only $bp_stall_end - $bp0 during the stall, want >= $PARTITIONS x $STALL_S / 2"
+# The partition actors waited for the Redis sink's credit (kf_metric rounds to seconds).
+echo "backpressured seconds (partition actors): before $partition_bp0, at the end of the stall $partition_bp"
+[ $((partition_bp - partition_bp0)) -ge $((STALL_S / 2)) ] ||
+  fail "partition actors' backpressured seconds grew by only $((partition_bp - partition_bp0))"
 
 sink_errors=$(kf_metric '^keyflow_sink_errors_total')
 failed_lookups=$(kf_metric '^keyflow_enrich_lookups_total.*result="failed"')
