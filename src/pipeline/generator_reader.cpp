@@ -1,6 +1,8 @@
 #include "pipeline/generator_reader.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "proto/event.pb.h"
@@ -21,6 +23,9 @@ class datagen final : public event_generator {
 public:
   datagen(datagen_options opts, uint32_t index)
       : opts_(opts), index_(index), rng_(opts.seed * 1000003 + index) {
+    const double share = std::clamp(opts_.hot_share, 0.0, 1.0);
+    // u < threshold with probability `share` for a uniform 64-bit u (share 1: always).
+    threshold_ = share >= 1.0 ? UINT64_MAX : static_cast<uint64_t>(std::ldexp(share, 64));
     keys_.reserve(opts_.keys);
     for (uint32_t k = 0; k < opts_.keys; ++k)
       keys_.push_back(datagen_key_name(k));
@@ -29,7 +34,11 @@ public:
     if (emitted_ >= opts_.events)
       return false;
     uint64_t r = splitmix(rng_);
-    key = keys_[r % opts_.keys];
+    const uint32_t n = opts_.keys;
+    uint64_t k = r % n;
+    if (threshold_ > 0) // one hot key: an extra draw, so values stay those of share 0
+      k = splitmix(rng_) < threshold_ || n == 1 ? 0 : 1 + r % (n - 1);
+    key = keys_[k];
     char id[32];
     std::snprintf(id, sizeof(id), "g%u-%llu", index_, static_cast<unsigned long long>(emitted_));
     ev_.set_event_id(id);
@@ -47,6 +56,7 @@ private:
   datagen_options opts_;
   uint32_t index_;
   uint64_t rng_;
+  uint64_t threshold_ = 0; // hot key when a draw is below it (0: no hot key)
   uint64_t emitted_ = 0;
   std::vector<std::string> keys_;
   proto::Event ev_;

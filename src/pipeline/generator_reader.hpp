@@ -31,10 +31,14 @@ struct datagen_options {
   uint32_t keys = 100'000;              ///< distinct keys, "c-000001".. ; default 100k
   uint64_t seed = 42;                   ///< random seed
   int64_t base_time_ms = 1767225600000; ///< event time of the first event (2026-01-01)
+  /// Share of the events carrying one hot key (customer 0, "c-000001"); the others are
+  /// uniform over the other keys. 0 (default): uniform over all keys.
+  double hot_share = 0;
 };
 
-/// keyflow.proto.Event records uniformly over `keys` customers; values are multiples of
-/// 0.25 (sums stay exact); event ids unique; event time grows by 1 ms per event.
+/// keyflow.proto.Event records uniformly over `keys` customers (or with one hot key, see
+/// hot_share); values are multiples of 0.25 (sums stay exact); event ids unique; event time
+/// grows by 1 ms per event. The hot share does not change values, ids or times.
 std::unique_ptr<event_generator> make_datagen(datagen_options opts, uint32_t index = 0);
 
 /// Key string of customer number `k` (0-based): "c-" + 6+ digits, e.g. "c-000001".
