@@ -107,6 +107,17 @@ void count_backpressure(source_state& st) {
   st.accounted_since = now;
 }
 
+/// Raises the instance's watermark bound to this source's watermark.
+void raise_bound(const source_state& st) {
+  if (!st.p.watermark_bound)
+    return;
+  auto& b = *st.p.watermark_bound;
+  int64_t cur = b.load(std::memory_order_relaxed);
+  while (cur < st.watermark &&
+         !b.compare_exchange_weak(cur, st.watermark, std::memory_order_release))
+    ;
+}
+
 void update_watermark(source_state& st) {
   auto t = st.p.reader->max_event_time();
   if (t == no_watermark)
@@ -114,6 +125,7 @@ void update_watermark(source_state& st) {
   auto wm = t - st.p.max_out_of_orderness_ms;
   if (wm > st.watermark)
     st.watermark = wm;
+  raise_bound(st);
 }
 
 /// A link failed: whoever waits for this source's stop hears the error (CAF 0.17 drops
@@ -240,6 +252,7 @@ source_actor::behavior_type source(self_ptr self, source_params params) {
   // A restored watermark holds from the start: records that were late before a restart
   // stay late when they are read again.
   st.watermark = st.p.initial_watermark;
+  raise_bound(st);
   if (st.watermark != no_watermark)
     send_watermarks(self);
   schedule_poll(self, false);

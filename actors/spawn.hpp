@@ -3,6 +3,7 @@
 /// Spawn helpers: the only place that wires actors together. Actors themselves only know
 /// the handles they are given.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -53,6 +54,9 @@ struct source_params {
   int64_t initial_watermark = no_watermark;
   /// Cluster lease: while it is expired the source reads nothing (null: never expires).
   std::shared_ptr<const work_lease> lease{};
+  /// Raised to every watermark the source sends (shared by an instance's sources; the
+  /// bound of hot-key fanout into windows, operators/preaggregate.hpp); may be null.
+  std::shared_ptr<std::atomic<int64_t>> watermark_bound{};
 };
 
 /// Spawns a source actor (event-based; polls without blocking).

@@ -63,8 +63,8 @@ size_t kafka_reader::read(router& out, std::vector<kafka_message>& dead, size_t 
   return n;
 }
 
-void kafka_reader::enable_fanout(double share) {
-  combiner_ = ops::make_combiner(*plan_, share, name());
+void kafka_reader::enable_fanout(double share, std::shared_ptr<const ops::watermark_bound> bound) {
+  combiner_ = ops::make_combiner(*plan_, share, name(), std::move(bound));
 }
 
 bool kafka_reader::dead_letter_poison(std::string_view key, std::string_view value,

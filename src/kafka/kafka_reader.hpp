@@ -36,7 +36,7 @@ public:
   void set_hints(std::shared_ptr<const supervision_hints> hints) { hints_ = std::move(hints); }
   /// Hot-key fanout: pre-aggregates the records of keys with this share of the partition's
   /// records for the pipeline's fanout operator (ops::fanout_operator; none: no effect).
-  void enable_fanout(double share);
+  void enable_fanout(double share, std::shared_ptr<const ops::watermark_bound> bound = nullptr);
   /// Offset of the next record to read.
   int64_t next_offset() const noexcept { return consumer_.next_offset(); }
 

@@ -31,6 +31,9 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
   int64_t fresh =
       pipe.source.start_offset == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
   std::vector<source_actor> sources;
+  // Every watermark the instance's sources send is below it: hot-key fanout into windows.
+  // Not for a slice of a spread job: its partition actors also hear other nodes' sources.
+  auto bound = spec.spread ? nullptr : std::make_shared<std::atomic<int64_t>>(no_watermark);
   for (size_t i = 0; i < spec.partitions.size(); ++i) {
     int32_t p = spec.partitions[i];
     auto at = from.offsets.find({pipe.source.topic, p});
@@ -42,7 +45,7 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
         std::make_shared<kafka::kafka_reader>(env.plan, consumer_props, p, start, env.metrics);
     reader->set_hints(spec.supervised.hints);
     if (!opts.no_hot_key_fanout)
-      reader->enable_fanout(opts.hot_key_percent / 100.0);
+      reader->enable_fanout(opts.hot_key_percent / 100.0, bound);
     source_params sp{reader,
                      pipe.max_parallelism,
                      stage0,
@@ -55,6 +58,7 @@ std::vector<source_actor> start_sources(caf::actor_system& sys, const node_env& 
     if (auto w = from.watermarks.find({pipe.source.topic, p}); w != from.watermarks.end())
       sp.initial_watermark = w->second;
     sp.lease = env.lease;
+    sp.watermark_bound = bound;
     sources.push_back(spawn_source(sys, std::move(sp)));
   }
   return sources;

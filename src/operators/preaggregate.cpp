@@ -27,7 +27,8 @@ int fanout_operator(const pipeline::plan& p) {
   if (found < 0)
     return -1;
   const auto& op = p.ops[static_cast<size_t>(found)];
-  if (op.cfg->type != "aggregate" || op.window.kind != window_kind::global)
+  if ((op.cfg->type != "aggregate" && op.cfg->type != "window") ||
+      op.window.kind == window_kind::session)
     return -1;
   for (const auto& a : op.window.aggregates)
     if (a.fn != agg_fn::count && a.fn != agg_fn::sum && a.fn != agg_fn::min &&
@@ -37,12 +38,15 @@ int fanout_operator(const pipeline::plan& p) {
 }
 
 std::unique_ptr<hot_key_combiner> make_combiner(const pipeline::plan& p, double share,
-                                                std::string source) {
+                                                std::string source,
+                                                std::shared_ptr<const watermark_bound> bound) {
   int op = fanout_operator(p);
   if (op < 0 || share <= 0)
     return nullptr;
-  return std::make_unique<hot_key_combiner>(p.ops[static_cast<size_t>(op)].window.aggregates, share,
-                                            std::move(source));
+  const auto& spec = p.ops[static_cast<size_t>(op)].window;
+  if (spec.kind != window_kind::global && !bound)
+    return nullptr;
+  return std::make_unique<hot_key_combiner>(spec, share, std::move(source), std::move(bound));
 }
 
 void encode_partial(const std::vector<accumulator>& accs, std::vector<value>& fields) {
@@ -67,21 +71,49 @@ bool decode_partial(const std::vector<value>& fields, size_t n, std::vector<accu
   return true;
 }
 
-hot_key_combiner::hot_key_combiner(const std::vector<agg_spec>& specs, double share,
-                                   std::string source)
-    : aggs_(specs), tracker_([share] {
+hot_key_combiner::hot_key_combiner(const window_spec& spec, double share, std::string source,
+                                   std::shared_ptr<const watermark_bound> bound)
+    : spec_(spec), aggs_(spec.aggregates), tracker_([share] {
         hot_key_options o;
         o.threshold = share;
         o.period_ms = 10000;
         return o;
       }()),
-      source_(std::move(source)) {}
+      source_(std::move(source)), bound_(std::move(bound)) {}
+
+namespace {
+int64_t floor_to(int64_t t, int64_t step) {
+  int64_t q = t / step;
+  if (t % step != 0 && t < 0)
+    --q;
+  return q * step;
+}
+} // namespace
+
+bool hot_key_combiner::pane_of(int64_t t, int64_t& pane) const {
+  if (spec_.kind == window_kind::global) {
+    pane = 0;
+    return true;
+  }
+  const int64_t size = spec_.size_ms;
+  const int64_t step = spec_.kind == window_kind::sliding ? spec_.slide_ms : size;
+  pane = floor_to(t, step);
+  // The record's first window ends first: [first, first + size) with first the smallest
+  // multiple of `step` above t - size. It must outlive every watermark sent so far.
+  const int64_t first = floor_to(t - size, step) + step;
+  const int64_t expiry = first + size - 1 + spec_.allowed_lateness_ms;
+  const int64_t wm = bound_ ? bound_->load(std::memory_order_acquire) : INT64_MAX;
+  return first <= t && wm < expiry;
+}
 
 bool hot_key_combiner::absorb(const record& r) {
   tracker_.observe(r.key);
   if (hot_.empty() || std::find(hot_.begin(), hot_.end(), r.key) == hot_.end())
     return false;
-  auto [it, fresh] = partial_.try_emplace(r.key);
+  int64_t pane = 0;
+  if (!pane_of(r.event_time_ms, pane))
+    return false;
+  auto [it, fresh] = partial_.try_emplace({r.key, pane});
   auto& p = it->second;
   if (fresh || p.accs.size() != aggs_.accumulators())
     p.accs.assign(aggs_.accumulators(), accumulator{});
@@ -94,11 +126,11 @@ bool hot_key_combiner::absorb(const record& r) {
 }
 
 void hot_key_combiner::flush(router& out, int64_t now_ms) {
-  for (auto& [key, p] : partial_) {
+  for (auto& [where, p] : partial_) {
     if (p.n == 0)
       continue;
     record r;
-    r.key = key;
+    r.key = where.first;
     r.event_time_ms = p.max_event_time;
     r.ingest_ns = p.min_ingest;
     r.folded = p.n;

@@ -467,17 +467,18 @@ private:
     aggs_.fold(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, r);
   }
 
-  /// Global kind: merges a source's partial aggregate of `r.folded` records of the key
-  /// (hot-key fanout, operators/preaggregate.hpp) as if they had been folded one by one.
-  void combine(key_windows& st, const record& r) {
+  /// Merges a source's partial aggregate of `r.folded` records of the key (hot-key fanout,
+  /// operators/preaggregate.hpp) into window `i`, as if they had been folded one by one.
+  void combine(key_windows& st, size_t i, const record& r) {
     if (!decode_partial(r.fields, n_acc_, partial_))
-      throw std::runtime_error(fmt::format("aggregate '{}': a partial aggregate of key '{}' has "
-                                           "{} fields, expected {}",
+      throw std::runtime_error(fmt::format("window operator '{}': a partial aggregate of key "
+                                           "'{}' has {} fields, expected {}",
                                            spec_.id, r.key, r.fields.size(), n_acc_ * 3));
-    window_slot& w = st.windows[0];
+    window_slot& w = st.windows[i];
     w.records += r.folded;
     w.max_ingest_ns = std::max(w.max_ingest_ns, r.ingest_ns);
-    aggs_.merge(st.accs.data(), st.bests.data(), partial_.data(), nullptr);
+    aggs_.merge(st.accs.data() + i * n_acc_, st.bests.data() + i * n_best_, partial_.data(),
+                nullptr);
   }
 
   /// Merges window `from` into window `into` (records, ingest, aggregates).
@@ -551,6 +552,10 @@ private:
     if (starts_.empty())
       return; // between two sliding windows (slide > size): belongs to none
     if (std::all_of(starts_.begin(), starts_.end(), [&](int64_t s) { return expired(s + size); })) {
+      if (r.folded > 0) // the sources fold only records no watermark can have made late
+        throw std::runtime_error(fmt::format("window operator '{}': a partial aggregate of key "
+                                             "'{}' for expired windows (watermark {})",
+                                             spec_.id, r.key, wm_));
       late(r, starts_.back(), starts_.back() + size, out);
       return;
     }
@@ -565,7 +570,10 @@ private:
       const bool created = i == npos;
       if (created)
         i = add_window(st, s, end);
-      fold(st, i, r);
+      if (r.folded > 0)
+        combine(st, i, r);
+      else
+        fold(st, i, r);
       settle(st, i, r, id, st.windows[i].fired || complete(end), created, out);
     }
   }
@@ -639,7 +647,7 @@ private:
         touched_.push_back({key, r.key_group, &st});
       }
       if (r.folded > 0)
-        combine(st, r);
+        combine(st, 0, r);
       else
         fold(st, 0, r);
       st.max_event_time_ms = std::max(st.max_event_time_ms, r.event_time_ms);

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <memory>
+
 #include "core/router.hpp"
 #include "operators/accumulator.hpp"
 #include "operators/preaggregate.hpp"
@@ -49,7 +52,10 @@ TEST(Preaggregate, PartialsRoundTrip) {
 
 TEST(Preaggregate, HotKeyPartialsMergeToTheFoldedState) {
   aggregate_set aggs{specs()};
-  hot_key_combiner c{specs(), 0.2, "test/0"};
+  window_spec spec;
+  spec.kind = window_kind::global;
+  spec.aggregates = specs();
+  hot_key_combiner c{spec, 0.2, "test/0", nullptr};
   router out{128, 1};
   // The expected state: every record folded one by one.
   std::vector<accumulator> want(aggs.accumulators()), got(aggs.accumulators());
@@ -82,6 +88,32 @@ TEST(Preaggregate, HotKeyPartialsMergeToTheFoldedState) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_EQ(a[i].to_string(), b[i].to_string()) << specs()[i].name;
+}
+
+TEST(Preaggregate, WindowsFoldOnlyRecordsNoWatermarkCanMakeLate) {
+  window_spec spec;
+  spec.kind = window_kind::tumbling;
+  spec.size_ms = 1000;
+  spec.allowed_lateness_ms = 0;
+  spec.aggregates = specs();
+  auto bound = std::make_shared<watermark_bound>(no_watermark);
+  hot_key_combiner c{spec, 0.2, "test/0", bound};
+  router out{128, 1};
+  for (int i = 0; i < 2000; ++i) // the key becomes hot
+    c.absorb(rec("hot", 1.0, 10'000 + i % 1000));
+  c.flush(out, 1000);
+  out.batch(0).records.clear();
+  bound->store(5'000); // a source has sent watermark 5000
+  EXPECT_FALSE(c.absorb(rec("hot", 1.0, 4'999))) << "window [4000, 5000) may be expired";
+  EXPECT_TRUE(c.absorb(rec("hot", 1.0, 5'000)));
+  EXPECT_TRUE(c.absorb(rec("hot", 2.0, 5'999)));
+  EXPECT_TRUE(c.absorb(rec("hot", 3.0, 7'250)));
+  c.flush(out, 1000);
+  std::map<int64_t, uint32_t> folded; // partial event time -> records
+  for (const auto& r : out.batch(0).records)
+    folded[r.event_time_ms] += r.folded;
+  EXPECT_EQ(folded, (std::map<int64_t, uint32_t>{{5'999, 2}, {7'250, 1}}))
+      << "one partial per window, at the latest event time folded into it";
 }
 
 } // namespace

@@ -201,6 +201,9 @@ def main():
                        help="distinct events, valid and NaN-valued (default: %(default)s)")
         c.add_argument("--customers", type=int, default=400,
                        help="customer ids c-000001 ... (default: %(default)s)")
+        c.add_argument("--flush-event", action="store_true",
+                       help="generate: also write one event of customer c-flush, far in the "
+                            "future, to every partition (its watermark fires every window)")
         c.add_argument("--key-partitioned", action="store_true",
                        help="write each customer's events to one partition (a cluster node's "
                             "regions need it) instead of random ones")
@@ -230,7 +233,12 @@ def main():
         return 0
 
     def generate(pb, inp):
-        n = kfcheck.produce(args.bootstrap, "events", inp.records)
+        records = list(inp.records)
+        if args.flush_event:  # one valid event far in the future on every partition
+            e = pb.Event(event_id="flush", customer_id="c-flush", event_time_ms=T0 + 10**9,
+                         type="page_view", value=1.0)
+            records += [(b"c-flush", e.SerializeToString(), p) for p in range(args.partitions)]
+        n = kfcheck.produce(args.bootstrap, "events", records)
         print(f"cdp generate: {n} records ({len(inp.events)} valid events, "
               f"{inp.duplicates} duplicates, {sum(inp.dead.values())} dead letters expected)")
         return 0
