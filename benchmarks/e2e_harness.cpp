@@ -2,7 +2,8 @@
 // hand-written baseline in one process and one run, checks both end with the same results,
 // and prints events/s, p50/p99 latency, peak RSS and the engine/raw ratio.
 //   keyflow-bench [--scenario all|datagen|kafka]       keyed count+sum: generator, Kafka
-//   keyflow-bench --scenario hotkey                     the same, one hot key vs uniform keys
+//   keyflow-bench --scenario hotkey                     the same, one hot key vs uniform keys,
+//                                                       hot-key fanout and detection on/off
 //   keyflow-bench nexmark --query q5 | --all            Nexmark q1 q2 q5 q7 q11 and cdp
 // Exit status: 0 if everything ran and the results agree; 1 on an error or a mismatch.
 // Timings never fail the run (targets are reported, not enforced).
@@ -40,7 +41,7 @@ void add_common(CLI::App& app, cli_options& o) {
   app.option_defaults()->always_capture_default();
   app.add_option("--events", o.run.events,
                  "events per scenario or query (0 = default: datagen 10M, kafka 1M, hotkey 5M "
-                 "per variant, nexmark 10M, cdp 2M; --short 1M / 200k / 1M / 200k / 100k)");
+                 "per variant, nexmark 10M, cdp 2M; --short 1M / 200k / 600k / 200k / 100k)");
   app.add_option("--keys", o.run.keys, "distinct keys (customers) of datagen, kafka and cdp")
       ->check(CLI::Range(1u, 10'000'000u));
   app.add_option("--workers", o.run.workers, "CAF scheduler threads of the engine")

@@ -21,26 +21,34 @@ scenario_result run_datagen(const run_options& opts);
 /// thread. Default 1 M events (200 k with --short).
 scenario_result run_kafka(const run_options& opts);
 
-/// The measured variants of the hotkey scenario.
+/// The measured variants of the hotkey scenario. "fanout": the generator readers
+/// pre-aggregate their hot keys (pipeline::generator_reader::enable_fanout(0.2), as keyflowd
+/// does for every Kafka reader unless --no-hot-key-fanout).
 enum class hotkey_variant {
-  uniform,     ///< engine, uniform keys, detection on (0.2)
-  hot,         ///< engine, one hot key, detection on (0.2)
-  hot_off,     ///< engine, one hot key, detection off (hot_key_share 0)
-  uniform_off, ///< engine, uniform keys, detection off
-  raw_hot,     ///< raw loop over the hot input
-  raw_uniform, ///< raw loop over the uniform input
+  uniform,           ///< engine, uniform keys, detection on (0.2), fanout on (0.2)
+  hot,               ///< engine, one hot key, detection on, fanout on
+  hot_no_fanout,     ///< engine, one hot key, detection on, fanout off
+  uniform_no_fanout, ///< engine, uniform keys, detection on, fanout off
+  hot_off,           ///< engine, one hot key, detection off (hot_key_share 0), fanout off
+  uniform_off,       ///< engine, uniform keys, detection off, fanout off
+  raw_hot,           ///< raw loop over the hot input
+  raw_uniform,       ///< raw loop over the uniform input
 };
 
 /// One measured variant of the hotkey scenario.
 struct hotkey_phase {
   hotkey_variant variant = hotkey_variant::uniform; ///< which one
-  double hot_share = 0;      ///< share of the events carrying the hot key (0: uniform)
-  double detect_share = 0;   ///< partition actors' hot_key_share (0: off or raw)
-  phase_result figures;      ///< events/s, latency, RSS
-  uint64_t hot_detected = 0; ///< keyflow_hot_keys_detected_total over the partition actors
-  double top_share = 0;      ///< highest keyflow_hot_key_share of a partition actor at the end
-  double busiest_actor = 0;  ///< share of the events routed to the busiest partition actor
-  bool results_equal = true; ///< engine: per-key totals equal the raw loop's on its input
+  double hot_share = 0;        ///< share of the events carrying the hot key (0: uniform)
+  double detect_share = 0;     ///< partition actors' hot_key_share (0: off or raw)
+  double fanout_share = 0;     ///< the readers' enable_fanout share (0: off or raw)
+  phase_result figures;        ///< events/s, latency, RSS
+  uint64_t hot_detected = 0;   ///< keyflow_hot_keys_detected_total over the partition actors
+  double top_share = 0;        ///< highest keyflow_hot_key_share of a partition actor at the end
+  double busiest_actor = 0;    ///< share of the events routed to the busiest partition actor
+  uint64_t routed = 0;         ///< engine: records the sources sent (partials count 1 each)
+  uint64_t pre_aggregated = 0; ///< engine: events folded into partials by the sources
+  uint64_t partials = 0;       ///< engine: partial records the sources sent
+  bool results_equal = true;   ///< engine: per-key totals equal the raw loop's on its input
 };
 
 /// One run of the hotkey scenario: every variant, in the order they ran.
@@ -56,11 +64,11 @@ struct hotkey_result {
 };
 
 /// The keyed count + sum of datagen over uniform keys and over input where one key carries
-/// --hot-share (0.5) of the events, with hot-key detection on and off, next to the raw loop
-/// over both inputs (--sources generator instances, one source actor each; the raw loop reads
-/// them all); every engine variant is checked against the raw loop. Default 5 M events
-/// per variant (1 M with --short). `run` (1-based) numbers the result; even runs measure
-/// the engine variants in reverse order.
+/// --hot-share (0.5) of the events, with hot-key fanout on and off and hot-key detection on
+/// and off, next to the raw loop over both inputs (--sources generator instances, one source
+/// actor each; the raw loop reads them all); every engine variant is checked against the raw
+/// loop. Default 5 M events per variant (600 k with --short). `run` (1-based) numbers the
+/// result; even runs measure the engine variants in reverse order.
 hotkey_result run_hotkey(const run_options& opts, uint32_t run = 1);
 
 /// Prints the hotkey table of every run, the ratios, and the medians if there are several runs.
