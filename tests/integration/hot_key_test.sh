@@ -38,9 +38,14 @@ for percent in 20 0; do
     --partition-actors 3 --group-id "hot-$percent" --hot-key-percent "$percent"
   "$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
     || fail "results differ with --hot-key-percent $percent"
-  sleep 1.5 # the next report (every --flush-interval-ms)
+  # Reports come every --flush-interval-ms (1 s): wait for one (at most 15 s).
+  for _ in $(seq 150); do
+    { [ "$percent" = 0 ] || grep -q "hot key '$HOT' on partition actor" "$KF_RUN_DIR/keyflowd.log"; } && break
+    sleep 0.1
+  done
+  sleep 1.5 # and one more report, with detection off too
   detected=$(kf_metric '^keyflow_hot_keys_detected_total')
-  share=$(curl -fs "$KF_METRICS" | awk '$1 ~ /^keyflow_hot_key_share/ { if ($2 > m) m = $2 } END { print m + 0 }')
+  share=$(curl -fs "$KF_METRICS" | awk '$1 ~ /^keyflow_hot_key_share/ { if ($NF > m) m = $NF } END { print m + 0 }')
   echo "   hot keys detected: $detected, largest hot-key share: $share"
   if [ "$percent" -gt 0 ]; then
     # The input is skewed anyway (Pareto): c-000001 is hot on its actor too.
