@@ -87,6 +87,7 @@ public:
   void step() {
     auto snap = view_->get();
     self_id_ = snap.self;
+    restart_failed();
     if (snap.long_pauses != seen_pauses_) {
       seen_pauses_ = snap.long_pauses;
       if (!local_.empty() || leader_) {
@@ -279,7 +280,10 @@ private:
     rt->spec.fence_key = opts.redis.empty() ? "" : fence_key(env_.plan->cfg.name, s);
     rt->spec.suffix = "-s" + std::to_string(s);
     rt->spec.spread = true;
+    if (env_.sup) // a failure here stops the job on this node; see restart_failed()
+      rt->spec.supervised = {env_.sup, env_.sup->hints(), s, env_.sup->started(s)};
     rt->run = prepare_slice(sys_, env_, rt->spec, *rt->store, slices_);
+    watch(*rt);
     rt->writer = spawn_part_writer(sys_, rt->store.get(), rt->checkpoints.get());
     auto r = report(spread_step::prepared, s);
     for (const auto& stage : rt->run.stages)
@@ -292,6 +296,35 @@ private:
         rt->spec.partitions.size(), fmt::join(rt->spec.partitions, ","));
     local_[s] = std::move(rt);
     send_report(std::move(r));
+  }
+
+  /// Has the node's supervisor monitor the slice's actors.
+  void watch(const slice_runtime& rt) {
+    if (env_.supervisor)
+      caf::anon_send(env_.supervisor, atom::monitor_v, pipeline_actors(rt.run), rt.spec.region,
+                     rt.spec.supervised.incarnation);
+  }
+
+  /// An actor of a local slice failed (the supervisor scheduled a restart): the job stops
+  /// on this node and the generation is given up; the coordinator sees the slices not
+  /// running and, after twice the failure timeout, gives the job a fresh generation, which
+  /// restarts every slice from the job's last checkpoint (with the supervisor's hints).
+  void restart_failed() {
+    if (!env_.sup)
+      return;
+    for (const auto& [s, rt] : local_) {
+      auto restart = env_.sup->restart_due(s);
+      if (!restart || clock_type::now() < restart->due)
+        continue;
+      spdlog::warn("spread job: slice {} generation {} failed; the job restarts from its last "
+                   "checkpoint once the coordinator gives it a new generation",
+                   s, generation_);
+      if (env_.metrics != nullptr)
+        env_.metrics->restarts("slice-" + std::to_string(s), restart->cause).Increment();
+      stop_local("failed");
+      fenced_generation_ = generation_;
+      return;
+    }
   }
 
   slice_runtime& slice(uint32_t s) {
@@ -316,6 +349,7 @@ private:
   void on_run(const spread_message& m) {
     auto& rt = slice(m.slice);
     start_slice_sources(sys_, env_, rt.spec, rt.from, rt.stage0, rt.run);
+    watch(rt);
     rt.running = true;
     auto r = report(spread_step::running, m.slice);
     r.sources = untyped(rt.run.sources);

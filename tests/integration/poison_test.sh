@@ -7,7 +7,9 @@
 # record at a time, and a record that fails --poison-attempts times is dead-lettered as
 # poison. tests/integration/seeds/cdp.py then checks, exactly: the dead letters of every
 # input record (reason, operator, provenance, attempts), every profile in Redis and every
-# activation: the job went on, nothing was lost or counted twice across the restarts. The
+# activation: the job went on, nothing was lost or counted twice across the restarts. Then
+# the same on a cluster node running regions, and on one running the job spread in slices
+# (restarted by the coordinator with a new generation). The
 # Kafka outputs (dead letters, activations) are at-least-once: a restart from a checkpoint
 # may write a record again, so dead letters are counted once per input record (partition,
 # offset), and that count must be exact.
@@ -68,6 +70,30 @@ KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node 1 --group-id poison-clus
   || fail "results or dead letters differ on the cluster node"
 KF_METRICS=${METRICS[1]}
 restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="region-')
-echo "   region restarts after operator failures: $restarts"
+poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
+echo "   region restarts after operator failures: $restarts; poison dead letters: $poison"
 [ "$restarts" -ge 1 ] || fail "expected region restarts after operator failures, saw $restarts"
+[ "$poison" -ge 1 ] || fail "the cluster node wrote no poison dead letter"
+kill -TERM "${PID[1]}"; wait "${PID[1]}" || fail "cluster node exited non-zero"
+
+echo "== the same input as a job spread over the slices of a cluster node"
+# Without partitioned_by_key a cluster runs the pipeline as one job in slices; a failure
+# stops the job on the node and the coordinator restarts it from the job's checkpoint with a
+# new generation (after twice --failure-timeout-ms).
+PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
+kf_cdp_any_partition "$ROOT" "$PIPELINE" || fail "no pipeline copy"
+PORT[2]=$(kf_free_port)
+SEEDS=127.0.0.1:${PORT[2]}
+redis-cli -u "redis://$KF_REDIS" --scan --pattern 'profile:*' | xargs -r -n 500 \
+  redis-cli -u "redis://$KF_REDIS" del > /dev/null
+KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node 2 --group-id poison-spread \
+  --poison-attempts 2 --checkpoint-interval-ms 1000 --failure-timeout-ms 1000
+"$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
+  --wait-s 240 || fail "results or dead letters differ in the spread job"
+KF_METRICS=${METRICS[2]}
+restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="slice-')
+poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
+echo "   slice restarts after operator failures: $restarts; poison dead letters: $poison"
+[ "$restarts" -ge 1 ] || fail "expected slice restarts after operator failures, saw $restarts"
+[ "$poison" -ge 1 ] || fail "the spread job wrote no poison dead letter"
 echo "== poison: PASS in ${SECONDS} s"
