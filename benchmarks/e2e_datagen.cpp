@@ -73,12 +73,21 @@ phase_result run_engine(const run_options& o, uint64_t events, totals_map& state
 
 /// Raw: generate the same records, ParseFromArray, fold into an unordered_map.
 phase_result run_raw(const run_options& o, uint64_t events, totals_map& out) {
+  auto gen = pipeline::make_datagen(generator_options(o, events), 0);
+  return raw_count_sum(*gen, events,
+                       "one loop: make_datagen records -> Event::ParseFromArray -> "
+                       "std::unordered_map<std::string, {count,sum}>",
+                       out);
+}
+
+} // namespace
+
+phase_result raw_count_sum(pipeline::event_generator& gen, uint64_t events,
+                           const std::string& detail, totals_map& out) {
   phase_result r;
   r.variant = "raw";
-  r.detail = "one loop: make_datagen records -> Event::ParseFromArray -> "
-             "std::unordered_map<std::string, {count,sum}>";
+  r.detail = detail;
   memory_probe mem;
-  auto gen = pipeline::make_datagen(generator_options(o, events), 0);
   totals_map map;
   latency_samples lat;
   proto::Event ev;
@@ -89,9 +98,8 @@ phase_result run_raw(const run_options& o, uint64_t events, totals_map& out) {
     const auto b0 = std::chrono::steady_clock::now();
     const uint64_t n = std::min<uint64_t>(raw_batch, events - done);
     for (uint64_t i = 0; i < n; ++i) {
-      if (!gen->next(key, value) ||
-          !ev.ParseFromArray(value.data(), static_cast<int>(value.size())))
-        throw std::runtime_error("datagen raw: generator ended early or bad record");
+      if (!gen.next(key, value) || !ev.ParseFromArray(value.data(), static_cast<int>(value.size())))
+        throw std::runtime_error("raw loop: generator ended early or bad record");
       auto& t = map[ev.customer_id()];
       ++t.count;
       t.sum += ev.value();
@@ -107,8 +115,6 @@ phase_result run_raw(const run_options& o, uint64_t events, totals_map& out) {
   out = std::move(map);
   return r;
 }
-
-} // namespace
 
 scenario_result run_datagen(const run_options& opts) {
   scenario_result res;

@@ -275,39 +275,11 @@ void run_engine(const run_options& o, const variant_spec& spec, uint64_t events,
 
 /// Raw: the same records, ParseFromArray, fold into an unordered_map (datagen's raw loop).
 phase_result run_raw(const run_options& o, bool hot, uint64_t events, totals_map& out) {
-  phase_result r;
-  r.variant = "raw";
-  r.detail = "one loop: make_hot_datagen records (every instance) -> Event::ParseFromArray -> "
-             "std::unordered_map<std::string, {count,sum}>";
-  memory_probe mem;
-  auto gen = std::make_unique<all_instances>(o, events, hot);
-  totals_map map;
-  latency_samples lat;
-  proto::Event ev;
-  std::string key, value;
-  const double cpu0 = process_cpu_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (uint64_t done = 0; done < events;) {
-    const auto b0 = std::chrono::steady_clock::now();
-    const uint64_t n = std::min<uint64_t>(raw_batch, events - done);
-    for (uint64_t i = 0; i < n; ++i) {
-      if (!gen->next(key, value) ||
-          !ev.ParseFromArray(value.data(), static_cast<int>(value.size())))
-        throw std::runtime_error("hotkey raw: generator ended early or bad record");
-      auto& t = map[ev.customer_id()];
-      ++t.count;
-      t.sum += ev.value();
-    }
-    done += n;
-    lat.add(seconds_since(b0), n);
-  }
-  r.seconds = seconds_since(t0);
-  r.cpu_s = process_cpu_seconds() - cpu0;
-  r.events = events;
-  r.latency = lat.percentiles();
-  r.memory = mem.finish();
-  out = std::move(map);
-  return r;
+  all_instances gen{o, events, hot};
+  return raw_count_sum(gen, events,
+                       "one loop: make_hot_datagen records (every instance) -> "
+                       "Event::ParseFromArray -> std::unordered_map<std::string, {count,sum}>",
+                       out);
 }
 
 /// a / b, 0 if b is 0.

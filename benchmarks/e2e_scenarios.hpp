@@ -9,12 +9,18 @@
 #include <nlohmann/json.hpp>
 
 #include "benchmarks/bench_util.hpp"
+#include "pipeline/generator_reader.hpp"
 
 namespace keyflow::bench {
 
 /// In-process generator -> partition actors (keyed count + sum) vs. a generate-and-update
 /// loop over std::unordered_map. Default 10 M events (1 M with --short).
 scenario_result run_datagen(const run_options& opts);
+
+/// The raw baseline of the keyed count + sum: `events` records of `gen`, ParseFromArray,
+/// folded into an unordered_map (into `out`), in batches of 1024 for latency samples.
+phase_result raw_count_sum(pipeline::event_generator& gen, uint64_t events,
+                           const std::string& detail, totals_map& out);
 
 /// Embedded Kafka (4 partitions, pre-produced protobuf Events) -> kafka_reader sources ->
 /// partition actors vs. one librdkafka consumer + ParseFromArray + std::unordered_map in one
