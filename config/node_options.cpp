@@ -178,10 +178,10 @@ const std::array<option_def, 41> options = {{
      "A key with at least this percentage of a partition actor's records (over the last "
      "10-20 s) is reported as hot (log line, keyflow_hot_keys); 0 = no detection"},
     {"no-hot-key-fanout", &node_options::no_hot_key_fanout,
-     "Do not fan hot keys out. Fanout: when a running aggregate of count/sum/min/max/avg is "
-     "the only consumer of the source's records, each source pre-aggregates the records of "
-     "keys with --hot-key-percent of its partition and the owning partition actor merges the "
-     "partials"},
+     "Do not fan hot keys out. Fanout: when a running aggregate or a tumbling/sliding window "
+     "of count/sum/min/max/avg is the only consumer of the source's records, each source "
+     "pre-aggregates the records of keys with --hot-key-percent of its partition and the "
+     "owning partition actor merges the partials"},
     {"checkpoint-dir", &node_options::checkpoint_dir,
      "Directory of checkpoints and snapshots; empty = <state-dir>-checkpoints"},
     {"checkpoint-interval-ms", &node_options::checkpoint_interval_ms,
