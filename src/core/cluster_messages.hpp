@@ -83,6 +83,22 @@ enum class spread_step : uint8_t {
   running = 7,  ///< report: sources and sinks
 };
 
+/// A poison record a node's supervision knows (core/supervision.hpp), sent between the nodes
+/// of a spread job: the node reading the record's source partition dead-letters it.
+struct poison_record {
+  int32_t partition = 0; ///< source partition
+  int64_t offset = 0;    ///< source offset
+  std::string op;        ///< operator it failed
+  std::string error;     ///< last error
+  uint32_t attempts = 0; ///< failures that named it
+};
+
+/// Inspects a poison_record.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, poison_record& x) {
+  return f(x.partition, x.offset, x.op, x.error, x.attempts);
+}
+
 /// A command of the leader or a report of a slice owner (see spread_step).
 struct spread_message {
   uint64_t generation = 0;                     ///< generation being started
@@ -95,13 +111,14 @@ struct spread_message {
   std::vector<caf::actor> sources;             ///< running: the slice's sources
   std::vector<caf::actor> redis;               ///< running: the slice's Redis sinks
   std::vector<caf::actor> kafka;               ///< running: Kafka sinks, dead letters last
+  std::vector<poison_record> poison;           ///< prepared: the node's; run: every node's
 };
 
 /// Inspects a spread_message.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, spread_message& x) {
   return f(x.generation, x.step, x.slice, x.from, x.checkpoint, x.stages, x.part_writer, x.sources,
-           x.redis, x.kafka);
+           x.redis, x.kafka, x.poison);
 }
 
 /// What a node sends every heartbeat interval to every member it knows.

@@ -64,6 +64,20 @@ void supervision::operator_failed(const operator_failure& f) {
   hints_ = std::move(next);
 }
 
+void supervision::add_poison(const std::map<record_position, poison_info>& more) {
+  std::lock_guard lock{mu_};
+  auto next = std::make_shared<supervision_hints>(*hints_);
+  bool changed = false;
+  for (const auto& [at, info] : more) {
+    auto [it, fresh] = next->poison.try_emplace(at, info);
+    if (!fresh && it->second.attempts < info.attempts)
+      it->second = info;
+    changed = changed || fresh;
+  }
+  if (changed)
+    hints_ = std::move(next);
+}
+
 std::optional<supervision::restart_plan> supervision::restart_due(uint32_t instance) const {
   std::lock_guard lock{mu_};
   auto i = instances_.find(instance);

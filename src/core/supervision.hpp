@@ -111,6 +111,10 @@ public:
   /// The instance's scheduled restart, if any.
   std::optional<restart_plan> restart_due(uint32_t instance) const;
 
+  /// Adds poison records another node found (a job spread over nodes); keeps the entry
+  /// with more attempts where both know a record.
+  void add_poison(const std::map<record_position, poison_info>& more);
+
   /// Hints for the next start of the instance's actors.
   std::shared_ptr<const supervision_hints> hints() const;
 

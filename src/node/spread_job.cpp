@@ -45,6 +45,7 @@ struct leader_state {
   uint64_t next_id = 1;
   uint64_t epoch = 1;
   std::vector<std::vector<caf::actor>> stages; // every slice's partition actors, per stage
+  std::vector<cluster::poison_record> poison;  // every node's poison records (run)
   running_pipeline global;                     // every actor of the job, and the coordinator
   clock_type::time_point started = clock_type::now();
 };
@@ -286,6 +287,9 @@ private:
     watch(*rt);
     rt->writer = spawn_part_writer(sys_, rt->store.get(), rt->checkpoints.get());
     auto r = report(spread_step::prepared, s);
+    if (env_.sup) // the leader hands every node's poison records to every node at `run`
+      for (const auto& [at, info] : env_.sup->hints()->poison)
+        r.poison.push_back({at.first, at.second, info.op, info.error, info.attempts});
     for (const auto& stage : rt->run.stages)
       r.stages.push_back(untyped(stage));
     r.part_writer = caf::actor_cast<caf::actor>(rt->writer);
@@ -348,6 +352,13 @@ private:
 
   void on_run(const spread_message& m) {
     auto& rt = slice(m.slice);
+    if (env_.sup && !m.poison.empty()) { // other nodes' poison records: sources read them here
+      std::map<record_position, poison_info> more;
+      for (const auto& p : m.poison)
+        more[{p.partition, p.offset}] = poison_info{p.op, p.error, p.attempts};
+      env_.sup->add_poison(more);
+      rt.spec.supervised.hints = env_.sup->hints();
+    }
     start_slice_sources(sys_, env_, rt.spec, rt.from, rt.stage0, rt.run);
     watch(rt);
     rt.running = true;
@@ -378,6 +389,10 @@ private:
     case spread_step::prepared:
       if (!collect_stages())
         return;
+      l.poison.clear();
+      for (const auto& [s, r] : got)
+        for (const auto& p : r.poison)
+          l.poison.push_back(p);
       command(spread_step::wire, got);
       break;
     case spread_step::wired:
@@ -403,6 +418,8 @@ private:
       c.checkpoint = l.checkpoint;
       if (step == spread_step::wire)
         c.stages = l.stages;
+      if (step == spread_step::run)
+        c.poison = l.poison;
       self_->send(r.from, std::move(c));
     }
   }

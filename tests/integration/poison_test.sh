@@ -76,23 +76,31 @@ echo "   region restarts after operator failures: $restarts; poison dead letters
 [ "$poison" -ge 1 ] || fail "the cluster node wrote no poison dead letter"
 kill -TERM "${PID[1]}"; wait "${PID[1]}" || fail "cluster node exited non-zero"
 
-echo "== the same input as a job spread over the slices of a cluster node"
-# Without partitioned_by_key a cluster runs the pipeline as one job in slices; a failure
-# stops the job on the node and the coordinator restarts it from the job's checkpoint with a
-# new generation (after twice --failure-timeout-ms).
+echo "== the same input as a job spread over two cluster nodes"
+# Without partitioned_by_key a cluster runs the pipeline as one job in slices over the nodes;
+# a failure stops the job on the node and the coordinator restarts it from the job's
+# checkpoint with a new generation (after twice --failure-timeout-ms). A record's source and
+# the operator it fails may be on different nodes: the leader hands every node's poison
+# records to every node at each start.
 PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
 kf_cdp_any_partition "$ROOT" "$PIPELINE" || fail "no pipeline copy"
 PORT[2]=$(kf_free_port)
-SEEDS=127.0.0.1:${PORT[2]}
+PORT[3]=$(kf_free_port)
+SEEDS=127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}
 redis-cli -u "redis://$KF_REDIS" --scan --pattern 'profile:*' | xargs -r -n 500 \
   redis-cli -u "redis://$KF_REDIS" del > /dev/null
-KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node 2 --group-id poison-spread \
-  --poison-attempts 2 --checkpoint-interval-ms 1000 --failure-timeout-ms 1000
+for i in 2 3; do
+  KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node "$i" --group-id poison-spread \
+    --poison-attempts 2 --checkpoint-interval-ms 1000 --failure-timeout-ms 1000
+done
 "$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
   --wait-s 240 || fail "results or dead letters differ in the spread job"
-KF_METRICS=${METRICS[2]}
-restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="slice-')
-poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
+restarts=0 poison=0
+for i in 2 3; do
+  KF_METRICS=${METRICS[$i]}
+  restarts=$((restarts + $(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="slice-')))
+  poison=$((poison + $(kf_metric '^keyflow_dead_letters_total.*reason="poison"')))
+done
 echo "   slice restarts after operator failures: $restarts; poison dead letters: $poison"
 [ "$restarts" -ge 1 ] || fail "expected slice restarts after operator failures, saw $restarts"
 [ "$poison" -ge 1 ] || fail "the spread job wrote no poison dead letter"
