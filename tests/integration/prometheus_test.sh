@@ -2,7 +2,8 @@
 # Prometheus: config/prometheus/ passes promtool (config, rules and the rules' unit tests), and
 # a real prometheus server (the Debian package) started with that configuration scrapes a
 # running keyflowd: its query API returns the keyflow metrics (records read equal to what was
-# sent) and every alert rule is loaded.
+# sent), every alert rule is loaded, and every query of the Grafana dashboard
+# (config/grafana/keyflow.json) runs, the core panels with data.
 #
 # Usage: prometheus_test.sh BIN_DIR REPO_ROOT
 set -euo pipefail
@@ -69,4 +70,38 @@ rules=$(curl -fs "$API/rules" |
 want=$(grep -c '^      - alert:' "$CONF/alerts.yml")
 echo "   alert rules loaded: $rules of $want"
 [ "$rules" = "$want" ] || fail "prometheus loaded $rules alert rules, alerts.yml has $want"
+echo "== the Grafana dashboard's queries (config/grafana/keyflow.json)"
+# Every panel's query must parse and run; the core panels must show data (retried for 20 s
+# while Prometheus gathers the samples rate() needs).
+/usr/bin/python3 - "$API" "$ROOT/config/grafana/keyflow.json" <<'PYEOF' || fail "dashboard queries"
+import json, sys, time, urllib.parse, urllib.request
+api, path = sys.argv[1], sys.argv[2]
+dash = json.load(open(path))
+core = {"Events read per second", "Records out per operator", "Consumer lag per partition",
+        "Processing latency p50 / p99", "Nodes up"}
+def run(expr):
+    url = api + "/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        return json.load(urllib.request.urlopen(url, timeout=10))
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+bad, empty = [], set(core)
+for _ in range(100):
+    bad = []
+    for panel in dash["panels"]:
+        for t in panel["targets"]:
+            r = run(t["expr"])
+            if r.get("status") != "success":
+                bad.append((panel["title"], t["expr"], r.get("error")))
+            elif panel["title"] in empty and r["data"]["result"]:
+                empty.discard(panel["title"])
+    if bad or not empty:
+        break
+    time.sleep(0.2)
+n = sum(len(p["targets"]) for p in dash["panels"])
+print(f"   {len(dash['panels'])} panels, {n} queries; errors: {len(bad)}; core panels without data: {sorted(empty)}")
+for b in bad:
+    print("   query error:", b)
+sys.exit(1 if bad or empty else 0)
+PYEOF
 echo "== prometheus: PASS in ${SECONDS} s"
