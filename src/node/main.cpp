@@ -9,6 +9,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -91,6 +92,20 @@ node::restore_point restore_standalone(const node::node_env& env, state::checkpo
   if (!chk)
     spdlog::info("no checkpoint under {}: starting from empty state", store.root());
   return node::restore(env, std::move(chk), opts.state_dir, taken.empty() ? 1 : taken.front() + 1);
+}
+
+/// After a completed drain (final checkpoint written, sinks flushed), bounds the teardown: an
+/// actor left blocked by an earlier failure (a restart that could not stop it) would make the
+/// actor system's destructor wait forever. Nothing is lost by exiting: the final checkpoint
+/// holds the state and the next start restores it.
+void exit_if_teardown_hangs(std::chrono::seconds limit) {
+  std::thread([limit] {
+    std::this_thread::sleep_for(limit);
+    spdlog::error("shutdown: actors did not stop within {} s after the drain; exiting",
+                  limit.count());
+    spdlog::shutdown();
+    std::_Exit(0);
+  }).detach();
 }
 
 /// Spawns the node's supervisor over a supervision with the node's settings.
@@ -401,6 +416,7 @@ int run_node(const config::node_options& opts) {
     spdlog::info("stopping: draining in-flight records");
     drain_pipeline(sys, run, opts.stop_snapshot);
     caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
+    exit_if_teardown_hangs(std::chrono::seconds(10));
     return 0;
   }
 
@@ -484,6 +500,7 @@ int run_node(const config::node_options& opts) {
   }
   caf::anon_send_exit(member, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
+  exit_if_teardown_hangs(std::chrono::seconds(10));
   return rc;
 }
 
