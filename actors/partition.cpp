@@ -59,7 +59,8 @@ struct partition_state {
   partition_params p;
   std::unique_ptr<pipeline::stage_runner> runner;
   std::deque<input> inbox;
-  bool busy = false; // the front batch waits for an enrichment lookup
+  bool busy = false;   // the front batch waits for an enrichment lookup
+  bool failed = false; // quitting after a failure: process nothing more
   // Watermarks per input.
   std::vector<int64_t> in_wm;
   std::vector<bool> in_idle;
@@ -166,6 +167,7 @@ void fail_and_quit(self_ptr self, const std::string& what, caf::error& err) {
   auto& st = self->state;
   spdlog::error("partition {}/{}: {} failed: {}", st.p.stage, st.p.index, what,
                 caf::to_string(err));
+  st.failed = true; // the rest of the inbox must not run on half-changed state
   for (auto& rp : st.drain_promises)
     rp.deliver(err);
   st.drain_promises.clear();
@@ -545,7 +547,7 @@ void count_backpressure(partition_state& st) {
 /// Works through the inbox as far as credit, lookups and alignment allow.
 void pump(self_ptr self) {
   auto& st = self->state;
-  while (!st.inbox.empty() && !st.busy) {
+  while (!st.failed && !st.inbox.empty() && !st.busy) {
     auto& front = st.inbox.front();
     if (front.kind == item_kind::barrier) {
       auto id = front.barrier;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Supervision and poison records on the reference pipeline (config/pipelines/cdp.yaml):
 # about 1% of the input is bad. Malformed records (undecodable, missing fields, NaN) are
-# dead-lettered by the source; events whose event_id ends in "37" make the aggregate operator
+# dead-lettered by the source; events whose event_id ends in "137" make the aggregate operator
 # throw (keyflowd runs with the KEYFLOW_FAILPOINT test facility). Each such failure restarts
 # the pipeline from its last checkpoint with backoff; the failing batch is then processed one
 # record at a time, and a record that fails --poison-attempts times is dead-lettered as
@@ -30,21 +30,21 @@ source "$ROOT/tools/lib.sh"
 trap kf_test_finish EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# 6000 events: ~60 malformed, ~60 poison (event ids e-31-N with N ending in 37) and their
+# 6000 events: ~60 malformed, 6 poison (event ids e-31-N with N ending in 137) and their
 # duplicates.
-INPUT=(--events 6000 --customers 150 --poison-suffix 37 --poison-operator aggregate
+INPUT=(--events 6000 --customers 150 --poison-suffix 137 --poison-operator aggregate
        --poison-attempts 2 --key-partitioned)
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
 "$PY" "$SCRIPT" setup --redis "$KF_REDIS" "${INPUT[@]}"
 "$PY" "$SCRIPT" generate --bootstrap "$KF_BOOTSTRAP" "${INPUT[@]}"
-KEYFLOW_FAILPOINT='aggregate:event_id=*37' kf_start_node \
+KEYFLOW_FAILPOINT='aggregate:event_id=*137' kf_start_node \
   --pipeline "$ROOT/config/pipelines/cdp.yaml" --bootstrap-servers "$KF_BOOTSTRAP" \
   --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/state" --workers 2 --partition-actors 3 \
   --poison-attempts 2 --restart-backoff-ms 20 --restart-backoff-max-ms 200 \
   --checkpoint-interval-ms 1000
 "$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
-  || fail "results or dead letters differ"
+  --wait-s 300 || fail "results or dead letters differ"
 
 restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed"')
 poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
@@ -63,11 +63,11 @@ PORT[1]=$(kf_free_port)
 SEEDS=127.0.0.1:${PORT[1]}
 redis-cli -u "redis://$KF_REDIS" --scan --pattern 'profile:*' | xargs -r -n 500 \
   redis-cli -u "redis://$KF_REDIS" del > /dev/null
-KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node 1 --group-id poison-cluster \
+KEYFLOW_FAILPOINT='aggregate:event_id=*137' cluster_node 1 --group-id poison-cluster \
   --poison-attempts 2 --restart-backoff-ms 20 --restart-backoff-max-ms 200 \
   --checkpoint-interval-ms 1000
 "$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
-  || fail "results or dead letters differ on the cluster node"
+  --wait-s 300 || fail "results or dead letters differ on the cluster node"
 KF_METRICS=${METRICS[1]}
 restarts=$(kf_metric '^keyflow_restarts_total.*cause="operator_failed".*instance="region-')
 poison=$(kf_metric '^keyflow_dead_letters_total.*reason="poison"')
@@ -90,11 +90,11 @@ SEEDS=127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}
 redis-cli -u "redis://$KF_REDIS" --scan --pattern 'profile:*' | xargs -r -n 500 \
   redis-cli -u "redis://$KF_REDIS" del > /dev/null
 for i in 2 3; do
-  KEYFLOW_FAILPOINT='aggregate:event_id=*37' cluster_node "$i" --group-id poison-spread \
+  KEYFLOW_FAILPOINT='aggregate:event_id=*137' cluster_node "$i" --group-id poison-spread \
     --poison-attempts 2 --checkpoint-interval-ms 1000 --failure-timeout-ms 1000
 done
 "$PY" "$SCRIPT" check --bootstrap "$KF_BOOTSTRAP" --redis "$KF_REDIS" "${INPUT[@]}" --restarted \
-  --wait-s 240 || fail "results or dead letters differ in the spread job"
+  --wait-s 300 || fail "results or dead letters differ in the spread job"
 restarts=0 poison=0
 for i in 2 3; do
   KF_METRICS=${METRICS[$i]}
