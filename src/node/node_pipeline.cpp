@@ -140,6 +140,17 @@ restore_point restore(const node_env& env, std::optional<state::checkpoint_info>
   return rp;
 }
 
+void supervised_start(const node_env& env, instance_spec& spec) {
+  if (env.sup)
+    spec.supervised = {env.sup, env.sup->hints(), spec.region, env.sup->started(spec.region)};
+}
+
+void watch_actors(const node_env& env, const instance_spec& spec, const running_pipeline& run) {
+  if (env.supervisor)
+    caf::anon_send(env.supervisor, atom::monitor_v, pipeline_actors(run), spec.region,
+                   spec.supervised.incarnation);
+}
+
 uint32_t actors_per_stage(const config::node_options& opts, const pipeline::plan& plan) {
   uint32_t workers =
       opts.workers ? opts.workers : std::max(1u, std::thread::hardware_concurrency());
@@ -187,8 +198,7 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
   const auto& opts = *env.opts;
   const auto& pipe = env.plan->cfg;
   auto spec = given;
-  if (env.sup)
-    spec.supervised = {env.sup, env.sup->hints(), spec.region, env.sup->started(spec.region)};
+  supervised_start(env, spec);
   auto w = instance_wiring(sys, env, spec, store);
   w.make_sources = [&](const std::vector<partition_actor>& stage0, const running_pipeline& run) {
     return start_sources(sys, env, spec, from, stage0, run);
@@ -199,9 +209,7 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
   w.first_checkpoint_id = from.next_id;
   w.epoch = from.epoch;
   auto run = wire_pipeline(sys, w);
-  if (env.supervisor)
-    caf::anon_send(env.supervisor, atom::monitor_v, pipeline_actors(run), spec.region,
-                   spec.supervised.incarnation);
+  watch_actors(env, spec, run);
   spdlog::info("pipeline '{}' v{} ({}){}: {} source actors ({} of {} partitions of '{}'), {} "
                "stage(s) of {} partition actors over {} key groups, checkpoints every {} ms "
                "into {}",

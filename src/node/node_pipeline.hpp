@@ -67,6 +67,13 @@ struct instance_spec {
   supervision_link supervised;
 };
 
+/// Makes `spec` the next start of instance `spec.region` under the node's supervision (its
+/// incarnation and the current hints); nothing without `env.sup`.
+void supervised_start(const node_env& env, instance_spec& spec);
+
+/// Has the node's supervisor monitor every actor of `run`, the start `spec` describes.
+void watch_actors(const node_env& env, const instance_spec& spec, const running_pipeline& run);
+
 /// Partition actors per stage of one instance: --partition-actors, else --workers, else the
 /// number of cores; at most max_parallelism.
 uint32_t actors_per_stage(const config::node_options& opts, const pipeline::plan& plan);

@@ -281,10 +281,9 @@ private:
     rt->spec.fence_key = opts.redis.empty() ? "" : fence_key(env_.plan->cfg.name, s);
     rt->spec.suffix = "-s" + std::to_string(s);
     rt->spec.spread = true;
-    if (env_.sup) // a failure here stops the job on this node; see restart_failed()
-      rt->spec.supervised = {env_.sup, env_.sup->hints(), s, env_.sup->started(s)};
+    supervised_start(env_, rt->spec); // a failure stops the job here; see restart_failed()
     rt->run = prepare_slice(sys_, env_, rt->spec, *rt->store, slices_);
-    watch(*rt);
+    watch_actors(env_, rt->spec, rt->run);
     rt->writer = spawn_part_writer(sys_, rt->store.get(), rt->checkpoints.get());
     auto r = report(spread_step::prepared, s);
     if (env_.sup) // the leader hands every node's poison records to every node at `run`
@@ -300,13 +299,6 @@ private:
         rt->spec.partitions.size(), fmt::join(rt->spec.partitions, ","));
     local_[s] = std::move(rt);
     send_report(std::move(r));
-  }
-
-  /// Has the node's supervisor monitor the slice's actors.
-  void watch(const slice_runtime& rt) {
-    if (env_.supervisor)
-      caf::anon_send(env_.supervisor, atom::monitor_v, pipeline_actors(rt.run), rt.spec.region,
-                     rt.spec.supervised.incarnation);
   }
 
   /// An actor of a local slice failed (the supervisor scheduled a restart): the job stops
@@ -360,7 +352,7 @@ private:
       rt.spec.supervised.hints = env_.sup->hints();
     }
     start_slice_sources(sys_, env_, rt.spec, rt.from, rt.stage0, rt.run);
-    watch(rt);
+    watch_actors(env_, rt.spec, rt.run);
     rt.running = true;
     auto r = report(spread_step::running, m.slice);
     r.sources = untyped(rt.run.sources);

@@ -81,15 +81,6 @@ hot_key_combiner::hot_key_combiner(const window_spec& spec, double share, std::s
       }()),
       source_(std::move(source)), bound_(std::move(bound)) {}
 
-namespace {
-int64_t floor_to(int64_t t, int64_t step) {
-  int64_t q = t / step;
-  if (t % step != 0 && t < 0)
-    --q;
-  return q * step;
-}
-} // namespace
-
 bool hot_key_combiner::pane_of(int64_t t, int64_t& pane) const {
   if (spec_.kind == window_kind::global) {
     pane = 0;
@@ -97,10 +88,10 @@ bool hot_key_combiner::pane_of(int64_t t, int64_t& pane) const {
   }
   const int64_t size = spec_.size_ms;
   const int64_t step = spec_.kind == window_kind::sliding ? spec_.slide_ms : size;
-  pane = floor_to(t, step);
+  pane = floor_div(t, step) * step;
   // The record's first window ends first: [first, first + size) with first the smallest
   // multiple of `step` above t - size. It must outlive every watermark sent so far.
-  const int64_t first = floor_to(t - size, step) + step;
+  const int64_t first = floor_div(t - size, step) * step + step;
   const int64_t expiry = first + size - 1 + spec_.allowed_lateness_ms;
   const int64_t wm = bound_ ? bound_->load(std::memory_order_acquire) : INT64_MAX;
   return first <= t && wm < expiry;

@@ -136,11 +136,6 @@ struct window_codec {
 
 using window_state = state::keyed_state<key_windows, window_codec>;
 
-int64_t floor_div(int64_t a, int64_t b) noexcept {
-  int64_t q = a / b;
-  return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
 int64_t saturating_add(int64_t a, int64_t b) noexcept {
   int64_t r = 0;
   if (__builtin_add_overflow(a, b, &r))

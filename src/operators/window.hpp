@@ -33,6 +33,12 @@ struct agg_spec {
   int by_slot = -1;                         ///< max_by / min_by: slot of the compared field
 };
 
+/// a / b rounded toward minus infinity (window starts of negative event times).
+inline int64_t floor_div(int64_t a, int64_t b) noexcept {
+  int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
 /// Window kinds. `global` = one running aggregate per key, no window: every batch emits the
 /// latest aggregates of each key it touched.
 enum class window_kind : uint8_t { tumbling, sliding, session, global };
