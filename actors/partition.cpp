@@ -26,6 +26,7 @@
 
 #include "actors/spawn.hpp"
 #include "core/hot_keys.hpp"
+#include "core/logging.hpp"
 #include "core/router.hpp"
 #include "operators/enrich.hpp"
 #include "operators/window.hpp"
@@ -47,8 +48,11 @@ struct input {
   caf::typed_response_promise<uint32_t> promise;
   uint64_t barrier = 0;
   bool idle = false;
-  size_t count = 0;            // records in the batch (the runner takes them)
-  int64_t first_ingest_ns = 0; // ingest time of its first record (latency)
+  size_t count = 0;                 // records in the batch (the runner takes them)
+  int64_t first_ingest_ns = 0;      // ingest time of its first record (latency)
+  int64_t max_event_ms = INT64_MIN; // newest event time in the batch (freshness)
+  double busy_s = 0;                // time spent in the stage's operators (stage latency)
+  int32_t key_group = -1;           // key group of the record when it runs alone (logs)
   // Supervision: highest source offset per partition in the batch, and the record itself
   // when it runs alone (a suspect after an operator failure).
   std::vector<record_position> span;
@@ -57,6 +61,7 @@ struct input {
 
 struct partition_state {
   partition_params p;
+  std::string actor; // "stage<k>/<index>": metrics and logs
   std::unique_ptr<pipeline::stage_runner> runner;
   std::deque<input> inbox;
   bool busy = false;   // the front batch waits for an enrichment lookup
@@ -119,6 +124,10 @@ struct partition_state {
   prometheus::Gauge* keys = nullptr;
   prometheus::Gauge* wm_gauge = nullptr;
   prometheus::Gauge* wm_lag = nullptr;
+  metrics::freshness_probe freshness;
+  prometheus::Histogram* stage_latency = nullptr;
+  // The flush timer ticks at least every second (freshness); flushes are due at this time.
+  clock_type::time_point next_flush;
   static inline const char* name = "keyflow.partition";
 
   bool has_credit() const {
@@ -163,10 +172,12 @@ void pump(self_ptr self);
 /// A link failed: whoever waits for this actor (drain, checkpoint acknowledgement) hears
 /// the error (CAF 0.17 drops undelivered promises of a terminated actor silently), then the
 /// actor stops.
-void fail_and_quit(self_ptr self, const std::string& what, caf::error& err) {
+void fail_and_quit(self_ptr self, const std::string& what, caf::error& err,
+                   logging::log_ctx ctx = {}) {
   auto& st = self->state;
-  spdlog::error("partition {}/{}: {} failed: {}", st.p.stage, st.p.index, what,
-                caf::to_string(err));
+  ctx.actor = st.actor;
+  logging::error(ctx, "partition {}/{}: {} failed: {}", st.p.stage, st.p.index, what,
+                 caf::to_string(err));
   st.failed = true; // the rest of the inbox must not run on half-changed state
   for (auto& rp : st.drain_promises)
     rp.deliver(err);
@@ -188,7 +199,7 @@ void operator_failed(self_ptr self, const input& item, const char* what) {
     sup->operator_failed(
         {st.p.supervised.instance, st.p.supervised.incarnation, op, what, item.single, item.span});
   auto err = make_error(ec::operator_failed, "operator '" + op + "': " + what);
-  fail_and_quit(self, "operator '" + op + "'", err);
+  fail_and_quit(self, "operator '" + op + "'", err, {.op = op, .key_group = item.key_group});
 }
 
 template <class Actor, class Batch>
@@ -312,6 +323,9 @@ void finish(self_ptr self, input& item) {
   st.processed += item.count;
   emit(self);
   publish_metrics(self, item.count, item.first_ingest_ns);
+  st.freshness.processed(item.max_event_ms);
+  if (st.stage_latency != nullptr)
+    st.stage_latency->Observe(item.busy_s);
   if (item.kind == item_kind::batch && item.promise.pending())
     item.promise.deliver(uint32_t{1});
 }
@@ -321,12 +335,14 @@ void advance(self_ptr self, std::shared_ptr<input> item) {
   lookup_request req;
   int op = -1;
   bool done = false;
+  auto t0 = clock_type::now();
   try {
     done = st.runner->run(req, op);
   } catch (const std::exception& e) {
     operator_failed(self, *item, e.what());
     return;
   }
+  item->busy_s += std::chrono::duration<double>(clock_type::now() - t0).count();
   if (done) {
     finish(self, *item);
     pump(self);
@@ -338,12 +354,14 @@ void advance(self_ptr self, std::shared_ptr<input> item) {
   self->request(lookup, caf::infinite, *shared_req)
       .then(
           [self, item, shared_req, op](lookup_reply& reply) {
+            auto t0 = clock_type::now();
             try {
               self->state.runner->complete(op, *shared_req, reply);
             } catch (const std::exception& e) {
               operator_failed(self, *item, e.what());
               return;
             }
+            item->busy_s += std::chrono::duration<double>(clock_type::now() - t0).count();
             advance(self, item);
           },
           [self](caf::error& err) { fail_and_quit(self, "lookup", err); });
@@ -421,6 +439,10 @@ void process(self_ptr self, input&& front) {
     item->count = recs.size();
     if (!recs.empty())
       item->first_ingest_ns = recs.front().ingest_ns;
+    for (const auto& r : recs)
+      item->max_event_ms = std::max(item->max_event_ms, r.event_time_ms);
+    if (item->single && !recs.empty())
+      item->key_group = recs.front().key_group;
   }
   st.runner->start(std::move(recs), advanced);
   advance(self, item);
@@ -445,9 +467,11 @@ void report_hot_keys(self_ptr self) {
   std::vector<std::string> now;
   for (auto& k : hot) {
     if (std::find(st.hot_now.begin(), st.hot_now.end(), k.key) == st.hot_now.end()) {
-      spdlog::warn("hot key '{}' on partition actor {}/{}: at least {:.0f}% of its {} recent "
-                   "records",
-                   k.key, st.p.stage, st.p.index, k.guaranteed_share * 100, st.hot->total());
+      logging::warn(
+          {.key_group = key_group_of(k.key, st.p.plan->cfg.max_parallelism), .actor = st.actor},
+          "hot key '{}' on partition actor {}/{}: at least {:.0f}% of its {} recent "
+          "records",
+          k.key, st.p.stage, st.p.index, k.guaranteed_share * 100, st.hot->total());
       if (st.hot_detected != nullptr)
         st.hot_detected->Increment();
     }
@@ -455,7 +479,9 @@ void report_hot_keys(self_ptr self) {
   }
   for (const auto& k : st.hot_now)
     if (std::find(now.begin(), now.end(), k) == now.end())
-      spdlog::info("key '{}' on partition actor {}/{} is no longer hot", k, st.p.stage, st.p.index);
+      logging::info(
+          {.key_group = key_group_of(k, st.p.plan->cfg.max_parallelism), .actor = st.actor},
+          "key '{}' on partition actor {}/{} is no longer hot", k, st.p.stage, st.p.index);
   st.hot_now = std::move(now);
   if (st.hot_count != nullptr) {
     st.hot_count->Set(static_cast<double>(st.hot_now.size()));
@@ -501,20 +527,22 @@ void complete_alignment(self_ptr self) {
 void on_barrier(self_ptr self, uint64_t id, uint32_t source) {
   auto& st = self->state;
   if (source >= st.aligned.size()) {
-    spdlog::error("partition {}/{}: barrier from unknown input {}", st.p.stage, st.p.index, source);
+    logging::error({.actor = st.actor}, "partition {}/{}: barrier from unknown input {}",
+                   st.p.stage, st.p.index, source);
     return;
   }
   if (st.aligning == 0) {
     st.aligning = id;
     st.align_start = clock_type::now();
   } else if (id < st.aligning) {
-    spdlog::warn("partition {}/{}: stale barrier {} while aligning {}; ignored", st.p.stage,
-                 st.p.index, id, st.aligning);
+    logging::warn({.actor = st.actor},
+                  "partition {}/{}: stale barrier {} while aligning {}; ignored", st.p.stage,
+                  st.p.index, id, st.aligning);
     return;
   } else if (id > st.aligning) {
     // The coordinator gave up on the older checkpoint: release what it held, align anew.
-    spdlog::warn("partition {}/{}: checkpoint {} abandoned for {}", st.p.stage, st.p.index,
-                 st.aligning, id);
+    logging::warn({.actor = st.actor}, "partition {}/{}: checkpoint {} abandoned for {}",
+                  st.p.stage, st.p.index, st.aligning, id);
     release_held(st);
     st.aligning = id;
     st.align_start = clock_type::now();
@@ -542,6 +570,17 @@ void count_backpressure(partition_state& st) {
   if (st.backpressured != nullptr)
     st.backpressured->Increment(std::chrono::duration<double>(now - st.accounted_since).count());
   st.accounted_since = now;
+}
+
+/// Arms the flush timer: at the next flush, or in a second if that comes first (freshness
+/// is published every tick).
+void schedule_flush_tick(self_ptr self) {
+  auto& st = self->state;
+  auto until_flush =
+      std::chrono::ceil<std::chrono::milliseconds>(st.next_flush - clock_type::now());
+  auto wait =
+      std::clamp(until_flush, std::chrono::milliseconds{0}, std::chrono::milliseconds{1000});
+  self->delayed_send(self, wait, atom::flush_v);
 }
 
 /// Works through the inbox as far as credit, lookups and alignment allow.
@@ -583,6 +622,7 @@ void pump(self_ptr self) {
 partition_actor::behavior_type partition(self_ptr self, partition_params params) {
   auto& st = self->state;
   st.p = std::move(params);
+  st.actor = "stage" + std::to_string(st.p.stage) + "/" + std::to_string(st.p.index);
   const auto& plan = *st.p.plan;
   ops::op_env env;
   env.store = st.p.store;
@@ -627,7 +667,12 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     }
     st.dups_seen.assign(ops.size(), 0);
     st.late_seen.assign(ops.size(), 0);
-    auto name = "stage" + std::to_string(st.p.stage) + "/" + std::to_string(st.p.index);
+    const auto& name = st.actor;
+    std::string op_ids;
+    for (const auto& op : ops)
+      op_ids += (op_ids.empty() ? "" : ",") + op->id();
+    st.stage_latency = &m->stage_latency("stage" + std::to_string(st.p.stage), op_ids);
+    st.freshness = m->freshness(name);
     st.flushed = &m->state_flushed_keys(first);
     st.keys = &m->state_keys(name);
     st.wm_gauge = &m->watermark(name);
@@ -645,7 +690,8 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     ho.period_ms = 10000;
     st.hot = std::make_unique<hot_key_tracker>(ho);
   }
-  self->delayed_send(self, st.p.flush_interval, atom::flush_v);
+  st.next_flush = clock_type::now() + st.p.flush_interval;
+  schedule_flush_tick(self);
   return {
       [self](record_batch& batch) -> caf::typed_response_promise<uint32_t> {
         auto rp = self->make_response_promise<uint32_t>();
@@ -687,13 +733,24 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
           self->state.writes_allowed = true;
       },
       [self](atom::flush) {
-        if (self->state.writes_allowed)
-          flush_state(self);
-        if (self->state.hot)
-          report_hot_keys(self);
-        if (self->state.blocked) // a long wait shows while it lasts
-          count_backpressure(self->state);
-        self->delayed_send(self, self->state.p.flush_interval, atom::flush_v);
+        auto& st = self->state;
+        // The actor's own timer ticks every second at least and flushes when a flush is due;
+        // a flush from anyone else is done at once.
+        const bool timer = self->current_sender().get() == self->ctrl();
+        auto now = clock_type::now();
+        if (!timer || now >= st.next_flush) {
+          if (timer)
+            st.next_flush = now + st.p.flush_interval;
+          if (st.writes_allowed)
+            flush_state(self);
+          if (st.hot)
+            report_hot_keys(self);
+          if (st.blocked) // a long wait shows while it lasts
+            count_backpressure(st);
+        }
+        st.freshness.publish(state::wall_clock_ms()); // grows while nothing arrives
+        if (timer)
+          schedule_flush_tick(self);
       },
       [self](atom::drain) -> caf::typed_response_promise<uint64_t> {
         auto& st = self->state;

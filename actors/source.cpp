@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/spawn.hpp"
+#include "core/logging.hpp"
 
 namespace keyflow {
 
@@ -132,7 +133,9 @@ void update_watermark(source_state& st) {
 /// undelivered promises of a terminated actor silently), then the source stops.
 void fail_and_quit(self_ptr self, const char* what, caf::error& err) {
   auto& st = self->state;
-  spdlog::error("source {}: {} failed: {}", st.p.reader->name(), what, caf::to_string(err));
+  auto actor = "source " + st.p.reader->name();
+  logging::error({.actor = actor}, "source {}: {} failed: {}", st.p.reader->name(), what,
+                 caf::to_string(err));
   for (auto& rp : st.stop_promises)
     rp.deliver(err);
   st.stop_promises.clear();

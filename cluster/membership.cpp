@@ -23,11 +23,39 @@ cluster_view::snapshot cluster_view::get() const {
 void cluster_view::update(snapshot s) {
   std::lock_guard lock{mtx_};
   snap_ = std::move(s);
+  for (const auto& m : snap_.members)
+    if (!m.self)
+      note_runners(m.info.id, m.info.running);
 }
 
 void cluster_view::set_running(std::vector<running_region> r) {
   std::lock_guard lock{mtx_};
   running_ = std::move(r);
+  note_runners(snap_.self, running_);
+}
+
+void cluster_view::note_runners(uint32_t node, const std::vector<running_region>& running) {
+  for (const auto& r : running) {
+    auto [it, fresh] = last_runner_.try_emplace(r.region, node, r.generation);
+    if (!fresh && r.generation >= it->second.second)
+      it->second = {node, r.generation};
+  }
+}
+
+uint32_t cluster_view::failed_owner(uint32_t region) const {
+  std::lock_guard lock{mtx_};
+  auto it = last_runner_.find(region);
+  if (it == last_runner_.end() || it->second.first == snap_.self)
+    return 0;
+  const auto [node, generation] = it->second;
+  // Dead: heard from before, silent now (a member only heard of through others is not
+  // alive yet either, but nothing says it has failed).
+  for (const auto& m : snap_.members)
+    if (m.info.id == node && !m.alive && !m.self && m.silent_ms >= 0)
+      for (const auto& r : m.info.running)
+        if (r.region == region && r.generation == generation)
+          return node;
+  return 0;
 }
 
 std::vector<running_region> cluster_view::running() const {

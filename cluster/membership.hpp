@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -87,13 +88,26 @@ public:
   /// Regions this node runs now.
   std::vector<running_region> running() const;
 
+  /// The node this node would take `region` over from in a failover: the one that ran it
+  /// last (the highest generation reported by any member, this node included) if that is
+  /// another node this node has heard from and now considers dead, whose last heartbeat
+  /// still listed the region (it did not stop it: no hand-off, no graceful leave). 0 if
+  /// none. Call before this node reports the region running.
+  uint32_t failed_owner(uint32_t region) const;
+
   /// The view as JSON (members, coordinator, assignment, regions running here).
   nlohmann::json to_json() const;
 
 private:
+  /// Remembers the runners `node` reports (lock held).
+  void note_runners(uint32_t node, const std::vector<running_region>& running);
+
   mutable std::mutex mtx_;
   snapshot snap_;
   std::vector<running_region> running_;
+  /// Per region: the node that reported it running under the highest generation, and that
+  /// generation.
+  std::map<uint32_t, std::pair<uint32_t, uint64_t>> last_runner_;
 };
 
 /// Spawns the membership actor (detached: heartbeats keep their pace under load). Publish

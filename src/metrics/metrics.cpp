@@ -1,7 +1,10 @@
 #include "metrics/metrics.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <stdexcept>
+
+#include <rocksdb/db.h>
 
 namespace keyflow::metrics {
 
@@ -73,6 +76,30 @@ metrics::metrics(std::string pipeline)
                         .Help("Keyed state entries written to RocksDB")
                         .Labels(labels)
                         .Register(*registry_);
+  freshness_ = &BuildGauge()
+                    .Name("keyflow_freshness_seconds")
+                    .Help("Wall clock minus the event time of the newest event a partition "
+                          "actor has processed")
+                    .Labels(labels)
+                    .Register(*registry_);
+  stage_latency_ = &BuildHistogram()
+                        .Name("keyflow_stage_latency_seconds")
+                        .Help("Time a partition actor spends running one batch through the "
+                              "operators of its stage (lookup waits excluded)")
+                        .Labels(labels)
+                        .Register(*registry_);
+  state_bytes_ = &BuildGauge()
+                      .Name("keyflow_state_size_bytes")
+                      .Help("Size of the node's RocksDB state: live SST files plus memtables")
+                      .Labels(labels)
+                      .Register(*registry_)
+                      .Add({});
+  state_estimated_keys_ = &BuildGauge()
+                               .Name("keyflow_state_estimated_keys")
+                               .Help("RocksDB's estimate of the keys in the node's state")
+                               .Labels(labels)
+                               .Register(*registry_)
+                               .Add({});
 }
 
 void metrics::serve(const std::string& address) {
@@ -107,6 +134,11 @@ prometheus::Histogram& metrics::processing_latency() {
   return processing_latency_->Add({}, latency_buckets());
 }
 
+prometheus::Histogram& metrics::stage_latency(const std::string& stage,
+                                              const std::string& operators) {
+  return stage_latency_->Add({{"stage", stage}, {"operators", operators}}, latency_buckets());
+}
+
 prometheus::Histogram& metrics::end_to_end_latency(const std::string& sink) {
   return e2e_latency_->Add({{"sink", sink}}, latency_buckets());
 }
@@ -133,6 +165,144 @@ prometheus::Gauge& metrics::state_keys(const std::string& op) {
 
 prometheus::Counter& metrics::state_flushed_keys(const std::string& op) {
   return state_flushed_->Add({{"operator", op}});
+}
+
+void metrics::observe_state_store(rocksdb::DB& db) {
+  // Summed over the column families; a property RocksDB cannot give counts as 0.
+  auto property = [&db](const std::string& name) {
+    uint64_t v = 0;
+    return db.GetAggregatedIntProperty(name, &v) ? static_cast<double>(v) : 0.0;
+  };
+  store_size s;
+  s.bytes = property(rocksdb::DB::Properties::kLiveSstFilesSize) +
+            property(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  s.keys = property(rocksdb::DB::Properties::kEstimateNumKeys);
+  std::lock_guard lock{state_mtx_};
+  state_sizes_[db.GetName()] = s;
+  publish_state_size();
+}
+
+void metrics::forget_state_store(const std::string& dir) {
+  std::lock_guard lock{state_mtx_};
+  state_sizes_.erase(dir);
+  publish_state_size();
+}
+
+void metrics::publish_state_size() {
+  store_size sum;
+  for (const auto& [dir, s] : state_sizes_) {
+    sum.bytes += s.bytes;
+    sum.keys += s.keys;
+  }
+  state_bytes_->Set(sum.bytes);
+  state_estimated_keys_->Set(sum.keys);
+}
+
+/// The probes of one actor name: their newest event times, and the series they share.
+struct freshness_probe::group {
+  std::mutex mtx;
+  prometheus::Family<prometheus::Gauge>* family = nullptr;
+  std::string actor;
+  prometheus::Gauge* gauge = nullptr;                       // added at the first publish
+  std::vector<std::weak_ptr<std::atomic<int64_t>>> members; // live probes
+  int64_t newest = INT64_MIN;                               // what the series last showed
+};
+
+namespace {
+
+/// The smallest newest event time among the live members that have processed an event
+/// (INT64_MIN if none); drops members that are gone.
+int64_t stalest(std::vector<std::weak_ptr<std::atomic<int64_t>>>& members) {
+  int64_t lo = INT64_MAX;
+  bool any = false;
+  std::erase_if(members, [&](const std::weak_ptr<std::atomic<int64_t>>& w) {
+    auto m = w.lock();
+    if (!m)
+      return true;
+    auto v = m->load(std::memory_order_relaxed);
+    if (v != INT64_MIN) {
+      lo = std::min(lo, v);
+      any = true;
+    }
+    return false;
+  });
+  return any ? lo : INT64_MIN;
+}
+
+} // namespace
+
+freshness_probe::~freshness_probe() {
+  leave();
+}
+
+freshness_probe& freshness_probe::operator=(freshness_probe&& other) noexcept {
+  if (this != &other) {
+    leave();
+    group_ = std::move(other.group_);
+    newest_ = std::move(other.newest_);
+  }
+  return *this;
+}
+
+void freshness_probe::leave() noexcept {
+  if (!group_ || !newest_)
+    return;
+  auto g = std::move(group_); // outlives the lock below
+  std::lock_guard lock{g->mtx};
+  auto mine = newest_->load(std::memory_order_relaxed);
+  newest_.reset();
+  // The last actor of the name to process anything: the next one continues from its newest.
+  if (stalest(g->members) == INT64_MIN && mine != INT64_MIN)
+    g->newest = mine;
+}
+
+void freshness_probe::processed(int64_t event_ms) noexcept {
+  if (newest_ && event_ms > newest_->load(std::memory_order_relaxed))
+    newest_->store(event_ms, std::memory_order_relaxed);
+}
+
+void freshness_probe::publish(int64_t now_ms) {
+  if (!group_)
+    return;
+  std::lock_guard lock{group_->mtx};
+  if (auto v = stalest(group_->members); v != INT64_MIN)
+    group_->newest = v;
+  if (group_->newest == INT64_MIN)
+    return; // no event processed yet
+  if (group_->gauge == nullptr)
+    group_->gauge = &group_->family->Add({{"actor", group_->actor}});
+  group_->gauge->Set(static_cast<double>(now_ms - group_->newest) * 1e-3);
+}
+
+freshness_probe metrics::freshness(const std::string& actor) {
+  std::shared_ptr<freshness_probe::group> g;
+  {
+    std::lock_guard lock{freshness_mtx_};
+    auto& slot = freshness_groups_[actor];
+    if (!slot) {
+      slot = std::make_shared<freshness_probe::group>();
+      slot->family = freshness_;
+      slot->actor = actor;
+    }
+    g = slot;
+  }
+  freshness_probe p;
+  p.newest_ = std::make_shared<std::atomic<int64_t>>(INT64_MIN);
+  {
+    std::lock_guard lock{g->mtx};
+    g->members.push_back(p.newest_);
+  }
+  p.group_ = std::move(g);
+  return p;
+}
+
+prometheus::Counter& metrics::failovers(uint32_t region) {
+  return prometheus::BuildCounter()
+      .Name("keyflow_failovers_total")
+      .Help("Regions this node took over from a node that died while running them")
+      .Labels({{"pipeline", pipeline_}})
+      .Register(*registry_)
+      .Add({{"region", std::to_string(region)}});
 }
 
 prometheus::Counter& metrics::duplicates(const std::string& op) {

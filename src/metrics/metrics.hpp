@@ -5,7 +5,11 @@
 /// at start and update them per batch, never per record. Names are documented in
 /// docs/metrics.md.
 
+#include <atomic>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,10 +20,49 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+namespace rocksdb {
+class DB;
+}
+
 namespace keyflow::metrics {
 
 /// Latency buckets in seconds, 100 µs .. 10 s.
 const prometheus::Histogram::BucketBoundaries& latency_buckets();
+
+/// A partition actor's part of keyflow_freshness_seconds{actor}: wall clock minus the event
+/// time of the newest event the actor has processed. Actors of one name (on a cluster node,
+/// one per region it runs) share the series, which shows the stalest of them; after a restart
+/// the age keeps growing from the previous actor's newest event until the new one has
+/// processed an event. A default-constructed probe does nothing.
+class freshness_probe {
+public:
+  freshness_probe() = default;
+  /// Leaves the actor's group (the series keeps its last value).
+  ~freshness_probe();
+  /// Moves a probe.
+  freshness_probe(freshness_probe&&) noexcept = default;
+  /// Moves a probe (leaving the group of the one replaced).
+  freshness_probe& operator=(freshness_probe&& other) noexcept;
+  freshness_probe(const freshness_probe&) = delete;
+  freshness_probe& operator=(const freshness_probe&) = delete;
+
+  /// The actor has processed events up to event time `event_ms` (ms since the Unix epoch).
+  /// Lock-free; call from the owning actor only, once per batch.
+  void processed(int64_t event_ms) noexcept;
+
+  /// Sets the series to `now_ms` minus the newest event time of the stalest actor of the
+  /// name (nothing before any event). Takes a lock: call about once per second.
+  void publish(int64_t now_ms);
+
+  /// Shared state of the probes of one actor name.
+  struct group;
+
+private:
+  friend class metrics;
+  void leave() noexcept;
+  std::shared_ptr<group> group_;
+  std::shared_ptr<std::atomic<int64_t>> newest_;
+};
 
 /// The node's metric families.
 class metrics {
@@ -44,6 +87,8 @@ public:
   prometheus::Gauge& watermark(const std::string& actor);
   /// keyflow_watermark_lag_seconds{actor}: wall clock minus the watermark.
   prometheus::Gauge& watermark_lag(const std::string& actor);
+  /// keyflow_freshness_seconds{actor}: the probe of one partition actor named `actor`.
+  freshness_probe freshness(const std::string& actor);
   /// keyflow_enrich_lookups_total{operator,result}: hit, miss, missing, failed.
   prometheus::Counter& enrich_lookups(const std::string& op, const std::string& result);
   /// keyflow_records_in_total{operator}.
@@ -54,6 +99,9 @@ public:
   prometheus::Counter& dead_letters(const std::string& op, const std::string& reason);
   /// keyflow_processing_latency_seconds: source read -> keyed state updated.
   prometheus::Histogram& processing_latency();
+  /// keyflow_stage_latency_seconds{stage,operators}: time a partition actor spends running
+  /// one batch through the operators of its stage (`operators`: their ids, comma-separated).
+  prometheus::Histogram& stage_latency(const std::string& stage, const std::string& operators);
   /// keyflow_end_to_end_latency_seconds{sink}: source read -> written by the sink.
   prometheus::Histogram& end_to_end_latency(const std::string& sink);
   /// keyflow_consumer_lag_records{topic,partition}: high watermark - next offset to read.
@@ -68,6 +116,14 @@ public:
   prometheus::Gauge& state_keys(const std::string& op);
   /// keyflow_state_flushed_keys_total{operator}: keys written to RocksDB.
   prometheus::Counter& state_flushed_keys(const std::string& op);
+  /// keyflow_state_size_bytes and keyflow_state_estimated_keys: reads the size of the state
+  /// store `db` (live SST files plus memtables, and RocksDB's estimate of its keys, over all
+  /// its column families) and publishes the sum over the node's state stores, each known by
+  /// its directory. Thread-safe; reads RocksDB properties, so call it periodically.
+  void observe_state_store(rocksdb::DB& db);
+  /// The state store in directory `dir` is closed: it no longer counts in
+  /// keyflow_state_size_bytes and keyflow_state_estimated_keys.
+  void forget_state_store(const std::string& dir);
 
   /// keyflow_checkpoints_total{result}: checkpoints completed / failed.
   prometheus::Counter& checkpoints(const std::string& result);
@@ -105,6 +161,11 @@ public:
   /// keyflow_restarts_total{instance,cause}: restarts of a pipeline instance by the
   /// supervisor ("standalone" or "region-N"; cause: operator_failed or actor_failed).
   prometheus::Counter& restarts(const std::string& instance, const std::string& cause);
+  /// keyflow_failovers_total{region}: times this node took over region `region` (or slice
+  /// of a spread job), restored from its last checkpoint, from a node that died (or was
+  /// declared dead) while running it. Create the series of every region at start, so that
+  /// the first failover shows in increase().
+  prometheus::Counter& failovers(uint32_t region);
   /// keyflow_region_starts_total{region}: regions started on this node (restored from the
   /// region's last complete checkpoint).
   prometheus::Counter& region_starts(uint32_t region);
@@ -123,6 +184,7 @@ public:
 
 private:
   prometheus::Gauge& gauge(const std::string& name, const std::string& help);
+  void publish_state_size(); // state_mtx_ held
   std::string pipeline_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
@@ -137,6 +199,19 @@ private:
   prometheus::Family<prometheus::Counter>* sink_errors_;
   prometheus::Family<prometheus::Gauge>* state_keys_;
   prometheus::Family<prometheus::Counter>* state_flushed_;
+  prometheus::Family<prometheus::Gauge>* freshness_;
+  prometheus::Family<prometheus::Histogram>* stage_latency_;
+  std::mutex freshness_mtx_;
+  std::map<std::string, std::shared_ptr<freshness_probe::group>> freshness_groups_;
+  /// Size in bytes and estimated keys of each state store, by directory.
+  struct store_size {
+    double bytes = 0;
+    double keys = 0;
+  };
+  std::mutex state_mtx_;
+  std::map<std::string, store_size> state_sizes_;
+  prometheus::Gauge* state_bytes_;
+  prometheus::Gauge* state_estimated_keys_;
 };
 
 /// A histogram an actor fills without locks and publishes per batch: observe() costs a few

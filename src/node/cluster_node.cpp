@@ -48,7 +48,11 @@ class region_manager {
 public:
   region_manager(caf::actor_system& sys, const node_env& env, uint32_t regions,
                  std::shared_ptr<cluster::cluster_view> view)
-      : sys_(sys), env_(env), regions_(regions), view_(std::move(view)) {}
+      : sys_(sys), env_(env), regions_(regions), view_(std::move(view)) {
+    if (env_.metrics != nullptr) // every series from 0: increase() sees the first failover
+      for (uint32_t r = 0; r < regions_; ++r)
+        env_.metrics->failovers(r);
+  }
 
   /// One pass: stop what is no longer ours, then start at most one region that is ours and
   /// free. Returns true if it stopped or started anything (call again at once: each start
@@ -189,15 +193,21 @@ private:
       spec.generation = generation;
       spec.fence_key = opts.redis.empty() ? "" : fence_key(env_.plan->cfg.name, region);
       spec.suffix = "-r" + std::to_string(region);
+      // Asked before publish() reports the region running here.
+      const uint32_t failed_owner = view_->failed_owner(region);
       rt.run = start_instance(sys_, env_, spec, *rt.store, *rt.checkpoints, from);
       running_.emplace(region, std::move(rt));
       retry_at_.erase(region);
-      if (env_.metrics != nullptr)
+      if (env_.metrics != nullptr) {
         env_.metrics->region_starts(region).Increment();
+        if (failed_owner != 0)
+          env_.metrics->failovers(region).Increment();
+      }
       spdlog::info(
-          "cluster: region {} generation {} started from {} in {} ms", region, generation,
+          "cluster: region {} generation {} started from {} in {} ms{}", region, generation,
           chk ? chk->dir : std::string{"empty state"},
-          std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count(),
+          failed_owner != 0 ? fmt::format(" (failover from dead node {})", failed_owner) : "");
       return true;
     } catch (const std::exception& e) {
       spdlog::error("cluster: region {} generation {} failed to start: {}; retrying in 1 s", region,
@@ -216,8 +226,11 @@ private:
       stop_pipeline_actors(sys_, rt.run, caf::exit_reason::kill);
     else
       drain_pipeline(sys_, rt.run);
-    if (env_.metrics != nullptr)
+    if (env_.metrics != nullptr) {
       env_.metrics->region_stops(it->first, reason).Increment();
+      // Its actors are gone: nothing reports its state store's size any more.
+      env_.metrics->forget_state_store(rt.store->db()->GetName());
+    }
     spdlog::info(
         "cluster: region {} generation {} stopped ({}) in {} ms", it->first, rt.generation, reason,
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());

@@ -82,13 +82,18 @@ class spread_manager {
 public:
   spread_manager(caf::actor_system& sys, const node_env& env, uint32_t slices,
                  std::shared_ptr<cluster::cluster_view> view, caf::scoped_actor& self)
-      : sys_(sys), env_(env), slices_(slices), view_(std::move(view)), self_(self) {}
+      : sys_(sys), env_(env), slices_(slices), view_(std::move(view)), self_(self) {
+    if (env_.metrics != nullptr) // every series from 0: increase() sees the first failover
+      for (uint32_t s = 0; s < slices_; ++s)
+        env_.metrics->failovers(s);
+  }
 
   /// Follows the view: a new generation stops what runs here and starts its first step.
   void step() {
     auto snap = view_->get();
     self_id_ = snap.self;
     restart_failed();
+    observe_state_stores();
     if (snap.long_pauses != seen_pauses_) {
       seen_pauses_ = snap.long_pauses;
       if (!local_.empty() || leader_) {
@@ -358,6 +363,13 @@ private:
     r.sources = untyped(rt.run.sources);
     r.redis = untyped(rt.run.redis);
     r.kafka = untyped(rt.run.kafka);
+    // Asked before publish() reports the slice running here.
+    if (auto failed_owner = view_->failed_owner(m.slice); failed_owner != 0) {
+      spdlog::info("spread job: slice {} generation {} taken over from dead node {} (failover)",
+                   m.slice, generation_, failed_owner);
+      if (env_.metrics != nullptr)
+        env_.metrics->failovers(m.slice).Increment();
+    }
     if (env_.metrics != nullptr)
       env_.metrics->region_starts(m.slice).Increment();
     publish();
@@ -526,6 +538,16 @@ private:
 
   // ---- both ------------------------------------------------------------------------
 
+  /// Every second: keyflow_state_size_bytes of the local slices' state stores.
+  void observe_state_stores() {
+    if (env_.metrics == nullptr || clock_type::now() < next_state_size_)
+      return;
+    next_state_size_ = clock_type::now() + std::chrono::seconds(1);
+    for (const auto& [s, rt] : local_)
+      if (rt->store)
+        env_.metrics->observe_state_store(*rt->store->db());
+  }
+
   void publish() {
     std::vector<cluster::running_region> r;
     for (const auto& [s, rt] : local_)
@@ -548,8 +570,11 @@ private:
       auto t0 = clock_type::now();
       stop_pipeline_actors(sys_, rt->run, caf::exit_reason::kill);
       kill_and_wait(sys_, caf::actor_cast<caf::actor>(rt->writer), caf::exit_reason::kill);
-      if (env_.metrics != nullptr)
+      if (env_.metrics != nullptr) {
         env_.metrics->region_stops(s, reason).Increment();
+        if (rt->store)
+          env_.metrics->forget_state_store(rt->store->db()->GetName());
+      }
       spdlog::info(
           "spread job: slice {} generation {} stopped ({}) in {} ms", s, generation_, reason,
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count());
@@ -567,6 +592,7 @@ private:
   uint64_t generation_ = 0;
   uint64_t fenced_generation_ = 0;
   uint64_t seen_pauses_ = 0;
+  clock_type::time_point next_state_size_{}; // next keyflow_state_size_bytes update
   uint32_t leader_id_ = 0;
   caf::actor leader_handle_;
   std::vector<spread_message> pending_; // reports waiting for the leader's handle

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
-
+#include "core/logging.hpp"
 #include "pipeline/plan.hpp"
 
 namespace keyflow::ops {
@@ -136,8 +135,9 @@ void hot_key_combiner::flush(router& out, int64_t now_ms) {
     hot.push_back(std::move(k.key));
   for (const auto& k : hot)
     if (std::find(hot_.begin(), hot_.end(), k) == hot_.end())
-      spdlog::info("source {}: hot key '{}': its records are pre-aggregated here (fanout)", source_,
-                   k);
+      logging::info({.op = spec_.id, .actor = "source " + source_},
+                    "source {}: hot key '{}': its records are pre-aggregated here (fanout)",
+                    source_, k);
   hot_ = std::move(hot);
   if (partial_.size() > 4 * (hot_.size() + 1))
     partial_.clear(); // keys no longer hot

@@ -6,7 +6,8 @@
 #      hand-off;
 #   2. kill -9 of a node that is not the coordinator: its regions restart on the others from
 #      the shared checkpoints; the survivors' own regions keep running (same generation, no
-#      stop counted);
+#      stop counted); the survivors count one failover per region taken over (hand-offs and
+#      first starts count none);
 #   3. the killed node comes back and gets work again;
 #   4. SIGSTOP of a node past the failure timeout, then SIGCONT: it finds itself stalled,
 #      stops its regions (fenced) and rejoins; the fence of every region in Redis holds the
@@ -86,14 +87,22 @@ sleep 2
 echo "== kill -9 of node 2 (not the coordinator)"
 before1=$($STATUS running "${STATUSURL[1]}")
 before3=$($STATUS running "${STATUSURL[3]}")
+dead2=$($STATUS running "${STATUSURL[2]}" | wc -w)
 stops1=$(metric 1 '^keyflow_region_stops_total')
 stops3=$(metric 3 '^keyflow_region_stops_total')
+failovers=$(( $(metric 1 '^keyflow_failovers_total') + $(metric 2 '^keyflow_failovers_total') +
+  $(metric 3 '^keyflow_failovers_total') ))
+[ "$failovers" = 0 ] || fail "$failovers failovers counted before any node failed"
 kill -KILL "${PID[2]}"
 covered 1 2
 kept 1 "$before1"
 kept 3 "$before3"
 [ "$(metric 1 '^keyflow_region_stops_total')" = "$stops1" ] || fail "node 1 stopped a region"
 [ "$(metric 3 '^keyflow_region_stops_total')" = "$stops3" ] || fail "node 3 stopped a region"
+failovers=$(( $(metric 1 '^keyflow_failovers_total') + $(metric 3 '^keyflow_failovers_total') ))
+[ "$failovers" = "$dead2" ] ||
+  fail "the survivors counted $failovers failovers, node 2 ran $dead2 regions"
+echo "   failovers counted by the survivors: $failovers (node 2 ran $dead2 regions)"
 # A killed process: its connection closes and its port refuses a new one (no timeout wait).
 grep -q "node 2 .* is dead: its connection closed and its port refuses" "$KF_RUN_DIR/n1.log" ||
   fail "node 1 did not see node 2's port refuse connections"
