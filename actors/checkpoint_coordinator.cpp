@@ -18,6 +18,7 @@
 
 #include "actors/spawn.hpp"
 #include "core/key_group.hpp"
+#include "pipeline/state_inspect.hpp"
 
 namespace keyflow {
 
@@ -110,8 +111,7 @@ proto::CheckpointManifest make_manifest(const coordinator_state& st) {
       continue;
     auto* op = m.add_operators();
     op->set_operator_id(planned.cfg->id);
-    op->set_state_type(planned.cfg->type +
-                       (planned.cfg->kind.empty() ? "" : "/" + planned.cfg->kind));
+    op->set_state_type(pipeline::state_type(planned));
     op->set_first_key_group(0);
     op->set_last_key_group(st.p.plan->cfg.max_parallelism);
   }
@@ -322,9 +322,12 @@ checkpoint_coordinator_actor::behavior_type coordinator(self_ptr self, coordinat
         auto& st = self->state;
         if (st.running == 0 && st.queued.empty())
           start(self, {});
-        if (st.p.metrics != nullptr)
+        if (st.p.metrics != nullptr) {
           st.p.metrics->checkpoint_age().Set(
               std::chrono::duration<double>(clock_type::now() - st.last_completed).count());
+          if (st.p.store != nullptr) // a spread job's slices: their owners report their stores
+            st.p.metrics->observe_state_store(*st.p.store->db());
+        }
         self->delayed_send(self, st.p.interval, atom::tick_v);
       },
       [self](atom::checkpoint, std::string& name) -> caf::typed_response_promise<uint64_t> {
