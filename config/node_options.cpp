@@ -43,6 +43,11 @@ struct option_def {
 
 constexpr std::array<std::string_view, 5> log_levels = {"trace", "debug", "info", "warn", "error"};
 
+/// Accepts "text" or "json".
+std::string check_log_format(const std::string& v) {
+  return v == "text" || v == "json" ? "" : fmt::format("expected text or json, got '{}'", v);
+}
+
 /// Fails on an empty value.
 std::string check_not_empty(const std::string& v) {
   return v.empty() ? "must not be empty" : "";
@@ -130,7 +135,7 @@ std::string check_log_level(const std::string& v) {
 }
 
 /// Every option of a node, in help order.
-const std::array<option_def, 41> options = {{
+const std::array<option_def, 46> options = {{
     {"pipeline", &node_options::pipeline, "Pipeline YAML file (required)", check_not_empty},
     {"bootstrap-servers", &node_options::bootstrap_servers,
      "Kafka bootstrap servers host:port[,host:port...]; required unless --embedded-kafka",
@@ -193,18 +198,31 @@ const std::array<option_def, 41> options = {{
      "Periodic checkpoints kept on disk (named snapshots are kept until deleted)", nullptr, 1},
     {"restore-snapshot", &node_options::restore_snapshot,
      "Start from this named snapshot instead of the latest checkpoint"},
+    {"standby", &node_options::standby,
+     "Start with the job stopped (a standby region): the admin API starts it with restore "
+     "(e.g. an imported snapshot) or deploy"},
     {"stop-snapshot", &node_options::stop_snapshot,
      "At a graceful stop (SIGTERM/SIGINT), write the final checkpoint as this named snapshot"},
     {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",
      check_not_empty},
     {"log-level", &node_options::log_level, "Log level: trace, debug, info, warn, error",
      check_log_level},
+    {"log-format", &node_options::log_format,
+     "Log lines as text or json (one object per line with time, level, node, operator, "
+     "key_group, message)",
+     check_log_format},
     {"config", &node_options::node_config,
      "Node YAML file read before the command line; keys are these option names without --",
      check_not_empty, 0, true},
     {"admin-address", &node_options::admin_address,
-     "Status endpoint (GET /status) listen address host:port (port 0 picks a free port)",
+     "Admin API (docs/admin-api.md) listen address host:port (port 0 picks a free port)",
      check_metrics_address},
+    {"admin-token-file", &node_options::admin_token_file,
+     "File holding the admin API's bearer token; default: $KEYFLOW_ADMIN_TOKEN, else a random "
+     "token written to <state-dir>-admin-token (mode 0600)"},
+    {"admin-tls-cert", &node_options::admin_tls_cert,
+     "PEM certificate: the admin API speaks HTTPS (with --admin-tls-key)"},
+    {"admin-tls-key", &node_options::admin_tls_key, "PEM private key of --admin-tls-cert"},
     {"node-id", &node_options::node_id,
      "Cluster node id (unique, > 0); 0 runs a standalone node without a cluster"},
     {"cluster-address", &node_options::cluster_address,
@@ -359,6 +377,21 @@ bool loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
 
+/// Checks the admin API's token file and TLS files: both TLS files or neither, all readable.
+void resolve_admin(const node_options& o) {
+  if (o.admin_tls_cert.empty() != o.admin_tls_key.empty())
+    throw config_error("--admin-tls-cert and --admin-tls-key: give both (HTTPS needs the "
+                       "certificate and its key) or neither");
+  for (const auto* f : {&o.admin_token_file, &o.admin_tls_cert, &o.admin_tls_key}) {
+    if (f->empty())
+      continue;
+    std::FILE* fp = std::fopen(f->c_str(), "r");
+    if (fp == nullptr)
+      throw config_error(fmt::format("admin file '{}' cannot be read", *f));
+    std::fclose(fp);
+  }
+}
+
 /// Checks the cluster options of a node with --node-id.
 void resolve_cluster(const node_options& o) {
   const bool any_tls = !o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
@@ -425,6 +458,7 @@ void resolve_combination(node_options& o, const origins& from) {
   if (o.bootstrap_servers.empty() && !o.embedded_kafka)
     throw config_error("--bootstrap-servers: missing; give --bootstrap-servers HOST:PORT for a "
                        "real Kafka or --embedded-kafka for an in-process one");
+  resolve_admin(o);
   resolve_cluster(o);
 }
 
@@ -472,6 +506,21 @@ std::string node_options_help() {
   std::vector<std::string> values(options.size());
   register_options(app, values);
   return app.help();
+}
+
+std::vector<node_option_doc> node_option_docs() {
+  std::vector<node_option_doc> out;
+  out.reserve(options.size());
+  for (const option_def& d : options) {
+    std::string type = "string";
+    if (std::holds_alternative<bool node_options::*>(d.field))
+      type = "flag";
+    else if (std::holds_alternative<uint32_t node_options::*>(d.field))
+      type = "integer";
+    out.push_back(node_option_doc{std::string(d.name), type, default_text(d), std::string(d.help),
+                                  d.min, d.cli_only});
+  }
+  return out;
 }
 
 } // namespace keyflow::config

@@ -41,14 +41,22 @@ struct node_options {
   uint32_t checkpoint_timeout_ms = 60000; ///< a checkpoint not done by then fails
   uint32_t checkpoints_retained = 3;      ///< periodic checkpoints kept
   std::string restore_snapshot;           ///< start from this named snapshot
+  /// Start with the job stopped; the admin API starts it (restore, deploy). Default off.
+  bool standby = false;
   std::string stop_snapshot; ///< at a graceful stop, write the final checkpoint as this snapshot
   std::string group_id = "keyflow"; ///< Kafka consumer group id (offset commits)
   std::string log_level = "info";   ///< trace, debug, info, warn, error
   std::string node_config;          ///< node YAML file read before the command line
-  /// Status endpoint (GET /status: members, assignment, regions) host:port; default
-  /// 127.0.0.1:9465, port 0 picks a free one.
+  /// Admin API (docs/admin-api.md) listen address host:port; default 127.0.0.1:9465, port 0
+  /// picks a free one.
   std::string admin_address = "127.0.0.1:9465";
-  uint32_t node_id = 0; ///< cluster node id (> 0, unique); 0 = a standalone node
+  /// File holding the admin API's bearer token; empty: $KEYFLOW_ADMIN_TOKEN, else a random
+  /// token written to "<state_dir>-admin-token".
+  std::string admin_token_file;
+  std::string admin_tls_cert;      ///< PEM certificate: the admin API speaks HTTPS; default off
+  std::string admin_tls_key;       ///< PEM private key of admin_tls_cert
+  std::string log_format = "text"; ///< text or json (one JSON object per line)
+  uint32_t node_id = 0;            ///< cluster node id (> 0, unique); 0 = a standalone node
   /// Address other nodes reach this node at (and it listens on); loopback by default.
   std::string cluster_address = "127.0.0.1:7400";
   std::string seeds;                  ///< nodes to join through, host:port[,host:port...]
@@ -69,5 +77,19 @@ node_options parse_node_options(int argc, const char* const* argv);
 
 /// Human-readable help text listing every option with its default.
 std::string node_options_help();
+
+/// One node option as the generated documentation (docs/configuration.md) shows it, taken
+/// from the option table in node_options.cpp.
+struct node_option_doc {
+  std::string name;          ///< option name: "--name" on the command line, "name:" in YAML
+  std::string type;          ///< "string", "integer" or "flag"
+  std::string default_value; ///< default as text: "" for an empty string, "false" for a flag
+  std::string help;          ///< the option's --help text
+  uint32_t min = 0;          ///< smallest allowed value of an integer option
+  bool cli_only = false;     ///< only on the command line, not in the node YAML file
+};
+
+/// Every node option in --help order, with its type and default, for generated docs.
+std::vector<node_option_doc> node_option_docs();
 
 } // namespace keyflow::config

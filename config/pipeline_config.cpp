@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/pipeline_keys.hpp"
 #include "config/yaml_util.hpp"
 
 namespace keyflow::config {
@@ -24,8 +25,10 @@ namespace {
 
 using list = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 6> top_keys = {"pipeline",     "schema",    "source",
-                                                      "dead_letters", "operators", "sinks"};
+// The keys allowed in each map come from the table in pipeline_keys.cpp
+// (allowed_pipeline_keys), the one place they are defined and documented. The allowed values
+// below stay here; tests/unit/config_reference_test.cpp checks that the operator and sink
+// types are the ones the table documents keys for.
 constexpr std::array<std::string_view, 9> operator_types = {
     "validate", "filter", "map", "dedup", "enrich", "aggregate", "window", "score", "key_by"};
 constexpr std::array<std::string_view, 2> sink_types = {"redis", "kafka"};
@@ -312,10 +315,8 @@ std::pair<std::string, field> read_type(const field& item, list allowed, std::st
 
 /// `pipeline:` name, version, max_parallelism, mode.
 void read_pipeline_section(const field& f, pipeline_config& cfg) {
-  static constexpr std::array<std::string_view, 4> keys = {"name", "version", "max_parallelism",
-                                                           "mode"};
   static constexpr std::array<std::string_view, 2> modes = {"exactly-once", "at-least-once"};
-  const map_view m(f, keys);
+  const map_view m(f, allowed_pipeline_keys("pipeline"));
   cfg.name = as_name(m.require("name"), "pipeline name", max_id_length);
   if (auto v = m.get("version"))
     cfg.version = as_u32(*v, 1, std::numeric_limits<uint32_t>::max());
@@ -330,8 +331,7 @@ void read_pipeline_section(const field& f, pipeline_config& cfg) {
 
 /// `schema:` proto, message.
 void read_schema(const field& f, pipeline_config& cfg) {
-  static constexpr std::array<std::string_view, 2> keys = {"proto", "message"};
-  const map_view m(f, keys);
+  const map_view m(f, allowed_pipeline_keys("schema"));
   cfg.schema.where = where(f);
   cfg.schema.proto = as_string(m.require("proto"));
   if (cfg.schema.proto.empty())
@@ -343,12 +343,8 @@ void read_schema(const field& f, pipeline_config& cfg) {
 
 /// `source:` id, topic, start_offset, key, event_time, watermark, partitioned_by_key.
 void read_source(const field& f, source_config& src, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 7> keys = {
-      "id", "topic", "start_offset", "key", "event_time", "watermark", "partitioned_by_key"};
-  static constexpr std::array<std::string_view, 2> wm_keys = {"max_out_of_orderness_ms",
-                                                              "idle_timeout_ms"};
   static constexpr std::array<std::string_view, 2> offsets = {"earliest", "latest"};
-  const map_view m(f, keys);
+  const map_view m(f, allowed_pipeline_keys("source"));
   read_id(m, src.id, seen);
   const field topic = m.require("topic");
   src.topic = as_topic(topic);
@@ -364,7 +360,7 @@ void read_source(const field& f, source_config& src, uniqueness& seen) {
                        ? as_field_ref(*m.get("event_time"))
                        : field_ref{"event_time_ms", where(f.at_path(f.child("event_time")))};
   if (auto w = m.get("watermark")) {
-    const map_view wm(*w, wm_keys);
+    const map_view wm(*w, allowed_pipeline_keys("source.watermark"));
     if (auto v = wm.get("max_out_of_orderness_ms"))
       src.watermark.max_out_of_orderness_ms = as_i64(*v);
     if (auto v = wm.get("idle_timeout_ms"))
@@ -376,8 +372,7 @@ void read_source(const field& f, source_config& src, uniqueness& seen) {
 
 /// `dead_letters:` topic.
 void read_dead_letters(const field& f, pipeline_config& cfg, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 1> keys = {"topic"};
-  const map_view m(f, keys);
+  const map_view m(f, allowed_pipeline_keys("dead_letters"));
   const field topic = m.require("topic");
   cfg.dead_letter_topic = as_topic(topic);
   seen.topic(topic, cfg.dead_letter_topic);
@@ -398,7 +393,7 @@ std::vector<field_ref> as_field_list(const field& f) {
 
 /// `aggregates:` name -> {fn, field, by}.
 std::vector<aggregate_def> read_aggregates(const field& f) {
-  static constexpr std::array<std::string_view, 3> keys = {"fn", "field", "by"};
+  const std::vector<std::string_view> keys = allowed_pipeline_keys("operators[].aggregates.<name>");
   if (!f.node.IsMap() || f.node.size() == 0)
     f.fail("expected a map of output name -> {fn, field}, with at least one aggregate");
   std::vector<aggregate_def> out;
@@ -450,47 +445,10 @@ int64_t require_ms(const map_view& m, std::string_view key, std::string_view why
   return as_i64(*m.get(key), 1);
 }
 
-/// Keys each operator type takes besides id, type and input.
-list operator_keys(std::string_view type) {
-  static constexpr std::array<std::string_view, 1> validate = {"required"};
-  static constexpr std::array<std::string_view, 5> filter = {"field", "op", "value", "modulus",
-                                                             "once_per_key"};
-  static constexpr std::array<std::string_view, 1> map = {"set"};
-  static constexpr std::array<std::string_view, 2> dedup = {"field", "ttl_ms"};
-  static constexpr std::array<std::string_view, 10> enrich = {
-      "key",          "key_prefix", "fields",       "on_missing", "cache_entries",
-      "cache_ttl_ms", "batch_size", "max_delay_ms", "timeout_ms", "retries"};
-  static constexpr std::array<std::string_view, 2> aggregate = {"aggregates", "ttl_ms"};
-  static constexpr std::array<std::string_view, 7> window = {
-      "kind", "size_ms", "slide_ms", "gap_ms", "allowed_lateness_ms", "aggregates", "late_topic"};
-  static constexpr std::array<std::string_view, 3> score = {"bias", "weights", "output"};
-  static constexpr std::array<std::string_view, 1> key_by = {"key"};
-  if (type == "validate")
-    return validate;
-  if (type == "filter")
-    return filter;
-  if (type == "map")
-    return map;
-  if (type == "dedup")
-    return dedup;
-  if (type == "enrich")
-    return enrich;
-  if (type == "aggregate")
-    return aggregate;
-  if (type == "window")
-    return window;
-  if (type == "score")
-    return score;
-  return key_by;
-}
-
 /// One operator of any type.
 operator_config read_operator(const field& item, const std::string& type, uniqueness& seen,
                               const pipeline_config& cfg) {
-  std::vector<std::string_view> allowed = {"id", "type", "input"};
-  for (auto k : operator_keys(type))
-    allowed.push_back(k);
-  const map_view m(item, allowed);
+  const map_view m(item, allowed_pipeline_keys("operators[]", type));
   operator_config op;
   op.type = type;
   op.where = where(item);
@@ -529,7 +487,7 @@ operator_config read_operator(const field& item, const std::string& type, unique
     if (auto v = m.get("once_per_key"))
       op.once_per_key = as_bool(*v);
   } else if (type == "map") {
-    static constexpr std::array<std::string_view, 3> set_keys = {"field", "multiply", "add"};
+    const std::vector<std::string_view> set_keys = allowed_pipeline_keys("operators[].set.<name>");
     const field set = m.require("set");
     if (!set.node.IsMap() || set.node.size() == 0)
       set.fail("expected a map of output name -> {field, multiply, add}");
@@ -554,7 +512,7 @@ operator_config read_operator(const field& item, const std::string& type, unique
     op.field = as_field_ref(m.require("field"));
     op.ttl_ms = require_ms(m, "ttl_ms", "how long an event id is remembered");
   } else if (type == "enrich") {
-    static constexpr std::array<std::string_view, 3> fkeys = {"hash_field", "type", "default"};
+    const std::vector<std::string_view> fkeys = allowed_pipeline_keys("operators[].fields.<name>");
     static constexpr std::array<std::string_view, 2> policies = {"defaults", "dead_letter"};
     op.key = as_field_ref(m.require("key"));
     op.key_prefix = as_string(m.require("key_prefix"));
@@ -683,14 +641,10 @@ void read_operators(const field& f, pipeline_config& cfg, uniqueness& seen) {
 
 /// `sinks:` redis and kafka sinks, each writing one operator's output.
 void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
-  static constexpr std::array<std::string_view, 6> redis_keys = {
-      "id", "type", "from", "fields", "key_prefix", "key_fields"};
-  static constexpr std::array<std::string_view, 6> kafka_keys = {"id",     "type",  "from",
-                                                                 "fields", "topic", "delivery"};
   static constexpr std::array<std::string_view, 2> deliveries = {"at-least-once", "exactly-once"};
   for (const field& item : as_list(f)) {
     const auto [type, type_field] = read_type(item, sink_types, "sink");
-    const map_view m(item, type == "redis" ? list(redis_keys) : list(kafka_keys));
+    const map_view m(item, allowed_pipeline_keys("sinks[]", type));
     sink_config sink;
     sink.type = type;
     sink.where = where(item);
@@ -752,7 +706,7 @@ void read_sinks(const field& f, pipeline_config& cfg, uniqueness& seen) {
 pipeline_config read_pipeline(const YAML::Node& root, const std::string& file) {
   pipeline_config cfg;
   cfg.file = file;
-  const map_view top(field{&file, root, "", root.Mark()}, top_keys);
+  const map_view top(field{&file, root, "", root.Mark()}, allowed_pipeline_keys(""));
   uniqueness seen;
   read_pipeline_section(top.require("pipeline"), cfg);
   read_schema(top.require("schema"), cfg);
