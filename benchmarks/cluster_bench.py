@@ -142,7 +142,9 @@ def ss_bytes(ports):
 
 
 def fetch_status(url):
-    with urllib.request.urlopen(url, timeout=2) as r:
+    req = urllib.request.Request(
+        url, headers={"Authorization": "Bearer " + os.environ.get("KEYFLOW_ADMIN_TOKEN", "")})
+    with urllib.request.urlopen(req, timeout=2) as r:
         return json.load(r)
 
 

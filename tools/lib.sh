@@ -2,6 +2,10 @@
 # starting redis-server / keyflow-broker / keyflowd in a run directory, waiting for them,
 # and stopping everything by PID. Source it; set KF_RUN_DIR and KF_BIN_DIR first.
 
+# The admin API's bearer token for every keyflowd and keyflowctl started from here (both
+# read $KEYFLOW_ADMIN_TOKEN).
+export KEYFLOW_ADMIN_TOKEN="${KEYFLOW_ADMIN_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+
 # kf_free_port: prints a free TCP port on 127.0.0.1.
 kf_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

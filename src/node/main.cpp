@@ -27,7 +27,6 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include <caf/openssl/all.hpp>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "actors/spawn.hpp"
@@ -36,12 +35,15 @@
 #include "cluster/membership.hpp"
 #include "config/node_options.hpp"
 #include "core/key_group.hpp"
+#include "core/logging.hpp"
 #include "kafka/dead_letters.hpp"
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
+#include "node/admin_server.hpp"
 #include "node/cluster_node.hpp"
 #include "node/node_pipeline.hpp"
 #include "node/spread_job.hpp"
+#include "node/standalone_job.hpp"
 #include "pipeline/plan.hpp"
 #include "redis/redis_client.hpp"
 
@@ -70,30 +72,6 @@ int require_topic(const kafka::properties& props, const std::string& topic, cons
   return n;
 }
 
-/// The checkpoint a standalone node starts from: the named snapshot, or the newest valid
-/// periodic checkpoint (falling back past corrupt ones), copied into the state directory.
-/// The restore point of a standalone node: --restore-snapshot, else the newest valid
-/// checkpoint. A restart after a failure (`restarted_from` = id of the first checkpoint this
-/// process took) uses the newest checkpoint once this process has taken one.
-node::restore_point restore_standalone(const node::node_env& env, state::checkpoint_store& store,
-                                       uint64_t restarted_from = 0) {
-  const auto& opts = *env.opts;
-  std::optional<state::checkpoint_info> chk;
-  auto taken = store.checkpoint_ids();
-  bool own = restarted_from > 0 && !taken.empty() && taken.front() >= restarted_from;
-  if (!opts.restore_snapshot.empty() && !own) {
-    chk = store.snapshot(opts.restore_snapshot);
-  } else {
-    chk = store.latest_valid([&](const std::string& dir, const std::string& why) {
-      spdlog::error("checkpoint {} is unusable, falling back to an older one: {}", dir, why);
-      env.metrics->checkpoints_corrupt().Increment();
-    });
-  }
-  if (!chk)
-    spdlog::info("no checkpoint under {}: starting from empty state", store.root());
-  return node::restore(env, std::move(chk), opts.state_dir, taken.empty() ? 1 : taken.front() + 1);
-}
-
 /// After a completed drain (final checkpoint written, sinks flushed), bounds the teardown: an
 /// actor left blocked by an earlier failure (a restart that could not stop it) would make the
 /// actor system's destructor wait forever. Nothing is lost by exiting: the final checkpoint
@@ -118,141 +96,21 @@ void supervise(caf::actor_system& sys, const config::node_options& opts, node::n
   env.supervisor = spawn_supervisor(sys, env.sup);
 }
 
-/// Serves the node's admin API (JSON) on `address` from its own threads: GET /status,
-/// GET /dead-letters (list) and POST /dead-letters/replay (kafka/dead_letters.hpp).
-class status_server {
-public:
-  /// The pipeline's dead letters: where they are and whose they are.
-  struct dead_letter_source {
-    kafka::properties props; ///< Kafka client properties
-    std::string topic;       ///< the pipeline's dead-letter topic
-    std::string pipeline;    ///< pipeline name (names the replay consumer group)
-  };
-
-  /// Starts serving `body()` at /status and the dead letters of `dlq`; throws
-  /// std::runtime_error if it cannot listen.
-  status_server(const std::string& address, std::function<nlohmann::json()> body,
-                dead_letter_source dlq)
-      : dlq_(std::move(dlq)) {
-    auto colon = address.rfind(':');
-    auto host = address.substr(0, colon);
-    auto port = std::stoi(address.substr(colon + 1));
-    server_.Get("/status",
-                [body = std::move(body)](const httplib::Request&, httplib::Response& res) {
-                  res.set_content(body().dump(2) + "\n", "application/json");
-                });
-    server_.Get("/dead-letters", [this](const httplib::Request& req, httplib::Response& res) {
-      answer(res, [&] {
-        auto filter = parse_filter(req, true);
-        auto entries = kafka::list_dead_letters(dlq_.props, dlq_.topic, filter);
-        nlohmann::json list = nlohmann::json::array();
-        for (const auto& e : entries)
-          list.push_back(kafka::to_json(e));
-        return nlohmann::json{{"topic", dlq_.topic},
-                              {"pipeline", dlq_.pipeline},
-                              {"count", entries.size()},
-                              {"limit", filter.limit},
-                              {"dead_letters", std::move(list)}};
-      });
-    });
-    server_.Post(
-        "/dead-letters/replay", [this](const httplib::Request& req, httplib::Response& res) {
-          answer(res, [&] {
-            auto filter = parse_filter(req, false);
-            std::lock_guard<std::mutex> guard{replay_mutex_}; // one replay of the group at a time
-            auto result = kafka::replay_dead_letters(
-                dlq_.props, dlq_.topic, kafka::default_replay_group(dlq_.pipeline), filter);
-            spdlog::info("dead letters: replayed {} from {} (skipped {})", result.replayed,
-                         dlq_.topic, result.skipped);
-            auto j = kafka::to_json(result);
-            j["topic"] = dlq_.topic;
-            return j;
-          });
-        });
-    port_ =
-        port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
-    if (port_ < 0)
-      throw std::runtime_error("cannot listen on --admin-address " + address);
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+/// Registers the calls of a cluster node that only a standalone node has today: 409 with
+/// the reason.
+void refuse_cluster_control(node::admin_server& server) {
+  for (const char* path :
+       {"/snapshots", "/restore", "/stop", "/deploy", "/rescale", "/export", "/import"}) {
+    auto refuse = [path](const node::admin_request&) -> nlohmann::json {
+      throw node::http_error(409, std::string{path} +
+                                      ": not available on a cluster node yet; the cluster "
+                                      "takes periodic checkpoints per region (see "
+                                      "docs/admin-api.md)");
+    };
+    server.post(path, refuse);
+    server.get(path, refuse);
   }
-  ~status_server() {
-    server_.stop();
-    if (thread_.joinable())
-      thread_.join();
-  }
-  status_server(const status_server&) = delete;
-  status_server& operator=(const status_server&) = delete;
-  /// The port it listens on.
-  int port() const noexcept { return port_; }
-
-private:
-  /// Answers `make()` as JSON; a std::invalid_argument (a bad parameter) as 400 and any
-  /// other error as 500, each with {"error": "..."}.
-  template <class F>
-  static void answer(httplib::Response& res, F make) {
-    try {
-      res.set_content(make().dump(2) + "\n", "application/json");
-    } catch (const std::invalid_argument& e) {
-      res.status = 400;
-      res.set_content(nlohmann::json{{"error", e.what()}}.dump() + "\n", "application/json");
-    } catch (const std::exception& e) {
-      res.status = 500;
-      res.set_content(nlohmann::json{{"error", e.what()}}.dump() + "\n", "application/json");
-    }
-  }
-
-  /// The integer `value` of parameter `name` in [min, max]; throws std::invalid_argument
-  /// naming the parameter.
-  static int64_t parse_integer(const std::string& name, const std::string& value, int64_t min,
-                               int64_t max) {
-    int64_t n = 0;
-    auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (err != std::errc{} || end != value.data() + value.size() || n < min || n > max)
-      throw std::invalid_argument("parameter '" + name + "': expected an integer from " +
-                                  std::to_string(min) + " to " + std::to_string(max) + ", got '" +
-                                  value + "'");
-    return n;
-  }
-
-  /// The dead-letter filter of a request's query parameters: reason, operator, from, and for
-  /// a list also limit. Throws std::invalid_argument naming a parameter that is unknown,
-  /// repeated or out of its domain.
-  static kafka::dead_letter_filter parse_filter(const httplib::Request& req, bool listing) {
-    kafka::dead_letter_filter f;
-    for (const auto& [name, value] : req.params) {
-      if (req.params.count(name) > 1)
-        throw std::invalid_argument("parameter '" + name + "' given more than once");
-      if (name == "reason") {
-        auto known = kafka::dead_letter_reasons();
-        if (!value.empty() && std::find(known.begin(), known.end(), value) == known.end()) {
-          std::string words;
-          for (const auto& w : known)
-            words += (words.empty() ? "" : ", ") + w;
-          throw std::invalid_argument("parameter 'reason': unknown error code '" + value +
-                                      "' (known: " + words + ")");
-        }
-        f.reason = value;
-      } else if (name == "operator") {
-        f.operator_id = value;
-      } else if (name == "limit" && listing) {
-        f.limit = static_cast<size_t>(parse_integer(name, value, 1, 100000));
-      } else if (name == "from") {
-        f.from = parse_integer(name, value, 0, std::numeric_limits<int64_t>::max());
-      } else {
-        throw std::invalid_argument("unknown parameter '" + name +
-                                    "' (allowed: reason, operator, " +
-                                    (listing ? "limit, from)" : "from)"));
-      }
-    }
-    return f;
-  }
-
-  dead_letter_source dlq_;
-  std::mutex replay_mutex_;
-  httplib::Server server_;
-  std::thread thread_;
-  int port_ = -1;
-};
+}
 
 /// How a cluster node cuts the job.
 struct job_split {
@@ -374,47 +232,29 @@ int run_node(const config::node_options& opts) {
     auto checkpoint_dir =
         opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
     state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
-    auto from = restore_standalone(env, checkpoints);
-    auto store = state::state_store::open(opts.state_dir, plan->column_families());
+    auto token = node::load_admin_token(opts);
+    node::admin_server admin{opts.admin_address, token.token, opts.admin_tls_cert,
+                             opts.admin_tls_key};
     m.serve(opts.metrics_address);
-    status_server status{opts.admin_address,
-                         [&] {
-                           return nlohmann::json{{"mode", "standalone"},
-                                                 {"pipeline", pipe.name},
-                                                 {"partitions", partitions}};
-                         },
-                         {props, pipe.dead_letter_topic, pipe.name}};
     caf::actor_system sys{cfg};
     supervise(sys, opts, env);
-    node::instance_spec spec;
-    for (int p = 0; p < partitions; ++p)
-      spec.partitions.push_back(p);
-    auto run = node::start_instance(sys, env, spec, *store, checkpoints, from);
-    const auto first_id = from.next_id;
+    node::standalone_job job{sys, env, opts, checkpoints};
+    job.start();
+    job.serve(admin);
+    node::serve_dead_letters(admin, props, pipe.dead_letter_topic, pipe.name);
+    admin.start();
+    spdlog::info("admin API at {}://{}:{} (bearer token: {})", admin.scheme(),
+                 split_address(opts.admin_address).first, admin.port(), token.source);
     std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
-                "status=http://127.0.0.1:%d/status\n",
-                pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port());
+                "admin=%s://127.0.0.1:%d status=%s://127.0.0.1:%d/status\n",
+                pipe.name.c_str(), bootstrap.c_str(), m.port(), admin.scheme(), admin.port(),
+                admin.scheme(), admin.port());
     std::fflush(stdout);
     while (!stop_requested) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (checkpoint_requested) { // SIGUSR1: a checkpoint now, outside the interval
-        checkpoint_requested = 0;
-        caf::anon_send(run.coordinator, atom::checkpoint_v, std::string{});
-        spdlog::info("checkpoint requested (SIGUSR1)");
-      }
-      auto restart = env.sup->restart_due(0);
-      if (restart && std::chrono::steady_clock::now() >= restart->due) {
-        // The supervisor saw an actor fail: restart everything from the last checkpoint.
-        stop_pipeline_actors(sys, run, caf::exit_reason::kill);
-        store.reset();
-        auto again = restore_standalone(env, checkpoints, first_id);
-        store = state::state_store::open(opts.state_dir, plan->column_families());
-        run = node::start_instance(sys, env, spec, *store, checkpoints, again);
-        m.restarts("standalone", restart->cause).Increment();
-      }
+      job.tick(std::exchange(checkpoint_requested, 0) != 0, std::chrono::milliseconds(100));
     }
     spdlog::info("stopping: draining in-flight records");
-    drain_pipeline(sys, run, opts.stop_snapshot);
+    job.shutdown(opts.stop_snapshot);
     caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
     exit_if_teardown_hangs(std::chrono::seconds(10));
     return 0;
@@ -459,34 +299,45 @@ int run_node(const config::node_options& opts) {
     throw std::runtime_error("cannot listen on --cluster-address " + opts.cluster_address + ": " +
                              sys.render(published.error()));
   }
-  status_server status{opts.admin_address,
-                       [&] {
-                         auto j = view->to_json();
-                         j["mode"] = "cluster";
-                         j["pipeline"] = pipe.name;
-                         j["tls"] = tls;
-                         j["spread"] = split.spread;
-                         j["regions"] = nlohmann::json::array();
-                         for (uint32_t r = 0; r < regions; ++r) {
-                           nlohmann::json e{
-                               {"region", r},
-                               {"partitions", cluster::region_partitions(r, regions, partitions)}};
-                           if (split.spread) {
-                             auto kg = range_for_actor(pipe.max_parallelism, regions, r);
-                             e["key_groups"] = {kg.first, kg.last};
-                           }
-                           j["regions"].push_back(std::move(e));
-                         }
-                         return j;
-                       },
-                       {props, pipe.dead_letter_topic, pipe.name}};
+  auto cluster_status = [&] {
+    auto j = view->to_json();
+    j["mode"] = "cluster";
+    j["state"] = "running";
+    j["pipeline"] = pipe.name;
+    j["version"] = pipe.version;
+    j["tls"] = tls;
+    j["spread"] = split.spread;
+    j["regions"] = nlohmann::json::array();
+    for (uint32_t r = 0; r < regions; ++r) {
+      nlohmann::json e{{"region", r},
+                       {"partitions", cluster::region_partitions(r, regions, partitions)}};
+      if (split.spread) {
+        auto kg = range_for_actor(pipe.max_parallelism, regions, r);
+        e["key_groups"] = {kg.first, kg.last};
+      }
+      j["regions"].push_back(std::move(e));
+    }
+    return j;
+  };
+  auto token = node::load_admin_token(opts);
+  node::admin_server admin{opts.admin_address, token.token, opts.admin_tls_cert,
+                           opts.admin_tls_key};
+  admin.get("/status", [&](const node::admin_request& r) {
+    r.allow_params("");
+    return cluster_status();
+  });
+  node::serve_dead_letters(admin, props, pipe.dead_letter_topic, pipe.name);
+  refuse_cluster_control(admin);
+  admin.start();
+  spdlog::info("admin API at {}://{}:{} (bearer token: {})", admin.scheme(),
+               split_address(opts.admin_address).first, admin.port(), token.source);
   spdlog::info("cluster node {} on {}{} with {} {}, seeds '{}'", opts.node_id, opts.cluster_address,
                tls ? " (mutual TLS)" : "", regions,
                split.spread ? "slice(s) of a job spread over the nodes" : "region(s)", opts.seeds);
   std::printf("keyflowd ready: pipeline=%s kafka=%s metrics=http://127.0.0.1:%d/metrics "
-              "status=http://127.0.0.1:%d/status node=%u cluster=%s\n",
-              pipe.name.c_str(), bootstrap.c_str(), m.port(), status.port(), opts.node_id,
-              opts.cluster_address.c_str());
+              "admin=%s://127.0.0.1:%d status=%s://127.0.0.1:%d/status node=%u cluster=%s\n",
+              pipe.name.c_str(), bootstrap.c_str(), m.port(), admin.scheme(), admin.port(),
+              admin.scheme(), admin.port(), opts.node_id, opts.cluster_address.c_str());
   std::fflush(stdout);
   int rc = split.spread ? node::run_spread_job(sys, env, regions, view, *job, stop_requested,
                                                checkpoint_requested)
@@ -517,8 +368,7 @@ int main(int argc, char** argv) {
     std::cerr << "keyflowd: " << e.what() << "\n";
     return 2;
   }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("keyflowd"));
-  spdlog::set_level(spdlog::level::from_str(opts.log_level));
+  logging::setup_logging(opts.log_format, opts.log_level, opts.node_id);
   // libprotobuf logs one line per malformed record (e.g. invalid UTF-8) straight to stderr;
   // such records already become dead letters, counted in metrics, so only debug shows them.
   google::protobuf::SetLogHandler(

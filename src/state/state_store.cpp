@@ -101,6 +101,27 @@ rocksdb::ColumnFamilyHandle* state_store::ensure_column_family(const std::string
   return h;
 }
 
+void state_store::drop_column_family(const std::string& name) {
+  auto i = by_name_.find(name);
+  if (i == by_name_.end() || name == rocksdb::kDefaultColumnFamilyName)
+    return;
+  rocksdb::ColumnFamilyHandle* h = i->second;
+  if (auto s = db_->DropColumnFamily(h); !s.ok())
+    throw std::runtime_error("cannot drop column family '" + name + "' in '" + dir_ +
+                             "': " + s.ToString());
+  db_->DestroyColumnFamilyHandle(h);
+  handles_.erase(std::find(handles_.begin(), handles_.end(), h));
+  by_name_.erase(i);
+}
+
+std::vector<std::string> state_store::column_family_names() const {
+  std::vector<std::string> out;
+  for (const auto* h : handles_)
+    if (h->GetName() != rocksdb::kDefaultColumnFamilyName)
+      out.push_back(h->GetName());
+  return out;
+}
+
 rocksdb::Status state_store::get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                  std::string* value) {
   return db_->Get(rocksdb::ReadOptions{}, cf, rocksdb::Slice{key.data(), key.size()}, value);

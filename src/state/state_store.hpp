@@ -46,6 +46,13 @@ public:
   /// Throws std::runtime_error with RocksDB's reason on failure.
   rocksdb::ColumnFamilyHandle* ensure_column_family(const std::string& name);
 
+  /// Drops column family `name` and its data (an operator whose state must not carry over);
+  /// nothing if it does not exist. Throws std::runtime_error with RocksDB's reason.
+  void drop_column_family(const std::string& name);
+
+  /// Names of the column families other than RocksDB's default one.
+  std::vector<std::string> column_family_names() const;
+
   /// Reads one value; NotFound if absent.
   rocksdb::Status get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value);
 

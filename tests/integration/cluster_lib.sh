@@ -44,7 +44,7 @@ covered() {
     $STATUS covered "${STATUSURL[$1]}" "$2" && return 0
     sleep 0.1
   done
-  curl -s "${STATUSURL[$1]}" >&2 || true
+  curl -s -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" "${STATUSURL[$1]}" >&2 || true
   fail "node $1: regions not all running on $2 live nodes"
 }
 

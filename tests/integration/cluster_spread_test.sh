@@ -51,8 +51,8 @@ covered 1 2
 grep -q "one job spread over the nodes" "$KF_RUN_DIR/ctl.txt" || fail "keyflowctl: not a spread job"
 [ "$(grep -cE '^[0-3] +[12] +[0-9]+ +[0-3] +\[[0-9]+, [0-9]+\)' "$KF_RUN_DIR/ctl.txt")" = 4 ] ||
   fail "keyflowctl: not 4 slices with owners, partitions and key groups: $(cat "$KF_RUN_DIR/ctl.txt")"
-curl -s "${STATUSURL[1]}" | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)["spread"])' ||
-  fail "status does not show a spread job: $(curl -s "${STATUSURL[1]}")"
+curl -s -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" "${STATUSURL[1]}" | python3 -c 'import json, sys; sys.exit(not json.load(sys.stdin)["spread"])' ||
+  fail "status does not show a spread job: $(curl -s -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" "${STATUSURL[1]}")"
 
 EVENTS=120000
 "$BIN/keyflow-gen" --bootstrap-servers "$KF_BOOTSTRAP" --events $EVENTS --customers 1000 \

@@ -10,12 +10,16 @@
   cluster_status.py generations URL     prints "region:generation" of the assignment
 """
 import json
+import os
 import sys
 import urllib.request
 
 
 def status(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
+    """keyflowd's /status, with the admin token of $KEYFLOW_ADMIN_TOKEN."""
+    req = urllib.request.Request(
+        url, headers={"Authorization": "Bearer " + os.environ.get("KEYFLOW_ADMIN_TOKEN", "")})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
 
 

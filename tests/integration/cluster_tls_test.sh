@@ -114,7 +114,7 @@ stop_node() {
 tls() { TLS=(--tls-cert "$CERTS/$1.crt" --tls-key "$CERTS/$1.key" --tls-ca "$CERTS/$2.crt"); }
 # alive_peers STATUS_URL: the other members the node sees alive, sorted, e.g. "1,2".
 alive_peers() {
-  curl -fsS --max-time 5 "$1" | $PY -c '
+  curl -fsS --max-time 5 -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" "$1" | $PY -c '
 import json, sys
 j = json.load(sys.stdin)
 print(",".join(str(i) for i in sorted(m["id"] for m in j["members"] if m["alive"] and not m["self"])))'
@@ -149,7 +149,7 @@ N2=$NODE_PID N2_STATUS=$NODE_STATUS
 wait_peers "$N1_STATUS" 2
 wait_peers "$N2_STATUS" 1
 for u in "$N1_STATUS" "$N2_STATUS"; do
-  [ "$(curl -fsS "$u" | $PY -c 'import json,sys; print(json.load(sys.stdin)["tls"])')" = True ] ||
+  [ "$(curl -fsS -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" "$u" | $PY -c 'import json,sys; print(json.load(sys.stdin)["tls"])')" = True ] ||
     fail "$u does not report tls: true"
 done
 grep -q "(mutual TLS)" "$KF_RUN_DIR/n1.log" || fail "node 1 does not log mutual TLS"

@@ -194,16 +194,16 @@ grep -q '5 dead letter(s) in events-dlq (pipeline cdp); limit reached' "$KF_RUN_
 
 # --- Bad parameters: HTTP 400 naming the parameter; keyflowctl exit codes.
 for q in 'limit=0' 'limit=abc' 'from=-1' 'reason=bogus' 'colour=red' 'limit=5&limit=6'; do
-  code=$(curl -s -o "$KF_RUN_DIR/bad.json" -w '%{http_code}' "http://$ADMIN/dead-letters?$q")
+  code=$(curl -s -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" -o "$KF_RUN_DIR/bad.json" -w '%{http_code}' "http://$ADMIN/dead-letters?$q")
   [ "$code" = 400 ] || fail "GET /dead-letters?$q answered $code"
   name=${q%%=*}
   grep -q "\"error\":.*'$name'" "$KF_RUN_DIR/bad.json" || fail "?$q: error does not name '$name': $(cat "$KF_RUN_DIR/bad.json")"
 done
-code=$(curl -s -o "$KF_RUN_DIR/bad.json" -w '%{http_code}' -d '' "http://$ADMIN/dead-letters/replay?limit=5")
+code=$(curl -s -H "Authorization: Bearer $KEYFLOW_ADMIN_TOKEN" -o "$KF_RUN_DIR/bad.json" -w '%{http_code}' -d '' "http://$ADMIN/dead-letters/replay?limit=5")
 [ "$code" = 400 ] || fail "POST /dead-letters/replay?limit=5 answered $code"
 grep -q "unknown parameter 'limit'" "$KF_RUN_DIR/bad.json" || fail "replay?limit=5: $(cat "$KF_RUN_DIR/bad.json")"
 rc=0; "$CTL" dlq replay --node "$ADMIN" --reason bogus 2> "$KF_RUN_DIR/ctl.err" || rc=$?
-[ $rc = 1 ] || fail "dlq replay --reason bogus exited $rc"
+[ $rc = 2 ] || fail "dlq replay --reason bogus exited $rc"
 grep -q "400: parameter 'reason': unknown error code 'bogus'" "$KF_RUN_DIR/ctl.err" ||
   fail "keyflowctl did not print the node's reason: $(cat "$KF_RUN_DIR/ctl.err")"
 rc=0; "$CTL" dlq list --node "127.0.0.1:$(kf_free_port)" 2> /dev/null || rc=$?
