@@ -19,6 +19,19 @@
 
 namespace keyflow::ops {
 
+value from_proto(const proto::WindowValue& v) {
+  switch (v.kind_case()) {
+  case proto::WindowValue::kInt64Value:
+    return value::of(static_cast<int64_t>(v.int64_value()));
+  case proto::WindowValue::kDoubleValue:
+    return value::of(v.double_value());
+  case proto::WindowValue::kStringValue:
+    return value::of(v.string_value());
+  default:
+    return {};
+  }
+}
+
 namespace {
 
 constexpr size_t npos = static_cast<size_t>(-1);
@@ -56,19 +69,6 @@ void to_proto(const value& v, proto::WindowValue* out) {
     break;
   default:
     break;
-  }
-}
-
-value from_proto(const proto::WindowValue& v) {
-  switch (v.kind_case()) {
-  case proto::WindowValue::kInt64Value:
-    return value::of(static_cast<int64_t>(v.int64_value()));
-  case proto::WindowValue::kDoubleValue:
-    return value::of(v.double_value());
-  case proto::WindowValue::kStringValue:
-    return value::of(v.string_value());
-  default:
-    return {};
   }
 }
 

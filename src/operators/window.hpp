@@ -13,7 +13,14 @@
 #include "core/layout.hpp"
 #include "operators/operator.hpp"
 
+namespace keyflow::proto {
+class WindowValue;
+}
+
 namespace keyflow::ops {
+
+/// A value stored in window state (proto::WindowValue); absent if it holds none.
+value from_proto(const proto::WindowValue& v);
 
 /// Aggregate functions. Output types: count → int64; sum, min, max → the input's type
 /// (int64 stays int64, else double); avg → double; first, last → the input's type (by event

@@ -143,19 +143,6 @@ nlohmann::json to_json(const value& v) {
   }
 }
 
-value from_proto(const proto::WindowValue& v) {
-  switch (v.kind_case()) {
-  case proto::WindowValue::kInt64Value:
-    return value::of(static_cast<int64_t>(v.int64_value()));
-  case proto::WindowValue::kDoubleValue:
-    return value::of(v.double_value());
-  case proto::WindowValue::kStringValue:
-    return value::of(v.string_value());
-  default:
-    return {};
-  }
-}
-
 // --- reading checkpoints -------------------------------------------------------------------
 
 /// Discards RocksDB's informational log: a read-only open must not add files to a checkpoint.
@@ -324,13 +311,13 @@ public:
       accs.clear();
       bests.clear();
       for (const auto& pa : w.accumulators())
-        accs.push_back({from_proto(pa.value()), pa.count(), pa.event_time_ms()});
+        accs.push_back({ops::from_proto(pa.value()), pa.count(), pa.event_time_ms()});
       for (const auto& pb : w.best()) {
         auto& b = bests.emplace_back();
         b.has = pb.has();
         b.by = pb.by();
         for (const auto& f : pb.fields())
-          b.fields.push_back(from_proto(f));
+          b.fields.push_back(ops::from_proto(f));
       }
       results.clear();
       aggs_->results(accs.data(), bests.data(), results);
