@@ -232,6 +232,9 @@ int run_node(const config::node_options& opts) {
     auto checkpoint_dir =
         opts.checkpoint_dir.empty() ? state_path.string() + "-checkpoints" : opts.checkpoint_dir;
     state::checkpoint_store checkpoints{checkpoint_dir, opts.checkpoints_retained};
+    if (!opts.restore_snapshot.empty())
+      checkpoints.snapshot(
+          opts.restore_snapshot); // a missing or bad one fails before anything starts
     auto token = node::load_admin_token(opts);
     node::admin_server admin{opts.admin_address, token.token, opts.admin_tls_cert,
                              opts.admin_tls_key};
@@ -239,7 +242,12 @@ int run_node(const config::node_options& opts) {
     caf::actor_system sys{cfg};
     supervise(sys, opts, env);
     node::standalone_job job{sys, env, opts, checkpoints};
-    job.start();
+    try {
+      job.start();
+    } catch (...) { // the supervisor must stop, or the actor system's destructor waits for it
+      caf::anon_send_exit(env.supervisor, caf::exit_reason::user_shutdown);
+      throw;
+    }
     job.serve(admin);
     node::serve_dead_letters(admin, props, pipe.dead_letter_topic, pipe.name);
     admin.start();
