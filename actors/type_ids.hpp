@@ -42,6 +42,8 @@ CAF_ADD_ATOM(keyflow, keyflow::atom, watermark, "watermark")
 CAF_ADD_ATOM(keyflow, keyflow::atom, hb, "hb")
 CAF_ADD_ATOM(keyflow, keyflow::atom, connect, "connect")
 CAF_ADD_ATOM(keyflow, keyflow::atom, monitor, "monitor")
+CAF_ADD_ATOM(keyflow, keyflow::atom, job_stop, "jobstop")
+CAF_ADD_ATOM(keyflow, keyflow::atom, job_restore, "jobrestore")
 
 CAF_END_TYPE_ID_BLOCK(keyflow)
 

@@ -83,6 +83,8 @@ uint64_t generation_of(uint64_t version, uint32_t coordinator) {
 
 std::vector<running_region> owned_by(const assignment& a, uint32_t node) {
   std::vector<running_region> out;
+  if (a.stopped)
+    return out;
   for (const auto& r : a.regions)
     if (r.node == node && node != 0)
       out.push_back({r.region, r.generation});

@@ -31,7 +31,7 @@ assignment rebalance(const assignment& current, std::vector<uint32_t> live, uint
 /// both believed they coordinated never hand out the same generation.
 uint64_t generation_of(uint64_t version, uint32_t coordinator);
 
-/// Regions `node` owns in `a`, with their generations.
+/// Regions `node` owns in `a`, with their generations (none while the job is stopped).
 std::vector<running_region> owned_by(const assignment& a, uint32_t node);
 
 } // namespace keyflow::cluster

@@ -83,10 +83,14 @@ nlohmann::json cluster_view::to_json() const {
                             {"alive", m.alive},
                             {"self", m.self},
                             {"silent_ms", m.silent_ms},
+                            {"admin", m.info.admin},
                             {"running", regions(m.self ? here : m.info.running)}});
   j["assignment"] = {{"version", s.current.version},
                      {"coordinator", s.current.coordinator},
+                     {"stopped", s.current.stopped},
                      {"regions", nlohmann::json::array()}};
+  if (s.current.stopped && !s.current.stop_snapshot.empty())
+    j["assignment"]["stop_snapshot"] = s.current.stop_snapshot;
   for (const auto& r : s.current.regions)
     j["assignment"]["regions"].push_back(
         {{"region", r.region}, {"node", r.node}, {"generation", r.generation}});
@@ -204,6 +208,9 @@ void coordinate(self_ptr self) {
   }
   if (coordinator != st.cfg.node_id || clock_type::now() < st.quiet_until)
     return;
+  // A stopped job moves nothing; a standby cluster waits for a restore.
+  if (st.current.stopped || (st.cfg.standby && st.current.version == 0))
+    return;
   if (!st.joined && !st.may_bootstrap) {
     // Only the first seed starts a new cluster by itself: a node that cannot reach the
     // cluster (wrong address, a certificate the others refuse) must not run every region
@@ -234,7 +241,8 @@ void coordinate(self_ptr self) {
 /// generation, which makes its owner try again.
 void repair_stuck(self_ptr self) {
   auto& st = self->state;
-  if (st.coordinator != st.cfg.node_id || clock_type::now() < st.quiet_until) {
+  if (st.coordinator != st.cfg.node_id || clock_type::now() < st.quiet_until ||
+      st.current.stopped) {
     st.not_running_since.clear();
     return;
   }
@@ -448,6 +456,7 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
   st.self_info.host = st.cfg.host;
   st.self_info.port = st.cfg.port;
   st.self_info.job = st.cfg.job;
+  st.self_info.admin = st.cfg.admin;
   st.self_info.incarnation =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
@@ -485,6 +494,60 @@ caf::behavior membership(self_ptr self, membership_config cfg, std::shared_ptr<c
         self->state.self_info.leaving = true;
         send_heartbeats(self);
         return true;
+      },
+      [self](atom::job_stop, std::string& snapshot) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        if (st.coordinator != st.cfg.node_id)
+          return make_error(ec::config_error, "this node is not the coordinator (node " +
+                                                  std::to_string(st.coordinator) + " is)");
+        if (st.current.version == 0 || st.current.stopped)
+          return make_error(ec::config_error, "the job is stopped already");
+        auto next = st.current;
+        next.version += 1;
+        next.coordinator = st.cfg.node_id;
+        next.stopped = true;
+        next.stop_snapshot = snapshot;
+        spdlog::info("cluster: assignment v{} stops the job{}", next.version,
+                     snapshot.empty() ? "" : " with snapshot '" + snapshot + "'");
+        st.current = std::move(next);
+        send_heartbeats(self);
+        publish(self);
+        return st.current.version;
+      },
+      [self](atom::job_restore, std::string& snapshot, uint64_t above) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        if (st.coordinator != st.cfg.node_id)
+          return make_error(ec::config_error, "this node is not the coordinator (node " +
+                                                  std::to_string(st.coordinator) + " is)");
+        std::vector<uint32_t> live{st.cfg.node_id};
+        for (const auto& [id, p] : st.peers)
+          if (p.alive)
+            live.push_back(id);
+        auto base = st.current;
+        base.stopped = false;
+        base.stop_snapshot.clear();
+        // Above `above` (the highest fence in Redis): a cluster taking over from another
+        // one fences the other's regions rather than being fenced by them.
+        const auto version = std::max(st.current.version, above >> 16) + 1;
+        auto next = rebalance(base, live, st.cfg.regions, st.cfg.node_id, version, true);
+        next.version = version;
+        next.coordinator = st.cfg.node_id;
+        const auto generation = generation_of(version, st.cfg.node_id);
+        for (auto& r : next.regions)
+          r.generation = generation;
+        try {
+          if (st.cfg.adopt_snapshot)
+            st.cfg.adopt_snapshot(generation, snapshot);
+        } catch (const std::exception& e) {
+          return make_error(ec::state_error, e.what());
+        }
+        spdlog::info("cluster: assignment v{} restores snapshot '{}' (generation {})", version,
+                     snapshot, generation);
+        st.current = std::move(next);
+        st.not_running_since.clear();
+        send_heartbeats(self);
+        publish(self);
+        return st.current.version;
       },
   };
 }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,14 @@ struct membership_config {
   /// Renewed to half the failure timeout ahead at every tick that follows the previous one
   /// in time (null: none). The node's sources and Kafka sinks stop while it is expired.
   std::shared_ptr<work_lease> lease;
+  std::string admin; ///< this node's admin API URL, announced to the others
+  /// Standby (a cluster in another region): the coordinator makes no first assignment; the
+  /// job starts when the admin API restores a snapshot.
+  bool standby = false;
+  /// Called by the coordinator's membership actor before it publishes a restore of snapshot
+  /// `snapshot` as generation `generation`: makes every region's part of the snapshot that
+  /// generation's starting checkpoint. Throws (std::exception) to refuse the restore.
+  std::function<void(uint64_t generation, const std::string& snapshot)> adopt_snapshot;
 };
 
 /// One member as this node sees it.
@@ -112,6 +121,13 @@ private:
 
 /// Spawns the membership actor (detached: heartbeats keep their pace under load). Publish
 /// the returned actor on the cluster address so that other nodes can reach it.
+///
+/// Besides heartbeats it answers, on the coordinator only (an error elsewhere):
+/// - `(atom::job_stop, snapshot)` → the new assignment's version: the job stops on every
+///   node, each region's final checkpoint taken as snapshot `snapshot` if not empty;
+/// - `(atom::job_restore, snapshot, above)` → the new assignment's version: every region
+///   gets one fresh generation, higher than `above`, that starts from its part of snapshot
+///   `snapshot` (membership_config::adopt_snapshot), on the live nodes.
 caf::actor spawn_membership(caf::actor_system& sys, membership_config cfg,
                             std::shared_ptr<cluster_view> view);
 

@@ -200,7 +200,8 @@ const std::array<option_def, 46> options = {{
      "Start from this named snapshot instead of the latest checkpoint"},
     {"standby", &node_options::standby,
      "Start with the job stopped (a standby region): the admin API starts it with restore "
-     "(e.g. an imported snapshot) or deploy"},
+     "(e.g. an imported snapshot) or deploy; on a cluster give it to every node: the "
+     "coordinator assigns no region until a restore"},
     {"stop-snapshot", &node_options::stop_snapshot,
      "At a graceful stop (SIGTERM/SIGINT), write the final checkpoint as this named snapshot"},
     {"group-id", &node_options::group_id, "Kafka consumer group id (offset commits)",

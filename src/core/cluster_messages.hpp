@@ -35,12 +35,13 @@ struct member_info {
   /// The node's job actor: receives the steps of starting a job spread over nodes (null
   /// when the node runs independent regions).
   caf::actor job;
+  std::string admin; ///< the node's admin API ("http://host:port"): calls are forwarded there
 };
 
 /// Inspects a member_info.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_info& x) {
-  return f(x.id, x.host, x.port, x.incarnation, x.running, x.leaving, x.job);
+  return f(x.id, x.host, x.port, x.incarnation, x.running, x.leaving, x.job, x.admin);
 }
 
 /// Owner of one region in an assignment.
@@ -62,12 +63,17 @@ struct assignment {
   uint64_t version = 0;              ///< 0 = none yet
   uint32_t coordinator = 0;          ///< node that made it
   std::vector<region_owner> regions; ///< one per region, by region index
+  /// The job is stopped (admin API): no node runs a region, the coordinator moves nothing
+  /// until a restore gives every region a fresh generation.
+  bool stopped = false;
+  /// With `stopped`: the name of the snapshot every region's final checkpoint is taken as.
+  std::string stop_snapshot;
 };
 
 /// Inspects an assignment.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, assignment& x) {
-  return f(x.version, x.coordinator, x.regions);
+  return f(x.version, x.coordinator, x.regions, x.stopped, x.stop_snapshot);
 }
 
 /// Steps of starting generation `generation` of a job spread over nodes. The leader (the

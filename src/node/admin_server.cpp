@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <mutex>
+
+#include <prometheus/registry.h>
 
 #include <httplib.h>
 #include <openssl/crypto.h>
@@ -17,6 +21,7 @@
 #include "config/node_options.hpp"
 #include "config/pipeline_config.hpp"
 #include "kafka/dead_letters.hpp"
+#include "state/checkpoint_store.hpp"
 
 namespace keyflow::node {
 
@@ -267,6 +272,90 @@ void serve_dead_letters(admin_server& server, const std::map<std::string, std::s
     j["topic"] = topic;
     return j;
   });
+}
+
+std::string utc_stamp() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+void check_name(const std::string& what, const std::string& name) {
+  if (!state::checkpoint_store::valid_snapshot_name(name))
+    throw bad_request(what + " '" + name +
+                      "': not a valid snapshot name (1-64 characters of A-Z a-z 0-9 . _ -, not "
+                      "'.' or '..')");
+}
+
+std::string field(const nlohmann::json& body, const std::string& name, bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required)
+      throw bad_request("body: missing \"" + name + "\"");
+    return {};
+  }
+  if (!it->is_string())
+    throw bad_request("body: \"" + name + "\" must be a string");
+  return it->get<std::string>();
+}
+
+bool flag(const nlohmann::json& body, const std::string& name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null())
+    return false;
+  if (!it->is_boolean())
+    throw bad_request("body: \"" + name + "\" must be true or false");
+  return it->get<bool>();
+}
+
+nlohmann::json summary(const state::checkpoint_info& c) {
+  const auto& m = c.manifest;
+  nlohmann::json ops = nlohmann::json::array();
+  for (const auto& o : m.operators())
+    ops.push_back({{"id", o.operator_id()}, {"state_type", o.state_type()}});
+  return {{"name", m.snapshot_name().empty() ? "chk-" + std::to_string(m.id()) : m.snapshot_name()},
+          {"kind", m.snapshot_name().empty() ? "checkpoint" : "snapshot"},
+          {"id", m.id()},
+          {"epoch", m.epoch()},
+          {"pipeline", m.pipeline()},
+          {"version", m.pipeline_version()},
+          {"created_at_ms", m.created_at_ms()},
+          {"size_bytes", m.size_bytes()},
+          {"mode", m.mode()},
+          {"operators", std::move(ops)},
+          {"dir", c.dir}};
+}
+
+double metric_sum(prometheus::Registry& reg, const std::string& name, const std::string& label,
+                  const std::string& value) {
+  double sum = 0;
+  for (const auto& fam : reg.Collect()) {
+    if (fam.name != name)
+      continue;
+    for (const auto& m : fam.metric) {
+      if (!label.empty() && std::none_of(m.label.begin(), m.label.end(), [&](const auto& l) {
+            return l.name == label && l.value == value;
+          }))
+        continue;
+      sum += fam.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  return sum;
+}
+
+void copy_tree(const std::string& from, const std::string& to, bool hard_links) {
+  namespace fs = std::filesystem;
+  fs::create_directories(fs::path{to}.parent_path());
+  auto tmp = to + ".tmp";
+  fs::remove_all(tmp);
+  auto how = fs::copy_options::recursive;
+  if (hard_links)
+    how |= fs::copy_options::create_hard_links;
+  fs::copy(from, tmp, how);
+  fs::rename(tmp, to);
 }
 
 } // namespace keyflow::node

@@ -22,6 +22,14 @@ namespace keyflow::config {
 struct node_options;
 }
 
+namespace keyflow::state {
+struct checkpoint_info;
+}
+
+namespace prometheus {
+class Registry;
+}
+
 namespace keyflow::node {
 
 /// An answer other than 200: its HTTP status and the reason returned as {"error": reason}.
@@ -103,5 +111,30 @@ private:
 /// properties.
 void serve_dead_letters(admin_server& server, const std::map<std::string, std::string>& props,
                         const std::string& topic, const std::string& pipeline);
+
+/// The time now in UTC as "20261202T190405Z", usable in a snapshot name.
+std::string utc_stamp();
+
+/// 400 unless `name` is a valid snapshot name; `what` says which argument it is.
+void check_name(const std::string& what, const std::string& name);
+
+/// The string field `name` of a JSON body; 400 if missing (when `required`) or not a string.
+std::string field(const nlohmann::json& body, const std::string& name, bool required);
+
+/// The boolean field `name` of a JSON body (false if absent); 400 if not a boolean.
+bool flag(const nlohmann::json& body, const std::string& name);
+
+/// A checkpoint's or snapshot's summary for listings: name, kind, id, pipeline, version,
+/// created_at_ms, size_bytes, operators with their state types, dir.
+nlohmann::json summary(const state::checkpoint_info& c);
+
+/// Sum of every series of metric family `name` in `reg` (counters and gauges), with labels
+/// matching `label`=`value` if given.
+double metric_sum(prometheus::Registry& reg, const std::string& name, const std::string& label = {},
+                  const std::string& value = {});
+
+/// Copies directory `from` to `to` (which must not exist) through a temporary name; with
+/// `hard_links`, files are hard-linked instead of copied (same file system only).
+void copy_tree(const std::string& from, const std::string& to, bool hard_links = false);
 
 } // namespace keyflow::node

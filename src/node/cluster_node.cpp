@@ -15,6 +15,7 @@
 
 #include "cluster/assignment.hpp"
 #include "config/pipeline_config.hpp"
+#include "node/admin_server.hpp"
 #include "redis/redis_client.hpp"
 #include "state/state_store.hpp"
 
@@ -43,6 +44,8 @@ struct region_runtime {
   std::unique_ptr<state::state_store> store;
   running_pipeline run;
 };
+
+} // namespace
 
 class region_manager {
 public:
@@ -103,8 +106,10 @@ public:
         ++it;
         continue;
       }
-      // Moved to another node (rescale or rebalance): hand off with a final checkpoint.
-      it = stop(it, "handoff");
+      // Moved to another node (rescale or rebalance): hand off with a final checkpoint. A
+      // stopped job: the final checkpoint is the stop snapshot's part.
+      it = snap.current.stopped ? stop(it, "stopped", snap.current.stop_snapshot)
+                                : stop(it, "handoff");
       publish(); // the new owner starts once it sees the region stopped here
       changed = true;
     }
@@ -138,6 +143,35 @@ public:
     for (auto it = running_.begin(); it != running_.end();)
       it = stop(it, "shutdown");
     publish();
+  }
+
+  /// Checkpoint `name` of each of `regions` (all running here).
+  nlohmann::json snapshot(const std::string& name, const std::vector<uint32_t>& regions) {
+    for (auto r : regions)
+      if (auto it = running_.find(r); it == running_.end() || !it->second.run.coordinator)
+        throw http_error(409, "region " + std::to_string(r) + " does not run on node " +
+                                  std::to_string(env_.opts->node_id) + " now");
+    caf::scoped_actor self{sys_};
+    auto out = nlohmann::json::array();
+    for (auto r : regions) {
+      auto& rt = running_.at(r);
+      std::string failure;
+      self->request(rt.run.coordinator,
+                    std::chrono::milliseconds(env_.opts->checkpoint_timeout_ms + 5000),
+                    atom::checkpoint_v, name)
+          .receive([](uint64_t) {}, [&](caf::error& err) { failure = sys_.render(err); });
+      if (!failure.empty())
+        throw std::runtime_error("region " + std::to_string(r) + ": snapshot '" + name +
+                                 "' failed: " + failure);
+      auto info = rt.checkpoints->snapshot(name);
+      out.push_back({{"region", r},
+                     {"generation", rt.generation},
+                     {"id", info.manifest.id()},
+                     {"dir", info.dir},
+                     {"size_bytes", info.manifest.size_bytes()}});
+    }
+    spdlog::info("cluster: snapshot '{}' of {} region(s) taken here", name, regions.size());
+    return out;
   }
 
 private:
@@ -219,13 +253,15 @@ private:
 
   using iterator = std::map<uint32_t, region_runtime>::iterator;
 
-  iterator stop(iterator it, const std::string& reason) {
+  iterator stop(iterator it, const std::string& reason, const std::string& snapshot = {}) {
     auto t0 = clock_type::now();
     auto& rt = it->second;
     if (reason == "fenced" || reason == "failed")
       stop_pipeline_actors(sys_, rt.run, caf::exit_reason::kill);
-    else
-      drain_pipeline(sys_, rt.run);
+    else if (auto r = drain_pipeline(sys_, rt.run, snapshot); r.failures > 0)
+      spdlog::error("cluster: region {} generation {}: {} drain step(s) failed{}", it->first,
+                    rt.generation, r.failures,
+                    snapshot.empty() ? "" : " (snapshot '" + snapshot + "' may be missing)");
     if (env_.metrics != nullptr) {
       env_.metrics->region_stops(it->first, reason).Increment();
       // Its actors are gone: nothing reports its state store's size any more.
@@ -247,8 +283,6 @@ private:
   uint64_t seen_pauses_ = 0;
   bool warned_regions_ = false;
 };
-
-} // namespace
 
 std::vector<std::pair<uint64_t, fs::path>> generation_dirs(const fs::path& root) {
   std::vector<std::pair<uint64_t, fs::path>> out;
@@ -328,18 +362,41 @@ std::string fence_key(const std::string& pipeline, uint32_t region) {
   return "keyflow:fence:" + pipeline + ":" + std::to_string(region);
 }
 
-int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
-                        std::shared_ptr<cluster::cluster_view> view,
+cluster_regions::cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                                 std::shared_ptr<cluster::cluster_view> view)
+    : impl_(std::make_unique<region_manager>(sys, env, regions, std::move(view))) {}
+
+cluster_regions::~cluster_regions() = default;
+
+bool cluster_regions::step() {
+  return impl_->step();
+}
+
+void cluster_regions::checkpoint_all() {
+  impl_->checkpoint_all();
+}
+
+void cluster_regions::stop_all() {
+  impl_->stop_all();
+}
+
+nlohmann::json cluster_regions::snapshot(const std::string& name,
+                                         const std::vector<uint32_t>& regions) {
+  return impl_->snapshot(name, regions);
+}
+
+int run_cluster_regions(cluster_regions& mgr, main_queue& calls,
                         const volatile std::sig_atomic_t& stop,
                         volatile std::sig_atomic_t& checkpoint) {
-  region_manager mgr{sys, env, regions, std::move(view)};
   while (!stop) {
     if (checkpoint) {
       checkpoint = 0;
       mgr.checkpoint_all();
     }
     if (!mgr.step())
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      calls.run(std::chrono::milliseconds(50));
+    else
+      calls.run(std::chrono::milliseconds(0));
   }
   spdlog::info("stopping: draining the regions of this node");
   mgr.stop_all();

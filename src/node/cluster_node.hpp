@@ -23,17 +23,48 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cluster/membership.hpp"
+#include "node/main_queue.hpp"
 #include "node/node_pipeline.hpp"
 
 namespace keyflow::node {
 
-/// Follows the assignment in `view` until `stop` is set, then drains every region (final
-/// checkpoints) and returns the exit code. Whenever `checkpoint` is set, it is cleared and
-/// every region running here takes a checkpoint at once (SIGUSR1).
-int run_cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
-                        std::shared_ptr<cluster::cluster_view> view,
+class region_manager;
+
+/// The regions this node runs, following the assignment in a cluster view. Used by the
+/// node's main thread only (admin calls reach it through a main_queue).
+class cluster_regions {
+public:
+  /// Regions of `env`'s pipeline split into `regions`, following `view`.
+  cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                  std::shared_ptr<cluster::cluster_view> view);
+  ~cluster_regions();
+  cluster_regions(const cluster_regions&) = delete;
+  cluster_regions& operator=(const cluster_regions&) = delete;
+
+  /// One pass: stop what is no longer this node's (drained; with the final checkpoint named
+  /// after the assignment's stop snapshot when the job stops), start at most one region that
+  /// is. True if it stopped or started anything.
+  bool step();
+  /// Asks every running region's checkpoint coordinator for a checkpoint now (SIGUSR1).
+  void checkpoint_all();
+  /// Drains every region (final checkpoints).
+  void stop_all();
+  /// Takes a checkpoint named `name` of each region in `regions`, which must run here (409
+  /// otherwise); returns [{region, generation, id, dir, size_bytes}].
+  nlohmann::json snapshot(const std::string& name, const std::vector<uint32_t>& regions);
+
+private:
+  std::unique_ptr<region_manager> impl_;
+};
+
+/// Follows the assignment until `stop` is set, running the admin calls queued in `calls`,
+/// then drains every region (final checkpoints) and returns the exit code. Whenever
+/// `checkpoint` is set, it is cleared and every region running here takes a checkpoint at
+/// once (SIGUSR1).
+int run_cluster_regions(cluster_regions& regions, main_queue& calls,
                         const volatile std::sig_atomic_t& stop,
                         volatile std::sig_atomic_t& checkpoint);
 

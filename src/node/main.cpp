@@ -40,6 +40,7 @@
 #include "kafka/embedded_kafka.hpp"
 #include "kafka/kafka_reader.hpp"
 #include "node/admin_server.hpp"
+#include "node/cluster_admin.hpp"
 #include "node/cluster_node.hpp"
 #include "node/node_pipeline.hpp"
 #include "node/spread_job.hpp"
@@ -96,15 +97,15 @@ void supervise(caf::actor_system& sys, const config::node_options& opts, node::n
   env.supervisor = spawn_supervisor(sys, env.sup);
 }
 
-/// Registers the calls of a cluster node that only a standalone node has today: 409 with
-/// the reason.
-void refuse_cluster_control(node::admin_server& server) {
+/// Registers the control calls of a node running a slice of a job spread over the nodes:
+/// 409 with the reason.
+void refuse_spread_control(node::admin_server& server) {
   for (const char* path :
        {"/snapshots", "/restore", "/stop", "/deploy", "/rescale", "/export", "/import"}) {
     auto refuse = [path](const node::admin_request&) -> nlohmann::json {
       throw node::http_error(409, std::string{path} +
-                                      ": not available on a cluster node yet; the cluster "
-                                      "takes periodic checkpoints per region (see "
+                                      ": not available for a job spread over the nodes yet; "
+                                      "it takes periodic job checkpoints in parts (see "
                                       "docs/admin-api.md)");
     };
     server.post(path, refuse);
@@ -295,6 +296,22 @@ int run_node(const config::node_options& opts) {
   }
   mc.tls = tls;
   mc.metrics = &m;
+  mc.standby = opts.standby;
+  // The admin API listens before the membership actor announces its address.
+  auto token = node::load_admin_token(opts);
+  node::admin_server admin{opts.admin_address, token.token, opts.admin_tls_cert,
+                           opts.admin_tls_key};
+  {
+    auto admin_host = split_address(opts.admin_address).first;
+    if (admin_host.empty() || admin_host == "0.0.0.0")
+      admin_host = host;
+    mc.admin =
+        std::string{admin.scheme()} + "://" + admin_host + ":" + std::to_string(admin.port());
+  }
+  if (!split.spread)
+    mc.adopt_snapshot = [&env, regions](uint64_t generation, const std::string& snapshot) {
+      node::adopt_cluster_snapshot(env, regions, generation, snapshot);
+    };
   auto lease = std::make_shared<work_lease>();
   lease->renew_until(std::chrono::steady_clock::now() + mc.failure_timeout / 2);
   mc.lease = lease;
@@ -309,8 +326,19 @@ int run_node(const config::node_options& opts) {
   }
   auto cluster_status = [&] {
     auto j = view->to_json();
+    const auto current = view->get().current;
     j["mode"] = "cluster";
-    j["state"] = "running";
+    j["state"] = current.stopped        ? "stopped"
+                 : current.version != 0 ? "running"
+                 : opts.standby         ? "standby"
+                                        : "starting";
+    if (auto reg = m.registry()) { // this node's share
+      j["records_read"] = node::metric_sum(*reg, "keyflow_records_in_total", "operator", "source");
+      j["consumer_lag"] = node::metric_sum(*reg, "keyflow_consumer_lag_records");
+      j["backpressured_seconds"] = node::metric_sum(*reg, "keyflow_backpressured_seconds_total");
+      j["dead_letters"] = node::metric_sum(*reg, "keyflow_dead_letters_total");
+      j["restarts"] = node::metric_sum(*reg, "keyflow_restarts_total");
+    }
     j["pipeline"] = pipe.name;
     j["version"] = pipe.version;
     j["tls"] = tls;
@@ -327,15 +355,21 @@ int run_node(const config::node_options& opts) {
     }
     return j;
   };
-  auto token = node::load_admin_token(opts);
-  node::admin_server admin{opts.admin_address, token.token, opts.admin_tls_cert,
-                           opts.admin_tls_key};
   admin.get("/status", [&](const node::admin_request& r) {
     r.allow_params("");
     return cluster_status();
   });
   node::serve_dead_letters(admin, props, pipe.dead_letter_topic, pipe.name);
-  refuse_cluster_control(admin);
+  node::main_queue calls;
+  std::optional<node::cluster_regions> region_set;
+  std::optional<node::cluster_admin> control;
+  if (split.spread) {
+    refuse_spread_control(admin);
+  } else {
+    region_set.emplace(sys, env, regions, view);
+    control.emplace(sys, env, regions, view, member, *region_set, calls, token.token);
+    control->serve(admin);
+  }
   admin.start();
   spdlog::info("admin API at {}://{}:{} (bearer token: {})", admin.scheme(),
                split_address(opts.admin_address).first, admin.port(), token.source);
@@ -349,7 +383,7 @@ int run_node(const config::node_options& opts) {
   std::fflush(stdout);
   int rc = split.spread ? node::run_spread_job(sys, env, regions, view, *job, stop_requested,
                                                checkpoint_requested)
-                        : node::run_cluster_regions(sys, env, regions, view, stop_requested,
+                        : node::run_cluster_regions(*region_set, calls, stop_requested,
                                                     checkpoint_requested);
   {
     caf::scoped_actor self{sys};

@@ -21,99 +21,6 @@ namespace keyflow::node {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-/// "2026-12-02T19-04-05Z": UTC time usable in a snapshot name.
-std::string utc_stamp() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
-/// 400 unless `name` is a valid snapshot name; says which argument.
-void check_name(const std::string& what, const std::string& name) {
-  if (!state::checkpoint_store::valid_snapshot_name(name))
-    throw bad_request(what + " '" + name +
-                      "': not a valid snapshot name (1-64 characters of A-Z a-z 0-9 . _ -, not "
-                      "'.' or '..')");
-}
-
-/// The string field `name` of a JSON body; 400 if missing (when `required`) or not a string.
-std::string field(const nlohmann::json& body, const std::string& name, bool required) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) {
-    if (required)
-      throw bad_request("body: missing \"" + name + "\"");
-    return {};
-  }
-  if (!it->is_string())
-    throw bad_request("body: \"" + name + "\" must be a string");
-  return it->get<std::string>();
-}
-
-/// The boolean field `name` of a JSON body (false if absent); 400 if not a boolean.
-bool flag(const nlohmann::json& body, const std::string& name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null())
-    return false;
-  if (!it->is_boolean())
-    throw bad_request("body: \"" + name + "\" must be true or false");
-  return it->get<bool>();
-}
-
-/// A short summary of a checkpoint for listings.
-nlohmann::json summary(const state::checkpoint_info& c) {
-  const auto& m = c.manifest;
-  nlohmann::json ops = nlohmann::json::array();
-  for (const auto& o : m.operators())
-    ops.push_back({{"id", o.operator_id()}, {"state_type", o.state_type()}});
-  return {{"name", m.snapshot_name().empty() ? "chk-" + std::to_string(m.id()) : m.snapshot_name()},
-          {"kind", m.snapshot_name().empty() ? "checkpoint" : "snapshot"},
-          {"id", m.id()},
-          {"epoch", m.epoch()},
-          {"pipeline", m.pipeline()},
-          {"version", m.pipeline_version()},
-          {"created_at_ms", m.created_at_ms()},
-          {"size_bytes", m.size_bytes()},
-          {"mode", m.mode()},
-          {"operators", std::move(ops)},
-          {"dir", c.dir}};
-}
-
-/// Sum of every series of metric family `name` in `reg` (counters and gauges), with labels
-/// matching `label`=`value` if given.
-double metric_sum(prometheus::Registry& reg, const std::string& name, const std::string& label = {},
-                  const std::string& value = {}) {
-  double sum = 0;
-  for (const auto& fam : reg.Collect()) {
-    if (fam.name != name)
-      continue;
-    for (const auto& m : fam.metric) {
-      if (!label.empty() && std::none_of(m.label.begin(), m.label.end(), [&](const auto& l) {
-            return l.name == label && l.value == value;
-          }))
-        continue;
-      sum += fam.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
-    }
-  }
-  return sum;
-}
-
-/// Copies directory `from` to `to` (which must not exist), files and subdirectories.
-void copy_tree(const fs::path& from, const fs::path& to) {
-  fs::create_directories(to.parent_path());
-  auto tmp = to;
-  tmp += ".tmp";
-  fs::remove_all(tmp);
-  fs::copy(from, tmp, fs::copy_options::recursive);
-  fs::rename(tmp, to);
-}
-
-} // namespace
-
 standalone_job::standalone_job(caf::actor_system& sys, node_env& env,
                                const config::node_options& opts,
                                state::checkpoint_store& checkpoints)
@@ -199,29 +106,8 @@ std::optional<state::checkpoint_info> standalone_job::drain(const std::string& s
   return chk;
 }
 
-nlohmann::json standalone_job::on_main(std::function<nlohmann::json()> call) {
-  std::packaged_task<nlohmann::json()> task{std::move(call)};
-  auto answer = task.get_future();
-  {
-    std::lock_guard guard{calls_mutex_};
-    calls_.push_back(std::move(task));
-  }
-  calls_cv_.notify_one();
-  return answer.get();
-}
-
 void standalone_job::tick(bool checkpoint, std::chrono::milliseconds wait) {
-  {
-    std::unique_lock lock{calls_mutex_};
-    calls_cv_.wait_for(lock, wait, [this] { return !calls_.empty(); });
-    while (!calls_.empty()) {
-      auto task = std::move(calls_.front());
-      calls_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
+  calls_.run(wait);
   std::lock_guard guard{mutex_};
   if (!running_)
     return;
@@ -457,7 +343,7 @@ nlohmann::json standalone_job::export_snapshot(const std::string& name,
   auto to = fs::path{dir} / name;
   if (fs::exists(to))
     throw http_error(409, to.string() + " exists already");
-  copy_tree(chk.dir, to);
+  copy_tree(chk.dir, to.string());
   if (auto why = checkpoints_.verify(to.string()); !why.empty())
     throw std::runtime_error("the copy at " + to.string() + " does not verify: " + why);
   spdlog::info("exported snapshot '{}' to {}", name, to.string());
@@ -490,7 +376,7 @@ nlohmann::json standalone_job::import_snapshot(const std::string& dir) {
   if (fs::exists(to / "MANIFEST.pb"))
     throw http_error(409, "snapshot '" + name + "' exists already on this node");
   fs::remove_all(to);
-  copy_tree(dir, to);
+  copy_tree(dir, to.string());
   if (auto why = checkpoints_.verify(to.string()); !why.empty())
     throw std::runtime_error("the imported copy " + to.string() + " does not verify: " + why);
   spdlog::info("imported snapshot '{}' from {}", name, dir);
@@ -510,7 +396,7 @@ void standalone_job::serve(admin_server& server) {
   });
   server.post("/snapshots", [this](const admin_request& r) {
     auto name = field(r.body, "name", false);
-    return on_main([this, name] { return take_snapshot(name); });
+    return calls_.call([this, name] { return take_snapshot(name); });
   });
   server.get("/snapshots/(.+)/state", [this](const admin_request& r) {
     r.allow_params("operator, key, limit");
@@ -571,21 +457,21 @@ void standalone_job::serve(admin_server& server) {
   });
   server.post("/restore", [this](const admin_request& r) {
     auto name = field(r.body, "snapshot", true);
-    return on_main([this, name] { return restore(name); });
+    return calls_.call([this, name] { return restore(name); });
   });
   server.post("/stop", [this](const admin_request& r) {
     auto name = field(r.body, "snapshot", false);
-    return on_main([this, name] { return stop(name); });
+    return calls_.call([this, name] { return stop(name); });
   });
   server.post("/deploy", [this](const admin_request& r) {
-    return on_main([this, &r] { return deploy(r.body); });
+    return calls_.call([this, &r] { return deploy(r.body); });
   });
   server.post("/rescale", [this](const admin_request& r) {
     auto it = r.body.find("parallelism");
     if (it == r.body.end() || !it->is_number_unsigned())
       throw bad_request("body: \"parallelism\" must be a positive integer");
     auto n = it->get<uint32_t>();
-    return on_main([this, n] { return rescale(n); });
+    return calls_.call([this, n] { return rescale(n); });
   });
   server.post("/export", [this](const admin_request& r) {
     return export_snapshot(field(r.body, "snapshot", true), field(r.body, "dir", true));

@@ -6,11 +6,8 @@
 /// admin server's threads and from the node's main loop (signals, supervisor restarts); one
 /// mutex orders them.
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +18,7 @@
 
 #include "actors/wiring.hpp"
 #include "config/node_options.hpp"
+#include "node/main_queue.hpp"
 #include "node/node_pipeline.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/state_store.hpp"
@@ -72,11 +70,6 @@ private:
   /// Stops the running instance without a checkpoint (its work is redone from one).
   void kill();
 
-  /// Runs `call` on the main loop's thread and returns its answer (or throws its exception):
-  /// a blocking CAF call from an HTTP server thread leaves an actor behind that the actor
-  /// system's shutdown then waits for.
-  nlohmann::json on_main(std::function<nlohmann::json()> call);
-
   nlohmann::json take_snapshot(const std::string& name);
   nlohmann::json list_snapshots() const;
   nlohmann::json restore(const std::string& name);
@@ -98,9 +91,7 @@ private:
   std::optional<state::checkpoint_info> stopped_at_;   ///< final checkpoint of the last stop
   std::optional<state::checkpoint_info> started_from_; ///< what the running job restored
   std::recursive_mutex mutex_;
-  std::mutex calls_mutex_;                                 ///< guards calls_
-  std::condition_variable calls_cv_;                       ///< a call is queued
-  std::deque<std::packaged_task<nlohmann::json()>> calls_; ///< for the main loop
+  main_queue calls_; ///< admin calls that talk to actors, run by tick()
 };
 
 } // namespace keyflow::node

@@ -161,32 +161,13 @@ for key in $(redis-cli -p "${KF_REDIS##*:}" --scan --pattern 'profile:*' | head 
   customer=${key#profile:}
   "${BCTL[@]}" inspect after --operator aggregate --key "$customer" --output json \
     > "$KF_RUN_DIR/inspect.json" || fail "inspect $customer failed"
-  $PY - "$KF_RUN_DIR/inspect.json" "$KF_REDIS" "$customer" <<'EOF' || fail "inspect differs from Redis for $customer"
-import json, sys
-import redis as redis_client
-snap, customer = json.load(open(sys.argv[1])), sys.argv[3]
-host, port = sys.argv[2].rsplit(":", 1)
-redis = {k.decode(): v.decode() for k, v in
-         redis_client.Redis(host=host, port=int(port)).hgetall("profile:" + customer).items()}
-entries = [e for op in snap["operators"] if op["id"] == "aggregate" for e in op["entries"]]
-assert len(entries) == 1 and entries[0]["key"] == customer, entries
-value = entries[0]["value"]
-for field in ("count", "sum", "last_event_time_ms", "segment", "tier"):
-    got, want = value[field], redis[field]
-    same = abs(float(got) - float(want)) < 1e-6 * max(1.0, abs(float(want))) \
-        if isinstance(got, (int, float)) else str(got) == want
-    assert same, f"{customer} {field}: snapshot {got!r}, Redis {want!r}"
-EOF
+  $PY "$ROOT/tests/integration/inspect_check.py" profile "$KF_RUN_DIR/inspect.json" "$KF_REDIS" \
+    "$customer" || fail "inspect differs from Redis for $customer"
   checked=$((checked + 1))
 done
 [ $checked -ge 3 ] || fail "only $checked profiles to compare"
 "${BCTL[@]}" diff final after --operator aggregate --output json > "$KF_RUN_DIR/diff.json"
-$PY - "$KF_RUN_DIR/diff.json" <<'EOF' || fail "diff: $(cat "$KF_RUN_DIR/diff.json")"
-import json, sys
-d = json.load(open(sys.argv[1]))
-op = [o for o in d["operators"] if o["id"] == "aggregate"][0]
-assert op["changed"] > 0 and op["removed"] == 0, op
-print(f"   diff final..after: {op['added']} added, {op['changed']} changed, {op['removed']} removed")
-EOF
+$PY "$ROOT/tests/integration/inspect_check.py" diff "$KF_RUN_DIR/diff.json" ||
+  fail "diff: $(cat "$KF_RUN_DIR/diff.json")"
 echo "   inspect of $checked customers equals their Redis profiles"
 echo "PASS"

@@ -9,11 +9,12 @@ STATUS="python3 $(dirname "${BASH_SOURCE[0]}")/cluster_status.py"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # cluster_node I [ARGS...]: starts cluster node I (again) on its state directory and the
-# shared checkpoint directory, with ARGS appended, and waits until it is ready.
+# shared checkpoint directory ($CHECKPOINTS if set), with ARGS appended, and waits until it
+# is ready.
 cluster_node() {
   local i=$1; shift
   "$KF_BIN_DIR/keyflowd" --pipeline "$PIPELINE" --bootstrap-servers "$KF_BOOTSTRAP" \
-    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "$KF_RUN_DIR/shared" \
+    --redis "$KF_REDIS" --state-dir "$KF_RUN_DIR/n$i/state" --checkpoint-dir "${CHECKPOINTS:-$KF_RUN_DIR/shared}" \
     --node-id "$i" --cluster-address "127.0.0.1:${PORT[$i]}" --seeds "$SEEDS" \
     --heartbeat-ms 200 --workers 1 --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 \
     "$@" > "$KF_RUN_DIR/n$i.out" 2>> "$KF_RUN_DIR/n$i.log" &

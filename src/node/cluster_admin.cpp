@@ -1,0 +1,604 @@
+#include "node/cluster_admin.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/type_ids.hpp"
+#include "config/pipeline_config.hpp"
+#include "node/admin_server.hpp"
+#include "pipeline/state_inspect.hpp"
+#include "redis/redis_client.hpp"
+
+namespace keyflow::node {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// `<checkpoint_dir>/region-<r>`.
+fs::path region_root(const std::string& checkpoint_dir, uint32_t r) {
+  return fs::path{checkpoint_dir} / ("region-" + std::to_string(r));
+}
+
+/// Every named snapshot part on disk, unverified: name -> region -> the part of the highest
+/// generation.
+std::map<std::string, std::map<uint32_t, state::checkpoint_info>>
+scan_parts(const std::string& checkpoint_dir, uint32_t regions) {
+  std::map<std::string, std::map<uint32_t, state::checkpoint_info>> out;
+  for (uint32_t r = 0; r < regions; ++r)
+    for (const auto& [gen, dir] : generation_dirs(region_root(checkpoint_dir, r))) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir / "snapshots", ec)) {
+        auto name = e.path().filename().string();
+        if (out[name].count(r))
+          continue; // a higher generation has it
+        if (auto m = state::checkpoint_store::read_manifest(e.path().string()))
+          out[name].emplace(r, state::checkpoint_info{e.path().string(), std::move(*m)});
+      }
+    }
+  return out;
+}
+
+/// The summary of a cluster snapshot made of `parts` (region -> part).
+nlohmann::json cluster_summary(const std::string& name,
+                               const std::map<uint32_t, state::checkpoint_info>& parts,
+                               uint32_t regions) {
+  auto j = summary(parts.begin()->second);
+  j.erase("id");
+  j.erase("dir");
+  j.erase("epoch");
+  j["name"] = name;
+  uint64_t size = 0;
+  int64_t created = 0;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [r, p] : parts) {
+    size += p.manifest.size_bytes();
+    created = std::max<int64_t>(created, p.manifest.created_at_ms());
+    list.push_back({{"region", r},
+                    {"id", p.manifest.id()},
+                    {"size_bytes", p.manifest.size_bytes()},
+                    {"dir", p.dir}});
+  }
+  j["size_bytes"] = size;
+  j["created_at_ms"] = created;
+  j["regions"] = regions;
+  j["complete"] = parts.size() == regions;
+  j["parts"] = std::move(list);
+  return j;
+}
+
+/// `parts` (a vector by region) as a map.
+std::map<uint32_t, state::checkpoint_info> by_region(std::vector<state::checkpoint_info> parts) {
+  std::map<uint32_t, state::checkpoint_info> out;
+  for (uint32_t r = 0; r < parts.size(); ++r)
+    out.emplace(r, std::move(parts[r]));
+  return out;
+}
+
+/// The member `id` of `snap`, or null.
+const cluster::member_status* member(const cluster::cluster_view::snapshot& snap, uint32_t id) {
+  for (const auto& m : snap.members)
+    if (m.info.id == id)
+      return &m;
+  return nullptr;
+}
+
+/// Refuses a snapshot whose pipeline or operator state does not fit `p` (409).
+void check_fits(const pipeline::plan& p, const std::string& name,
+                const state::checkpoint_info& part) {
+  if (part.manifest.pipeline() != p.cfg.name)
+    throw http_error(409, "snapshot '" + name + "' belongs to pipeline '" +
+                              part.manifest.pipeline() + "', not '" + p.cfg.name + "'");
+  std::vector<proto::OperatorState> stored(part.manifest.operators().begin(),
+                                           part.manifest.operators().end());
+  auto plan = pipeline::compare_plans(nullptr, p, &stored);
+  if (!plan.compatible)
+    throw http_error(409, "snapshot '" + name + "' cannot be restored into pipeline '" +
+                              p.cfg.name + "' v" + std::to_string(p.cfg.version) + ": " +
+                              pipeline::refusal(plan));
+}
+
+} // namespace
+
+std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::string& checkpoint_dir,
+                                                           uint32_t regions,
+                                                           const std::string& name) {
+  check_name("snapshot", name);
+  if (name.rfind("chk-", 0) == 0)
+    throw bad_request("snapshot '" + name +
+                      "': on a cluster, periodic checkpoints are per region; name a snapshot "
+                      "(keyflowctl snapshot --name NAME)");
+  std::vector<state::checkpoint_info> out;
+  std::string missing;
+  for (uint32_t r = 0; r < regions; ++r) {
+    bool found = false;
+    for (const auto& [gen, dir] : generation_dirs(region_root(checkpoint_dir, r))) {
+      auto d = (dir / "snapshots" / name).string();
+      if (!fs::exists(fs::path{d} / "MANIFEST.pb"))
+        continue;
+      state::checkpoint_store store{dir.string()};
+      proto::CheckpointManifest m;
+      if (auto why = store.verify(d, &m); !why.empty())
+        throw std::runtime_error("snapshot '" + name + "', region " + std::to_string(r) +
+                                 ": does not verify: " + why);
+      out.push_back({d, std::move(m)});
+      found = true;
+      break;
+    }
+    if (!found)
+      missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+  }
+  if (out.empty())
+    throw http_error(404, "no snapshot '" + name + "' under " + checkpoint_dir);
+  if (!missing.empty())
+    throw http_error(409, "snapshot '" + name + "' is incomplete: no part for region(s) " +
+                              missing + " of " + std::to_string(regions));
+  return out;
+}
+
+void adopt_cluster_snapshot(const node_env& env, uint32_t regions, uint64_t generation,
+                            const std::string& name) {
+  auto parts = cluster_snapshot_parts(env.opts->checkpoint_dir, regions, name);
+  for (const auto& p : parts)
+    check_fits(*env.plan, name, p);
+  for (uint32_t r = 0; r < regions; ++r) {
+    auto own = region_root(env.opts->checkpoint_dir, r) / ("g" + std::to_string(generation));
+    state::checkpoint_store store{own.string(), env.opts->checkpoints_retained};
+    auto to = store.checkpoint_dir(parts[r].manifest.id());
+    fs::remove_all(to);
+    copy_tree(parts[r].dir, to, true);
+    if (auto why = store.verify(to); !why.empty())
+      throw std::runtime_error("region " + std::to_string(r) + ": the copy of snapshot '" + name +
+                               "' at " + to + " does not verify: " + why);
+  }
+  spdlog::info("cluster: snapshot '{}' adopted as the start of generation {} ({} regions)", name,
+               generation, regions);
+}
+
+cluster_admin::cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                             std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
+                             cluster_regions& mgr, main_queue& calls, std::string token)
+    : sys_(sys), env_(env), regions_(regions), view_(std::move(view)),
+      membership_(std::move(membership)), mgr_(mgr), calls_(calls), token_(std::move(token)) {}
+
+nlohmann::json cluster_admin::post(const std::string& url, const std::string& path,
+                                   const nlohmann::json& body) const {
+  httplib::Client c{url};
+  if (url.rfind("https://", 0) == 0) {
+    // Nodes share the admin certificate (docs/admin-api.md): it is the CA a node trusts.
+    c.set_ca_cert_path(env_.opts->admin_tls_cert);
+    c.enable_server_certificate_verification(true);
+  }
+  c.set_connection_timeout(std::chrono::seconds(5));
+  c.set_read_timeout(std::chrono::seconds(300));
+  httplib::Headers headers{{"Authorization", "Bearer " + token_}, {"X-Keyflow-Forwarded", "1"}};
+  auto res = c.Post(path, headers, body.dump(), "application/json");
+  if (!res)
+    throw http_error(503, "the node at " + url + " did not answer " + path + ": " +
+                              httplib::to_string(res.error()));
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status == 200 && !j.is_discarded())
+    return j;
+  std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                        ? j["error"].get<std::string>()
+                        : res->body;
+  if (res->status == 401) // the operator's token was fine here: the nodes' tokens differ
+    throw http_error(502, "the node at " + url +
+                              " refused this node's admin token: give every "
+                              "node of the cluster the same token");
+  throw http_error(res->status, why + " (node at " + url + ")");
+}
+
+nlohmann::json cluster_admin::on_coordinator(const admin_request& r, const std::string& path,
+                                             const std::function<nlohmann::json()>& local) {
+  auto snap = view_->get();
+  if (snap.coordinator == snap.self)
+    return local();
+  if (r.http->has_header("X-Keyflow-Forwarded"))
+    throw http_error(503, "node " + std::to_string(snap.self) +
+                              " is not the coordinator (it changed while the call was "
+                              "forwarded): try again");
+  const auto* m = member(snap, snap.coordinator);
+  if (m == nullptr || !m->alive || m->info.admin.empty())
+    throw http_error(503, "the coordinator (node " + std::to_string(snap.coordinator) +
+                              ") is not reachable from node " + std::to_string(snap.self) +
+                              " now: try again");
+  spdlog::info("admin: {} forwarded to the coordinator (node {})", path, snap.coordinator);
+  return post(m->info.admin, path, r.body);
+}
+
+uint64_t cluster_admin::ask_membership(caf::message msg) {
+  auto answer = calls_.call([&]() -> nlohmann::json {
+    caf::scoped_actor self{sys_};
+    nlohmann::json out;
+    self->request(membership_, std::chrono::seconds(60), std::move(msg))
+        .receive([&](uint64_t version) { out = version; },
+                 [&](caf::error& err) { out = sys_.render(err); });
+    return out;
+  });
+  if (answer.is_string())
+    throw http_error(409, answer.get<std::string>());
+  return answer.get<uint64_t>();
+}
+
+void cluster_admin::remove_parts(const std::string& name) const {
+  for (uint32_t r = 0; r < regions_; ++r)
+    for (const auto& [gen, dir] : generation_dirs(region_root(env_.opts->checkpoint_dir, r)))
+      fs::remove_all(dir / "snapshots" / name);
+}
+
+nlohmann::json cluster_admin::take_snapshot(const std::string& requested) {
+  auto name = requested.empty() ? "snap-" + utc_stamp() : requested;
+  check_name("snapshot", name);
+  auto snap = view_->get();
+  if (snap.current.version == 0)
+    throw http_error(409, "no region runs yet (a standby cluster starts with a restore)");
+  if (snap.current.stopped)
+    throw http_error(409, "the job is stopped: nothing to snapshot");
+  if (scan_parts(env_.opts->checkpoint_dir, regions_).count(name))
+    throw http_error(409, "snapshot '" + name + "' exists already");
+  // Every region must run on its owner under the assigned generation.
+  std::map<uint32_t, std::vector<uint32_t>> by_node;
+  const auto here = view_->running();
+  for (const auto& o : snap.current.regions) {
+    const auto* m = member(snap, o.node);
+    const auto& running = o.node == snap.self || m == nullptr ? here : m->info.running;
+    bool runs =
+        m != nullptr && m->alive && std::any_of(running.begin(), running.end(), [&](const auto& x) {
+          return x.region == o.region && x.generation == o.generation;
+        });
+    if (!runs)
+      throw http_error(409, "region " + std::to_string(o.region) + " is not running on node " +
+                                std::to_string(o.node) + " yet (assignment v" +
+                                std::to_string(snap.current.version) + "): try again");
+    by_node[o.node].push_back(o.region);
+  }
+  try {
+    for (const auto& [node, regions] : by_node) {
+      if (node == snap.self)
+        calls_.call([&, regions = regions] { return mgr_.snapshot(name, regions); });
+      else
+        post(member(snap, node)->info.admin, "/cluster/checkpoint",
+             {{"name", name}, {"regions", regions}});
+    }
+  } catch (...) {
+    remove_parts(name); // the name is free for another try
+    throw;
+  }
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  spdlog::info("cluster: snapshot '{}' taken in {} part(s)", name, parts.size());
+  return cluster_summary(name, by_region(std::move(parts)), regions_);
+}
+
+nlohmann::json cluster_admin::list_snapshots() const {
+  std::vector<nlohmann::json> found;
+  for (const auto& [name, parts] : scan_parts(env_.opts->checkpoint_dir, regions_))
+    found.push_back(cluster_summary(name, parts, regions_));
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return a["created_at_ms"].template get<int64_t>() > b["created_at_ms"].template get<int64_t>();
+  });
+  nlohmann::json latest = nlohmann::json::array();
+  for (uint32_t r = 0; r < regions_; ++r)
+    for (const auto& [gen, dir] : generation_dirs(region_root(env_.opts->checkpoint_dir, r))) {
+      state::checkpoint_store store{dir.string()};
+      auto ids = store.checkpoint_ids();
+      if (ids.empty())
+        continue;
+      if (auto m = state::checkpoint_store::read_manifest(store.checkpoint_dir(ids.front())))
+        latest.push_back({{"region", r},
+                          {"generation", gen},
+                          {"id", m->id()},
+                          {"created_at_ms", m->created_at_ms()},
+                          {"dir", store.checkpoint_dir(ids.front())}});
+      break;
+    }
+  return {{"root", env_.opts->checkpoint_dir},
+          {"regions", regions_},
+          {"snapshots", found},
+          {"latest_checkpoints", std::move(latest)}};
+}
+
+nlohmann::json cluster_admin::describe(const std::string& name) const {
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  nlohmann::json offsets = nlohmann::json::array();
+  int64_t duration = 0;
+  int files = 0;
+  for (const auto& p : parts) {
+    for (const auto& o : p.manifest.offsets()) {
+      nlohmann::json e{{"topic", o.topic()}, {"partition", o.partition()}, {"offset", o.offset()}};
+      if (o.has_watermark_ms())
+        e["watermark_ms"] = o.watermark_ms();
+      offsets.push_back(std::move(e));
+    }
+    duration = std::max<int64_t>(duration, p.manifest.duration_ms());
+    files += p.manifest.files_size();
+  }
+  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  j["offsets"] = std::move(offsets);
+  j["files"] = files;
+  j["duration_ms"] = duration;
+  return j;
+}
+
+nlohmann::json cluster_admin::inspect(const admin_request& r) const {
+  const auto name = r.capture(1);
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  pipeline::inspect_query q;
+  q.operator_id = r.param("operator");
+  if (auto key = r.param("key", "\x01"); key != "\x01")
+    q.key = key;
+  if (auto limit = r.param("limit"); !limit.empty()) {
+    try {
+      q.limit = std::stoul(limit);
+    } catch (const std::exception&) {
+      throw bad_request("parameter 'limit': expected a number, got '" + limit + "'");
+    }
+  }
+  nlohmann::json out;
+  std::map<std::string, size_t> index; // operator id -> position in out["operators"]
+  std::string not_found;
+  for (const auto& p : parts) {
+    nlohmann::json j;
+    try {
+      j = pipeline::inspect_state(*env_.plan, p, q);
+    } catch (const pipeline::inspect_not_found& e) {
+      if (!q.key) // an unknown operator: the same in every part
+        throw http_error(404, e.what());
+      not_found = e.what(); // the key lives in another region's part
+      continue;
+    }
+    if (out.is_null()) {
+      out = std::move(j);
+      out["snapshot"] = name;
+      out.erase("id");
+      out["regions"] = regions_;
+      for (size_t i = 0; i < out["operators"].size(); ++i)
+        index[out["operators"][i]["id"].get<std::string>()] = i;
+      continue;
+    }
+    for (auto& op : j["operators"]) {
+      auto& into = out["operators"][index.at(op["id"].get<std::string>())];
+      into["keys"] = into["keys"].get<uint64_t>() + op["keys"].get<uint64_t>();
+      for (auto& e : op["entries"])
+        if (into["entries"].size() < q.limit)
+          into["entries"].push_back(std::move(e));
+    }
+  }
+  if (out.is_null())
+    throw http_error(404, not_found);
+  return out;
+}
+
+nlohmann::json cluster_admin::diff(const admin_request& r) const {
+  r.allow_params("a, b, operator, limit");
+  auto a = r.param("a"), b = r.param("b");
+  if (a.empty() || b.empty())
+    throw bad_request("give both snapshots: /diff?a=NAME&b=NAME");
+  auto pa = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, a);
+  auto pb = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, b);
+  size_t limit = 20;
+  if (auto l = r.param("limit"); !l.empty())
+    limit = std::stoul(l);
+  nlohmann::json out;
+  std::map<std::string, size_t> index;
+  for (uint32_t region = 0; region < regions_; ++region) {
+    nlohmann::json j;
+    try {
+      j = pipeline::diff_state(*env_.plan, pa[region], pb[region], r.param("operator"), limit);
+    } catch (const pipeline::inspect_not_found& e) {
+      throw http_error(404, e.what());
+    }
+    if (out.is_null()) {
+      out = std::move(j);
+      out.erase("a_id");
+      out.erase("b_id");
+      for (size_t i = 0; i < out["operators"].size(); ++i)
+        index[out["operators"][i]["id"].get<std::string>()] = i;
+      continue;
+    }
+    for (auto& op : j["operators"]) {
+      auto& into = out["operators"][index.at(op["id"].get<std::string>())];
+      for (const char* count : {"added", "removed", "changed", "unchanged"})
+        into[count] = into[count].get<uint64_t>() + op[count].get<uint64_t>();
+      for (const char* kind : {"added", "removed", "changed"})
+        for (auto& e : op["examples"][kind])
+          if (into["examples"][kind].size() < limit)
+            into["examples"][kind].push_back(std::move(e));
+    }
+  }
+  out["a"] = a;
+  out["b"] = b;
+  out["regions"] = regions_;
+  return out;
+}
+
+nlohmann::json cluster_admin::restore(const std::string& name) {
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  for (const auto& p : parts)
+    check_fits(*env_.plan, name, p);
+  // The new generation must be above every region's fence (another cluster that ran the
+  // job before, sharing this Redis, is fenced off rather than fencing this one).
+  uint64_t fence = 0;
+  if (!env_.opts->redis.empty()) {
+    redis::client c{redis::address::parse(env_.opts->redis)};
+    for (uint32_t r = 0; r < regions_; ++r) {
+      auto v = c.command({"GET", fence_key(env_.plan->cfg.name, r)});
+      if (!v.empty())
+        fence = std::max<uint64_t>(fence, std::stoull(v));
+    }
+  }
+  auto version = ask_membership(caf::make_message(atom::job_restore_v, name, fence));
+  nlohmann::json offsets = 0;
+  for (const auto& p : parts)
+    offsets = offsets.get<int>() + p.manifest.offsets_size();
+  return {{"restored", name},
+          {"assignment_version", version},
+          {"regions", regions_},
+          {"offsets", offsets}};
+}
+
+nlohmann::json cluster_admin::stop(const std::string& snapshot) {
+  if (!snapshot.empty()) {
+    check_name("snapshot", snapshot);
+    if (scan_parts(env_.opts->checkpoint_dir, regions_).count(snapshot))
+      throw http_error(409, "snapshot '" + snapshot + "' exists already");
+  }
+  auto version = ask_membership(caf::make_message(atom::job_stop_v, snapshot));
+  // Wait until no live node runs a region (each drains with its final checkpoint).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(150);
+  for (;;) {
+    auto snap = view_->get();
+    bool running = !view_->running().empty();
+    for (const auto& m : snap.members)
+      if (!m.self && m.alive && !m.info.running.empty())
+        running = true;
+    if (!running)
+      break;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw http_error(500, "the job was told to stop (assignment v" + std::to_string(version) +
+                                ") but regions still run after 150 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  spdlog::info("cluster: job stopped{}",
+               snapshot.empty() ? "" : " with snapshot '" + snapshot + "'");
+  nlohmann::json j{{"stopped", true}, {"assignment_version", version}};
+  if (!snapshot.empty())
+    j["checkpoint"] = cluster_summary(
+        snapshot, by_region(cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, snapshot)),
+        regions_);
+  return j;
+}
+
+nlohmann::json cluster_admin::export_snapshot(const std::string& name,
+                                              const std::string& dir) const {
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  if (dir.empty() || fs::path{dir}.is_relative())
+    throw bad_request("dir '" + dir + "': give an absolute directory");
+  auto to = fs::path{dir} / name;
+  if (fs::exists(to))
+    throw http_error(409, to.string() + " exists already");
+  for (uint32_t r = 0; r < regions_; ++r) {
+    auto part = (to / ("region-" + std::to_string(r))).string();
+    copy_tree(parts[r].dir, part);
+    if (auto why = state::checkpoint_store{to.string()}.verify(part); !why.empty())
+      throw std::runtime_error("the copy at " + part + " does not verify: " + why);
+  }
+  spdlog::info("exported snapshot '{}' ({} regions) to {}", name, regions_, to.string());
+  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  j["exported_to"] = to.string();
+  return j;
+}
+
+nlohmann::json cluster_admin::import_snapshot(const std::string& dir) const {
+  if (dir.empty() || fs::path{dir}.is_relative())
+    throw bad_request("dir '" + dir + "': give an absolute directory");
+  auto from = fs::path{dir}.lexically_normal();
+  if (from.filename().empty())
+    from = from.parent_path();
+  const auto name = from.filename().string();
+  check_name("snapshot", name);
+  uint32_t found = 0;
+  while (fs::exists(from / ("region-" + std::to_string(found)) / "MANIFEST.pb"))
+    ++found;
+  if (found == 0)
+    throw http_error(404, "no cluster snapshot at " + from.string() +
+                              " (no region-0/MANIFEST.pb; export one with keyflowctl export)");
+  if (found != regions_)
+    throw bad_request("the snapshot at " + from.string() + " has " + std::to_string(found) +
+                      " region(s), this cluster runs " + std::to_string(regions_));
+  if (scan_parts(env_.opts->checkpoint_dir, regions_).count(name))
+    throw http_error(409, "snapshot '" + name + "' exists already in this cluster");
+  state::checkpoint_store reader{from.string()};
+  for (uint32_t r = 0; r < regions_; ++r) {
+    auto part = (from / ("region-" + std::to_string(r))).string();
+    proto::CheckpointManifest m;
+    if (auto why = reader.verify(part, &m); !why.empty())
+      throw bad_request("region " + std::to_string(r) + " of the snapshot at " + from.string() +
+                        " does not verify: " + why);
+    if (m.pipeline() != env_.plan->cfg.name)
+      throw bad_request("the snapshot at " + from.string() + " belongs to pipeline '" +
+                        m.pipeline() + "', not '" + env_.plan->cfg.name + "'");
+  }
+  for (uint32_t r = 0; r < regions_; ++r) {
+    auto to = region_root(env_.opts->checkpoint_dir, r) / "g0" / "snapshots" / name;
+    fs::remove_all(to);
+    copy_tree((from / ("region-" + std::to_string(r))).string(), to.string());
+  }
+  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  spdlog::info("imported snapshot '{}' ({} regions) from {}", name, regions_, from.string());
+  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  j["imported_from"] = from.string();
+  return j;
+}
+
+void cluster_admin::serve(admin_server& server) {
+  server.get("/snapshots", [this](const admin_request& r) {
+    r.allow_params("");
+    return list_snapshots();
+  });
+  server.post("/snapshots", [this](const admin_request& r) {
+    auto name = field(r.body, "name", false);
+    if (!name.empty())
+      check_name("snapshot", name);
+    return on_coordinator(r, "/snapshots", [&] { return take_snapshot(name); });
+  });
+  server.get("/snapshots/(.+)/state", [this](const admin_request& r) {
+    r.allow_params("operator, key, limit");
+    return inspect(r);
+  });
+  server.get("/snapshots/(.+)", [this](const admin_request& r) {
+    r.allow_params("");
+    return describe(r.capture(1));
+  });
+  server.get("/diff", [this](const admin_request& r) { return diff(r); });
+  server.post("/restore", [this](const admin_request& r) {
+    auto name = field(r.body, "snapshot", true);
+    check_name("snapshot", name);
+    return on_coordinator(r, "/restore", [&] { return restore(name); });
+  });
+  server.post("/stop", [this](const admin_request& r) {
+    auto name = field(r.body, "snapshot", false);
+    if (!name.empty())
+      check_name("snapshot", name);
+    return on_coordinator(r, "/stop", [&] { return stop(name); });
+  });
+  server.post("/export", [this](const admin_request& r) {
+    return export_snapshot(field(r.body, "snapshot", true), field(r.body, "dir", true));
+  });
+  server.post("/import", [this](const admin_request& r) {
+    return import_snapshot(field(r.body, "dir", true));
+  });
+  server.post("/deploy", [](const admin_request&) -> nlohmann::json {
+    throw http_error(409, "deploy is not available on a cluster yet: stop the job with a "
+                          "snapshot, restart the nodes with the new pipeline file, and restore "
+                          "the snapshot (docs/admin-api.md)");
+  });
+  server.post("/rescale", [](const admin_request&) -> nlohmann::json {
+    throw http_error(409, "rescale is not available on a cluster: the regions (--regions) are "
+                          "spread over the nodes; add or stop nodes to change the parallelism");
+  });
+  // Node to node: the coordinator asks the owners of regions for their parts of a snapshot.
+  server.post("/cluster/checkpoint", [this](const admin_request& r) {
+    auto name = field(r.body, "name", true);
+    check_name("snapshot", name);
+    std::vector<uint32_t> regions;
+    auto it = r.body.find("regions");
+    if (it == r.body.end() || !it->is_array())
+      throw bad_request("body: \"regions\" must be an array of region numbers");
+    for (const auto& x : *it) {
+      if (!x.is_number_unsigned() || x.get<uint32_t>() >= regions_)
+        throw bad_request("body: region " + x.dump() + " is not a region of this cluster");
+      regions.push_back(x.get<uint32_t>());
+    }
+    return calls_.call([&] { return nlohmann::json{{"parts", mgr_.snapshot(name, regions)}}; });
+  });
+}
+
+} // namespace keyflow::node

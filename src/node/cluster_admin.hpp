@@ -1,0 +1,93 @@
+#pragma once
+/// \file
+/// The admin calls of a cluster node that runs regions (docs/admin-api.md, "On a cluster").
+/// Any node answers: snapshots, inspect, diff, export and import read and write the shared
+/// checkpoint directory; take a snapshot, stop and restore are forwarded to the coordinator,
+/// which asks the nodes owning the regions (snapshot) or changes the assignment (stop,
+/// restore) through its membership actor.
+///
+/// A cluster snapshot is one part per region, each a named snapshot of the region's
+/// checkpoint store: `<checkpoint-dir>/region-<r>/g<generation>/snapshots/<name>/`
+/// (imported ones under `g0`). An export holds `<dir>/<name>/region-<r>/` per region.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cluster/membership.hpp"
+#include "node/cluster_node.hpp"
+#include "node/main_queue.hpp"
+#include "node/node_pipeline.hpp"
+#include "state/checkpoint_store.hpp"
+
+namespace keyflow::node {
+
+class admin_server;
+struct admin_request;
+
+/// Every region's part of cluster snapshot `name` under `checkpoint_dir`, by region, each
+/// the one of the highest generation, verified. 400 for an invalid name, 404 if no region
+/// has a part, 409 naming the regions without one; std::runtime_error if a part does not
+/// verify.
+std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::string& checkpoint_dir,
+                                                           uint32_t regions,
+                                                           const std::string& name);
+
+/// Makes every region's part of snapshot `name` the starting checkpoint of generation
+/// `generation` (`region-<r>/g<generation>/chk-<id>`, files hard-linked) after checking that
+/// it fits `env`'s pipeline; the membership actor calls it before it publishes a restore.
+/// Throws std::runtime_error naming the problem.
+void adopt_cluster_snapshot(const node_env& env, uint32_t regions, uint64_t generation,
+                            const std::string& name);
+
+/// The admin calls of a cluster node running regions.
+class cluster_admin {
+public:
+  /// Calls for the regions `mgr` runs on this node, as seen in `view`; `membership` is the
+  /// node's membership actor; `calls` is run by the node's main loop; `token` is the admin
+  /// token (the same on every node: forwarded calls carry it).
+  cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions,
+                std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
+                cluster_regions& mgr, main_queue& calls, std::string token);
+
+  /// Registers the calls on `server`.
+  void serve(admin_server& server);
+
+private:
+  /// Runs `local` if this node coordinates, else forwards the request to the coordinator.
+  nlohmann::json on_coordinator(const admin_request& r, const std::string& path,
+                                const std::function<nlohmann::json()>& local);
+  /// POSTs `body` to `path` of the admin API at `url`; its answer, or http_error.
+  nlohmann::json post(const std::string& url, const std::string& path,
+                      const nlohmann::json& body) const;
+  /// Sends `msg` to the membership actor from the main loop; the new assignment's version.
+  uint64_t ask_membership(caf::message msg);
+  /// Deletes every part of snapshot `name` (a snapshot that failed half-way).
+  void remove_parts(const std::string& name) const;
+
+  nlohmann::json take_snapshot(const std::string& name);
+  nlohmann::json list_snapshots() const;
+  nlohmann::json describe(const std::string& name) const;
+  nlohmann::json inspect(const admin_request& r) const;
+  nlohmann::json diff(const admin_request& r) const;
+  nlohmann::json restore(const std::string& name);
+  nlohmann::json stop(const std::string& snapshot);
+  nlohmann::json export_snapshot(const std::string& name, const std::string& dir) const;
+  nlohmann::json import_snapshot(const std::string& dir) const;
+
+  caf::actor_system& sys_;
+  const node_env& env_;
+  uint32_t regions_;
+  std::shared_ptr<cluster::cluster_view> view_;
+  caf::actor membership_;
+  cluster_regions& mgr_;
+  main_queue& calls_;
+  std::string token_;
+};
+
+} // namespace keyflow::node
