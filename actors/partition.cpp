@@ -126,6 +126,7 @@ struct partition_state {
   prometheus::Gauge* wm_lag = nullptr;
   metrics::freshness_probe freshness;
   prometheus::Histogram* stage_latency = nullptr;
+  std::vector<prometheus::Histogram*> op_latency; // per operator of the stage
   // The flush timer ticks at least every second (freshness); flushes are due at this time.
   clock_type::time_point next_flush;
   static inline const char* name = "keyflow.partition";
@@ -196,8 +197,8 @@ void operator_failed(self_ptr self, const input& item, const char* what) {
   auto& st = self->state;
   const auto& op = st.runner->current_operator();
   if (auto& sup = st.p.supervised.sup)
-    sup->operator_failed(
-        {st.p.supervised.instance, st.p.supervised.incarnation, op, what, item.single, item.span});
+    sup->operator_failed({st.p.supervised.instance, st.p.supervised.incarnation, op, what,
+                          item.single, item.span, item.single ? item.key_group : -1});
   auto err = make_error(ec::operator_failed, "operator '" + op + "': " + what);
   fail_and_quit(self, "operator '" + op + "'", err, {.op = op, .key_group = item.key_group});
 }
@@ -279,10 +280,12 @@ void publish_metrics(self_ptr self, size_t n, int64_t first_ingest_ns) {
   const auto& ops = st.runner->operators();
   const auto& outs = st.runner->last_outputs();
   const auto& inputs = st.runner->inputs();
+  const auto& seconds = st.runner->last_seconds();
   for (size_t i = 0; i < ops.size(); ++i) {
     auto in = inputs[i] < 0 ? n : outs[static_cast<size_t>(inputs[i])];
     st.op_in[i]->Increment(static_cast<double>(in));
     st.op_out[i]->Increment(static_cast<double>(outs[i]));
+    st.op_latency[i]->Observe(seconds[i]);
     auto l = ops[i]->late_records();
     if (st.op_late[i] != nullptr && l > st.late_seen[i]) {
       st.op_late[i]->Increment(static_cast<double>(l - st.late_seen[i]));
@@ -654,6 +657,7 @@ partition_actor::behavior_type partition(self_ptr self, partition_params params)
     for (const auto& op : ops) {
       st.op_in.push_back(&m->records_in(op->id()));
       st.op_out.push_back(&m->records_out(op->id()));
+      st.op_latency.push_back(&m->operator_latency(op->id()));
       st.op_dups.push_back(&m->duplicates(op->id()));
       st.op_late.push_back(dynamic_cast<const ops::window_operator*>(op.get()) != nullptr
                                ? &m->dead_letters(op->id(), "late")

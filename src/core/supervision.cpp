@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/logging.hpp"
+
 namespace keyflow {
 
 uint64_t supervision::started(uint32_t instance) {
@@ -44,17 +46,20 @@ void supervision::operator_failed(const operator_failure& f) {
     a.op = f.op;
     a.error = f.error;
     ++a.attempts;
-    spdlog::warn("supervisor: operator '{}' failed on record {}@{} (attempt {} of {}): {}", f.op,
-                 f.record->first, f.record->second, a.attempts, settings_.max_attempts, f.error);
+    const logging::log_ctx ctx{.op = f.op, .key_group = f.key_group};
+    logging::warn(ctx, "supervisor: operator '{}' failed on record {}@{} (attempt {} of {}): {}",
+                  f.op, f.record->first, f.record->second, a.attempts, settings_.max_attempts,
+                  f.error);
     if (a.attempts >= settings_.max_attempts) {
       next->poison[*f.record] = a;
-      spdlog::error("supervisor: record {}@{} is poison: it goes to the dead-letter topic",
-                    f.record->first, f.record->second);
+      logging::error(ctx, "supervisor: record {}@{} is poison: it goes to the dead-letter topic",
+                     f.record->first, f.record->second);
     }
   } else {
-    spdlog::warn("supervisor: operator '{}' failed in a batch of {} partition(s): {}; its "
-                 "records are processed one at a time after the restart",
-                 f.op, f.batch.size(), f.error);
+    logging::warn({.op = f.op},
+                  "supervisor: operator '{}' failed in a batch of {} partition(s): {}; its "
+                  "records are processed one at a time after the restart",
+                  f.op, f.batch.size(), f.error);
   }
   for (const auto& [p, offset] : f.batch) {
     auto [it, fresh] = next->suspects.emplace(p, offset);

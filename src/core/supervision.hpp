@@ -53,6 +53,7 @@ struct operator_failure {
   std::optional<record_position> record;
   /// Highest offset per source partition among the records of the failing batch.
   std::vector<record_position> batch;
+  int32_t key_group = -1; ///< the failing record's key group when it ran alone (logs)
 };
 
 /// Read-only view given to the actors of one start of an instance.

@@ -88,6 +88,12 @@ metrics::metrics(std::string pipeline)
                               "operators of its stage (lookup waits excluded)")
                         .Labels(labels)
                         .Register(*registry_);
+  operator_latency_ = &BuildHistogram()
+                           .Name("keyflow_operator_latency_seconds")
+                           .Help("Time one operator spends on one batch of a partition actor "
+                                 "(lookup waits excluded)")
+                           .Labels(labels)
+                           .Register(*registry_);
   state_bytes_ = &BuildGauge()
                       .Name("keyflow_state_size_bytes")
                       .Help("Size of the node's RocksDB state: live SST files plus memtables")
@@ -137,6 +143,10 @@ prometheus::Histogram& metrics::processing_latency() {
 prometheus::Histogram& metrics::stage_latency(const std::string& stage,
                                               const std::string& operators) {
   return stage_latency_->Add({{"stage", stage}, {"operators", operators}}, latency_buckets());
+}
+
+prometheus::Histogram& metrics::operator_latency(const std::string& op) {
+  return operator_latency_->Add({{"operator", op}}, latency_buckets());
 }
 
 prometheus::Histogram& metrics::end_to_end_latency(const std::string& sink) {

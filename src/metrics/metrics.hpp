@@ -102,6 +102,9 @@ public:
   /// keyflow_stage_latency_seconds{stage,operators}: time a partition actor spends running
   /// one batch through the operators of its stage (`operators`: their ids, comma-separated).
   prometheus::Histogram& stage_latency(const std::string& stage, const std::string& operators);
+  /// keyflow_operator_latency_seconds{operator}: time one operator spends on one batch of a
+  /// partition actor.
+  prometheus::Histogram& operator_latency(const std::string& op);
   /// keyflow_end_to_end_latency_seconds{sink}: source read -> written by the sink.
   prometheus::Histogram& end_to_end_latency(const std::string& sink);
   /// keyflow_consumer_lag_records{topic,partition}: high watermark - next offset to read.
@@ -201,6 +204,7 @@ private:
   prometheus::Family<prometheus::Counter>* state_flushed_;
   prometheus::Family<prometheus::Gauge>* freshness_;
   prometheus::Family<prometheus::Histogram>* stage_latency_;
+  prometheus::Family<prometheus::Histogram>* operator_latency_;
   std::mutex freshness_mtx_;
   std::map<std::string, std::shared_ptr<freshness_probe::group>> freshness_groups_;
   /// Size in bytes and estimated keys of each state store, by directory.

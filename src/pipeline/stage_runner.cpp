@@ -1,5 +1,7 @@
 #include "pipeline/stage_runner.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -101,6 +103,7 @@ stage_runner::stage_runner(std::shared_ptr<const plan> p, int stage, ops::op_env
     ++consumers_[static_cast<size_t>(key_by_)];
   out_.resize(n);
   last_out_.assign(n, 0);
+  last_seconds_.assign(n, 0.0);
 }
 
 stage_runner::~stage_runner() = default;
@@ -126,6 +129,7 @@ void stage_runner::start(std::vector<record>&& in, std::optional<int64_t> waterm
     o.records.clear();
   next_ = 0;
   enrich_ready_ = false;
+  std::fill(last_seconds_.begin(), last_seconds_.end(), 0.0);
 }
 
 bool stage_runner::run(lookup_request& request, int& op_index) {
@@ -148,9 +152,12 @@ bool stage_runner::run(lookup_request& request, int& op_index) {
     auto before = out_[i].records.size();
     if (per_record_[i]) // outputs are moved out each batch: grow once, not record by record
       out_[i].records.reserve(before + in.size());
+    const auto t0 = std::chrono::steady_clock::now();
     op.process(in, out_[i]);
     if (pending_wm_)
       op.advance_watermark(*pending_wm_, out_[i]);
+    last_seconds_[i] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     last_out_[i] = out_[i].records.size() - before;
     for (auto& d : out_[i].dead_letters)
       dead_.push_back(std::move(d));

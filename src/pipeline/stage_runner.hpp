@@ -60,6 +60,9 @@ public:
   const std::vector<std::unique_ptr<ops::keyed_operator>>& operators() const { return ops_; }
   /// Records each operator emitted in the last batch (parallel to operators()).
   const std::vector<size_t>& last_outputs() const { return last_out_; }
+  /// Seconds each operator spent on the last batch (parallel to operators(); lookup waits
+  /// excluded).
+  const std::vector<double>& last_seconds() const { return last_seconds_; }
   /// Producer of each operator's input (parallel to operators(); -1 = the stage input).
   const std::vector<int>& inputs() const { return input_; }
   /// Id of the operator run() is at (the one that threw, after an exception).
@@ -82,6 +85,7 @@ private:
   std::vector<int> remaining_;
   std::vector<ops::op_output> out_;
   std::vector<size_t> last_out_;
+  std::vector<double> last_seconds_;
   std::vector<std::pair<size_t, int>> sinks_; // (plan sink index, producer)
   int key_by_ = -1;                           // producer feeding the next stage
   std::vector<std::vector<record>> sink_out_;

@@ -879,6 +879,15 @@ deploy_plan compare_plans(const plan* current, const plan& next,
                                c.id, old->state_type);
     } else if (old == nullptr) {
       c.state = state_change::fresh;
+    } else if (old->state_type != c.state_type &&
+               old->state_type.find_first_of("/[(") == std::string::npos &&
+               c.state_type.rfind(old->state_type + "/", 0) == 0) {
+      // A manifest written before state types carried their full signature names only the
+      // kind ("aggregate"): the same kind is taken as the same state.
+      c.state = state_change::keep;
+      c.reason = fmt::format("operator '{}': the snapshot names only the kind '{}' of its state "
+                             "(written by an older version); assumed to be {}",
+                             c.id, old->state_type, c.state_type);
     } else if (old->state_type != c.state_type) {
       c.state = state_change::incompatible;
       c.reason = fmt::format("operator '{}': state type changes from {} to {}", c.id,

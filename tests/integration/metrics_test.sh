@@ -5,6 +5,7 @@
 #   - keyflow_state_size_bytes and keyflow_state_estimated_keys: > 0 after records were
 #     processed and checkpoints taken;
 #   - keyflow_stage_latency_seconds: batches timed per stage, labelled with its operators;
+#     keyflow_operator_latency_seconds: per operator;
 #   - every log line is one JSON object with ts, level, node, logger and msg, and the hot-key
 #     warning carries the partition actor and the key group.
 #
@@ -78,6 +79,12 @@ echo "   stage0: $count batches, $sum s"
 above "$sum" 0 || fail "keyflow_stage_latency_seconds_sum is $sum"
 curl -fs "$KF_METRICS" | grep -q '^keyflow_stage_latency_seconds_count{.*operators="[^"]*aggregate' ||
   fail "keyflow_stage_latency_seconds does not name the stage's operators"
+for op in dedup enrich aggregate; do
+  n=$(kf_metric '^keyflow_operator_latency_seconds_count\{.*operator="'$op'"')
+  [ "$n" -gt 0 ] || fail "no batch of operator '$op' timed: $(curl -fs "$KF_METRICS" |
+    grep '^keyflow_operator_latency_seconds_count')"
+done
+echo "   keyflow_operator_latency_seconds: batches timed for dedup, enrich and aggregate"
 
 echo "== JSON logs"
 for _ in $(seq 100); do # hot keys are reported every --flush-interval-ms (1 s)

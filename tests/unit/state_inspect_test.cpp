@@ -814,3 +814,22 @@ TEST(DeployPlan, AgainstASnapshotsStoredStateTypes) {
 }
 
 } // namespace
+
+TEST(DeployPlan, ManifestsOfOlderVersionsNameOnlyTheStateKind) {
+  // Written before state types carried their signature: "aggregate", "dedup".
+  std::vector<keyflow::proto::OperatorState> stored(2);
+  stored[0].set_operator_id("dd");
+  stored[0].set_state_type("dedup");
+  stored[1].set_operator_id("profile");
+  stored[1].set_state_type("aggregate");
+  auto d = compare_plans(nullptr, *version(1), &stored);
+  EXPECT_TRUE(d.compatible);
+  EXPECT_EQ(change_of(d, "dd").state, state_change::keep);
+  EXPECT_EQ(change_of(d, "profile").state, state_change::keep);
+  EXPECT_NE(change_of(d, "profile").reason.find("older version"), std::string::npos);
+  // Another kind is still another state.
+  stored[1].set_state_type("window");
+  auto w = compare_plans(nullptr, *version(1), &stored);
+  EXPECT_FALSE(w.compatible);
+  EXPECT_EQ(change_of(w, "profile").state, state_change::incompatible);
+}

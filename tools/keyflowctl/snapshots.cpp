@@ -79,7 +79,14 @@ int run_snapshots(const global_options& g) {
     std::string ops = "-";
     if (const auto* o = find(s, {"operators"}))
       ops = o->is_structured() ? std::to_string(o->size()) : text(*o);
-    t.add({name, field(s, {"id"}), created ? utc_text(*created) : "-",
+    auto id = field(s, {"id"});
+    if (const auto* parts = find(s, {"parts"}); parts != nullptr && parts->is_array()) {
+      // A cluster snapshot: one part per region.
+      id = fmt::format("{} part(s)", parts->size());
+      if (const auto* complete = find(s, {"complete"}); complete != nullptr && *complete == false)
+        id += ", incomplete";
+    }
+    t.add({name, id, created ? utc_text(*created) : "-",
            size ? bytes_text(static_cast<uint64_t>(*size)) : "-", field(s, {"pipeline"}),
            field(s, {"version", "pipeline_version"}), ops});
   }
