@@ -82,10 +82,10 @@ bool kafka_reader::dead_letter_poison(std::string_view key, std::string_view val
   dead.push_back({pipe.dead_letter_topic, std::string{key},
                   ops::make_dead_letter(key, value, from, info.op, why, pipe.name, pipe.version,
                                         info.attempts)});
-  logging::warn({.op = info.op,
-                 .key_group = static_cast<int32_t>(key_group_of(key, pipe.max_parallelism))},
-                "dead letter: poison record {}/{}@{} (operator '{}' failed {} times: {})",
-                from.topic, from.partition, from.offset, info.op, info.attempts, info.error);
+  logging::warn(
+      {.op = info.op, .key_group = static_cast<int32_t>(key_group_of(key, pipe.max_parallelism))},
+      "dead letter: poison record {}/{}@{} (operator '{}' failed {} times: {})", from.topic,
+      from.partition, from.offset, info.op, info.attempts, info.error);
   if (metrics_ != nullptr)
     metrics_->dead_letters(info.op, "poison").Increment();
   return true;

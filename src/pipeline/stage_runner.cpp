@@ -156,8 +156,7 @@ bool stage_runner::run(lookup_request& request, int& op_index) {
     op.process(in, out_[i]);
     if (pending_wm_)
       op.advance_watermark(*pending_wm_, out_[i]);
-    last_seconds_[i] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    last_seconds_[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     last_out_[i] = out_[i].records.size() - before;
     for (auto& d : out_[i].dead_letters)
       dead_.push_back(std::move(d));
