@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -22,18 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// `<checkpoint_dir>/region-<r>`.
-fs::path region_root(const std::string& checkpoint_dir, uint32_t r) {
-  return fs::path{checkpoint_dir} / ("region-" + std::to_string(r));
-}
-
-/// Every named snapshot part on disk, unverified: name -> region -> the part of the highest
-/// generation.
+/// Every named snapshot part on disk, unverified: name -> index of its root -> the part of
+/// the highest generation.
 std::map<std::string, std::map<uint32_t, state::checkpoint_info>>
-scan_parts(const std::string& checkpoint_dir, uint32_t regions) {
+scan_parts(const std::vector<std::string>& roots) {
   std::map<std::string, std::map<uint32_t, state::checkpoint_info>> out;
-  for (uint32_t r = 0; r < regions; ++r)
-    for (const auto& [gen, dir] : generation_dirs(region_root(checkpoint_dir, r))) {
+  for (uint32_t r = 0; r < roots.size(); ++r)
+    for (const auto& [gen, dir] : generation_dirs(roots[r])) {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(dir / "snapshots", ec)) {
         auto name = e.path().filename().string();
@@ -49,7 +45,7 @@ scan_parts(const std::string& checkpoint_dir, uint32_t regions) {
 /// The summary of a cluster snapshot made of `parts` (region -> part).
 nlohmann::json cluster_summary(const std::string& name,
                                const std::map<uint32_t, state::checkpoint_info>& parts,
-                               uint32_t regions) {
+                               size_t regions) {
   auto j = summary(parts.begin()->second);
   j.erase("id");
   j.erase("dir");
@@ -107,66 +103,84 @@ void check_fits(const pipeline::plan& p, const std::string& name,
 
 } // namespace
 
-std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::string& checkpoint_dir,
-                                                           uint32_t regions,
+std::vector<std::string> snapshot_roots(const std::string& checkpoint_dir, uint32_t regions,
+                                        bool spread) {
+  if (spread)
+    return {(fs::path{checkpoint_dir} / "job").string()};
+  std::vector<std::string> out;
+  for (uint32_t r = 0; r < regions; ++r)
+    out.push_back((fs::path{checkpoint_dir} / ("region-" + std::to_string(r))).string());
+  return out;
+}
+
+std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::vector<std::string>& roots,
                                                            const std::string& name) {
   check_name("snapshot", name);
   if (name.rfind("chk-", 0) == 0)
     throw bad_request("snapshot '" + name +
-                      "': on a cluster, periodic checkpoints are per region; name a snapshot "
+                      "': on a cluster, periodic checkpoints cannot be named; name a snapshot "
                       "(keyflowctl snapshot --name NAME)");
   std::vector<state::checkpoint_info> out;
   std::string missing;
-  for (uint32_t r = 0; r < regions; ++r) {
+  for (const auto& root : roots) {
     bool found = false;
-    for (const auto& [gen, dir] : generation_dirs(region_root(checkpoint_dir, r))) {
+    for (const auto& [gen, dir] : generation_dirs(root)) {
       auto d = (dir / "snapshots" / name).string();
       if (!fs::exists(fs::path{d} / "MANIFEST.pb"))
         continue;
       state::checkpoint_store store{dir.string()};
       proto::CheckpointManifest m;
       if (auto why = store.verify(d, &m); !why.empty())
-        throw std::runtime_error("snapshot '" + name + "', region " + std::to_string(r) +
-                                 ": does not verify: " + why);
+        throw std::runtime_error("snapshot '" + name + "' at " + d + " does not verify: " + why);
       out.push_back({d, std::move(m)});
       found = true;
       break;
     }
     if (!found)
-      missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      missing += (missing.empty() ? "" : ", ") + fs::path{root}.filename().string();
   }
   if (out.empty())
-    throw http_error(404, "no snapshot '" + name + "' under " + checkpoint_dir);
+    throw http_error(404, "no snapshot '" + name + "' under " +
+                              fs::path{roots.front()}.parent_path().string());
   if (!missing.empty())
-    throw http_error(409, "snapshot '" + name + "' is incomplete: no part for region(s) " +
-                              missing + " of " + std::to_string(regions));
+    throw http_error(409, "snapshot '" + name + "' is incomplete: no part for " + missing);
   return out;
 }
 
-void adopt_cluster_snapshot(const node_env& env, uint32_t regions, uint64_t generation,
-                            const std::string& name) {
-  auto parts = cluster_snapshot_parts(env.opts->checkpoint_dir, regions, name);
+void adopt_cluster_snapshot(const node_env& env, const std::vector<std::string>& roots,
+                            uint64_t generation, const std::string& name) {
+  auto parts = cluster_snapshot_parts(roots, name);
   for (const auto& p : parts)
     check_fits(*env.plan, name, p);
-  for (uint32_t r = 0; r < regions; ++r) {
-    auto own = region_root(env.opts->checkpoint_dir, r) / ("g" + std::to_string(generation));
+  for (size_t r = 0; r < roots.size(); ++r) {
+    auto own = fs::path{roots[r]} / ("g" + std::to_string(generation));
     state::checkpoint_store store{own.string(), env.opts->checkpoints_retained};
     auto to = store.checkpoint_dir(parts[r].manifest.id());
     fs::remove_all(to);
-    copy_tree(parts[r].dir, to, true);
+    if (parts[r].manifest.parts().empty()) {
+      copy_tree(parts[r].dir, to, true);
+    } else { // a job manifest: written anew, naming its parts where they are
+      auto m = parts[r].manifest;
+      m.clear_snapshot_name();
+      for (auto& p : *m.mutable_parts())
+        p.set_dir((fs::path{parts[r].dir} / p.dir()).lexically_normal().string());
+      store.commit_parts(std::move(m));
+    }
     if (auto why = store.verify(to); !why.empty())
-      throw std::runtime_error("region " + std::to_string(r) + ": the copy of snapshot '" + name +
-                               "' at " + to + " does not verify: " + why);
+      throw std::runtime_error("the copy of snapshot '" + name + "' at " + to +
+                               " does not verify: " + why);
   }
-  spdlog::info("cluster: snapshot '{}' adopted as the start of generation {} ({} regions)", name,
-               generation, regions);
+  spdlog::info("cluster: snapshot '{}' adopted as the start of generation {} ({} part(s))", name,
+               generation, roots.size());
 }
 
 cluster_admin::cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions,
-                             std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
-                             cluster_regions& mgr, main_queue& calls, std::string token)
-    : sys_(sys), env_(env), regions_(regions), view_(std::move(view)),
-      membership_(std::move(membership)), mgr_(mgr), calls_(calls), token_(std::move(token)) {}
+                             bool spread, std::shared_ptr<cluster::cluster_view> view,
+                             caf::actor membership, local_job& job, main_queue& calls,
+                             std::string token)
+    : sys_(sys), env_(env), regions_(regions), spread_(spread),
+      roots_(snapshot_roots(env.opts->checkpoint_dir, regions, spread)), view_(std::move(view)),
+      membership_(std::move(membership)), job_(job), calls_(calls), token_(std::move(token)) {}
 
 nlohmann::json cluster_admin::post(const std::string& url, const std::string& path,
                                    const nlohmann::json& body) const {
@@ -229,8 +243,8 @@ uint64_t cluster_admin::ask_membership(caf::message msg) {
 }
 
 void cluster_admin::remove_parts(const std::string& name) const {
-  for (uint32_t r = 0; r < regions_; ++r)
-    for (const auto& [gen, dir] : generation_dirs(region_root(env_.opts->checkpoint_dir, r)))
+  for (const auto& root : roots_)
+    for (const auto& [gen, dir] : generation_dirs(root))
       fs::remove_all(dir / "snapshots" / name);
 }
 
@@ -242,8 +256,14 @@ nlohmann::json cluster_admin::take_snapshot(const std::string& requested) {
     throw http_error(409, "no region runs yet (a standby cluster starts with a restore)");
   if (snap.current.stopped)
     throw http_error(409, "the job is stopped: nothing to snapshot");
-  if (scan_parts(env_.opts->checkpoint_dir, regions_).count(name))
+  if (scan_parts(roots_).count(name))
     throw http_error(409, "snapshot '" + name + "' exists already");
+  if (spread_) { // the coordinator leads the job: its checkpoint coordinator writes it
+    calls_.call([&] { return job_.snapshot(name, {}); });
+    auto parts = cluster_snapshot_parts(roots_, name);
+    spdlog::info("cluster: snapshot '{}' of the spread job taken", name);
+    return cluster_summary(name, by_region(std::move(parts)), 1);
+  }
   // Every region must run on its owner under the assigned generation.
   std::map<uint32_t, std::vector<uint32_t>> by_node;
   const auto here = view_->running();
@@ -263,7 +283,7 @@ nlohmann::json cluster_admin::take_snapshot(const std::string& requested) {
   try {
     for (const auto& [node, regions] : by_node) {
       if (node == snap.self)
-        calls_.call([&, regions = regions] { return mgr_.snapshot(name, regions); });
+        calls_.call([&, regions = regions] { return job_.snapshot(name, regions); });
       else
         post(member(snap, node)->info.admin, "/cluster/checkpoint",
              {{"name", name}, {"regions", regions}});
@@ -272,27 +292,27 @@ nlohmann::json cluster_admin::take_snapshot(const std::string& requested) {
     remove_parts(name); // the name is free for another try
     throw;
   }
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  auto parts = cluster_snapshot_parts(roots_, name);
   spdlog::info("cluster: snapshot '{}' taken in {} part(s)", name, parts.size());
-  return cluster_summary(name, by_region(std::move(parts)), regions_);
+  return cluster_summary(name, by_region(std::move(parts)), roots_.size());
 }
 
 nlohmann::json cluster_admin::list_snapshots() const {
   std::vector<nlohmann::json> found;
-  for (const auto& [name, parts] : scan_parts(env_.opts->checkpoint_dir, regions_))
-    found.push_back(cluster_summary(name, parts, regions_));
+  for (const auto& [name, parts] : scan_parts(roots_))
+    found.push_back(cluster_summary(name, parts, roots_.size()));
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
     return a["created_at_ms"].template get<int64_t>() > b["created_at_ms"].template get<int64_t>();
   });
   nlohmann::json latest = nlohmann::json::array();
-  for (uint32_t r = 0; r < regions_; ++r)
-    for (const auto& [gen, dir] : generation_dirs(region_root(env_.opts->checkpoint_dir, r))) {
+  for (uint32_t r = 0; r < roots_.size(); ++r)
+    for (const auto& [gen, dir] : generation_dirs(roots_[r])) {
       state::checkpoint_store store{dir.string()};
       auto ids = store.checkpoint_ids();
       if (ids.empty())
         continue;
       if (auto m = state::checkpoint_store::read_manifest(store.checkpoint_dir(ids.front())))
-        latest.push_back({{"region", r},
+        latest.push_back({{spread_ ? "job" : "region", r},
                           {"generation", gen},
                           {"id", m->id()},
                           {"created_at_ms", m->created_at_ms()},
@@ -301,12 +321,13 @@ nlohmann::json cluster_admin::list_snapshots() const {
     }
   return {{"root", env_.opts->checkpoint_dir},
           {"regions", regions_},
+          {"spread", spread_},
           {"snapshots", found},
           {"latest_checkpoints", std::move(latest)}};
 }
 
 nlohmann::json cluster_admin::describe(const std::string& name) const {
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  auto parts = cluster_snapshot_parts(roots_, name);
   nlohmann::json offsets = nlohmann::json::array();
   int64_t duration = 0;
   int files = 0;
@@ -320,7 +341,7 @@ nlohmann::json cluster_admin::describe(const std::string& name) const {
     duration = std::max<int64_t>(duration, p.manifest.duration_ms());
     files += p.manifest.files_size();
   }
-  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  auto j = cluster_summary(name, by_region(std::move(parts)), roots_.size());
   j["offsets"] = std::move(offsets);
   j["files"] = files;
   j["duration_ms"] = duration;
@@ -329,7 +350,7 @@ nlohmann::json cluster_admin::describe(const std::string& name) const {
 
 nlohmann::json cluster_admin::inspect(const admin_request& r) const {
   const auto name = r.capture(1);
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  auto parts = cluster_snapshot_parts(roots_, name);
   pipeline::inspect_query q;
   q.operator_id = r.param("operator");
   if (auto key = r.param("key", "\x01"); key != "\x01")
@@ -358,7 +379,7 @@ nlohmann::json cluster_admin::inspect(const admin_request& r) const {
       out = std::move(j);
       out["snapshot"] = name;
       out.erase("id");
-      out["regions"] = regions_;
+      out["parts"] = parts.size();
       for (size_t i = 0; i < out["operators"].size(); ++i)
         index[out["operators"][i]["id"].get<std::string>()] = i;
       continue;
@@ -381,14 +402,14 @@ nlohmann::json cluster_admin::diff(const admin_request& r) const {
   auto a = r.param("a"), b = r.param("b");
   if (a.empty() || b.empty())
     throw bad_request("give both snapshots: /diff?a=NAME&b=NAME");
-  auto pa = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, a);
-  auto pb = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, b);
+  auto pa = cluster_snapshot_parts(roots_, a);
+  auto pb = cluster_snapshot_parts(roots_, b);
   size_t limit = 20;
   if (auto l = r.param("limit"); !l.empty())
     limit = std::stoul(l);
   nlohmann::json out;
   std::map<std::string, size_t> index;
-  for (uint32_t region = 0; region < regions_; ++region) {
+  for (size_t region = 0; region < pa.size(); ++region) {
     nlohmann::json j;
     try {
       j = pipeline::diff_state(*env_.plan, pa[region], pb[region], r.param("operator"), limit);
@@ -415,12 +436,12 @@ nlohmann::json cluster_admin::diff(const admin_request& r) const {
   }
   out["a"] = a;
   out["b"] = b;
-  out["regions"] = regions_;
+  out["parts"] = pa.size();
   return out;
 }
 
 nlohmann::json cluster_admin::restore(const std::string& name) {
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  auto parts = cluster_snapshot_parts(roots_, name);
   for (const auto& p : parts)
     check_fits(*env_.plan, name, p);
   // The new generation must be above every region's fence (another cluster that ran the
@@ -440,14 +461,14 @@ nlohmann::json cluster_admin::restore(const std::string& name) {
     offsets = offsets.get<int>() + p.manifest.offsets_size();
   return {{"restored", name},
           {"assignment_version", version},
-          {"regions", regions_},
+          {"parts", parts.size()},
           {"offsets", offsets}};
 }
 
 nlohmann::json cluster_admin::stop(const std::string& snapshot) {
   if (!snapshot.empty()) {
     check_name("snapshot", snapshot);
-    if (scan_parts(env_.opts->checkpoint_dir, regions_).count(snapshot))
+    if (scan_parts(roots_).count(snapshot))
       throw http_error(409, "snapshot '" + snapshot + "' exists already");
   }
   auto version = ask_membership(caf::make_message(atom::job_stop_v, snapshot));
@@ -470,30 +491,54 @@ nlohmann::json cluster_admin::stop(const std::string& snapshot) {
                snapshot.empty() ? "" : " with snapshot '" + snapshot + "'");
   nlohmann::json j{{"stopped", true}, {"assignment_version", version}};
   if (!snapshot.empty())
-    j["checkpoint"] = cluster_summary(
-        snapshot, by_region(cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, snapshot)),
-        regions_);
+    j["checkpoint"] = cluster_summary(snapshot, by_region(cluster_snapshot_parts(roots_, snapshot)),
+                                      roots_.size());
   return j;
 }
 
 nlohmann::json cluster_admin::export_snapshot(const std::string& name,
                                               const std::string& dir) const {
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
+  auto parts = cluster_snapshot_parts(roots_, name);
   if (dir.empty() || fs::path{dir}.is_relative())
     throw bad_request("dir '" + dir + "': give an absolute directory");
   auto to = fs::path{dir} / name;
   if (fs::exists(to))
     throw http_error(409, to.string() + " exists already");
-  for (uint32_t r = 0; r < regions_; ++r) {
-    auto part = (to / ("region-" + std::to_string(r))).string();
-    copy_tree(parts[r].dir, part);
-    if (auto why = state::checkpoint_store{to.string()}.verify(part); !why.empty())
-      throw std::runtime_error("the copy at " + part + " does not verify: " + why);
+  for (size_t r = 0; r < roots_.size(); ++r) {
+    auto part = to / fs::path{roots_[r]}.filename();
+    copy_tree(parts[r].dir, part.string());
+    if (spread_) // the job's parts, one per slice, beside it
+      relink_parts(part, parts[r].dir, [&](uint32_t slice) {
+        auto at = to / ("slice-" + std::to_string(slice));
+        return std::pair{at, fs::path{".."} / at.filename()};
+      });
+    if (auto why = state::checkpoint_store{to.string()}.verify(part.string()); !why.empty())
+      throw std::runtime_error("the copy at " + part.string() + " does not verify: " + why);
   }
-  spdlog::info("exported snapshot '{}' ({} regions) to {}", name, regions_, to.string());
-  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  spdlog::info("exported snapshot '{}' ({} part(s)) to {}", name, roots_.size(), to.string());
+  auto j = cluster_summary(name, by_region(std::move(parts)), roots_.size());
   j["exported_to"] = to.string();
   return j;
+}
+
+void cluster_admin::relink_parts(
+    const fs::path& job, const std::string& from,
+    const std::function<std::pair<fs::path, fs::path>(uint32_t)>& place) const {
+  auto m = state::checkpoint_store::read_manifest(job.string());
+  if (!m)
+    throw std::runtime_error("no readable job manifest in " + job.string());
+  for (auto& p : *m->mutable_parts()) {
+    auto [at, relative] = place(p.slice());
+    copy_tree((fs::path{from} / p.dir()).lexically_normal().string(), at.string());
+    p.set_dir(relative.string());
+  }
+  auto tmp = job / "MANIFEST.pb.tmp";
+  {
+    std::ofstream out{tmp, std::ios::binary | std::ios::trunc};
+    if (!m->SerializeToOstream(&out) || !out.flush())
+      throw std::runtime_error("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, job / "MANIFEST.pb");
 }
 
 nlohmann::json cluster_admin::import_snapshot(const std::string& dir) const {
@@ -504,36 +549,41 @@ nlohmann::json cluster_admin::import_snapshot(const std::string& dir) const {
     from = from.parent_path();
   const auto name = from.filename().string();
   check_name("snapshot", name);
-  uint32_t found = 0;
-  while (fs::exists(from / ("region-" + std::to_string(found)) / "MANIFEST.pb"))
-    ++found;
-  if (found == 0)
-    throw http_error(404, "no cluster snapshot at " + from.string() +
-                              " (no region-0/MANIFEST.pb; export one with keyflowctl export)");
-  if (found != regions_)
-    throw bad_request("the snapshot at " + from.string() + " has " + std::to_string(found) +
-                      " region(s), this cluster runs " + std::to_string(regions_));
-  if (scan_parts(env_.opts->checkpoint_dir, regions_).count(name))
+  const std::string layout =
+      spread_ ? "job/ (and its slices)" : "region-0 .. region-" + std::to_string(regions_ - 1);
+  if (!fs::exists(from / fs::path{roots_.front()}.filename() / "MANIFEST.pb"))
+    throw http_error(404, "no snapshot of this cluster's layout at " + from.string() +
+                              " (expected " + layout + "; export one with keyflowctl export)");
+  if (!spread_ && fs::exists(from / ("region-" + std::to_string(regions_)) / "MANIFEST.pb"))
+    throw bad_request("the snapshot at " + from.string() + " has more regions than the " +
+                      std::to_string(regions_) + " of this cluster");
+  if (scan_parts(roots_).count(name))
     throw http_error(409, "snapshot '" + name + "' exists already in this cluster");
   state::checkpoint_store reader{from.string()};
-  for (uint32_t r = 0; r < regions_; ++r) {
-    auto part = (from / ("region-" + std::to_string(r))).string();
+  for (const auto& root : roots_) {
+    auto part = from / fs::path{root}.filename();
     proto::CheckpointManifest m;
-    if (auto why = reader.verify(part, &m); !why.empty())
-      throw bad_request("region " + std::to_string(r) + " of the snapshot at " + from.string() +
-                        " does not verify: " + why);
+    if (auto why = reader.verify(part.string(), &m); !why.empty())
+      throw bad_request("the snapshot at " + from.string() + " (expected " + layout +
+                        ") does not verify: " + why);
     if (m.pipeline() != env_.plan->cfg.name)
       throw bad_request("the snapshot at " + from.string() + " belongs to pipeline '" +
                         m.pipeline() + "', not '" + env_.plan->cfg.name + "'");
   }
-  for (uint32_t r = 0; r < regions_; ++r) {
-    auto to = region_root(env_.opts->checkpoint_dir, r) / "g0" / "snapshots" / name;
+  for (const auto& root : roots_) {
+    auto to = fs::path{root} / "g0" / "snapshots" / name;
     fs::remove_all(to);
-    copy_tree((from / ("region-" + std::to_string(r))).string(), to.string());
+    auto part = from / fs::path{root}.filename();
+    copy_tree(part.string(), to.string());
+    if (spread_) // slice s's part goes to slice-<s>/g0/snapshots/<name>
+      relink_parts(to, part.string(), [&](uint32_t slice) {
+        auto rel = fs::path{"slice-" + std::to_string(slice)} / "g0" / "snapshots" / name;
+        return std::pair{fs::path{env_.opts->checkpoint_dir} / rel, "../../../.." / rel};
+      });
   }
-  auto parts = cluster_snapshot_parts(env_.opts->checkpoint_dir, regions_, name);
-  spdlog::info("imported snapshot '{}' ({} regions) from {}", name, regions_, from.string());
-  auto j = cluster_summary(name, by_region(std::move(parts)), regions_);
+  auto parts = cluster_snapshot_parts(roots_, name);
+  spdlog::info("imported snapshot '{}' ({} part(s)) from {}", name, roots_.size(), from.string());
+  auto j = cluster_summary(name, by_region(std::move(parts)), roots_.size());
   j["imported_from"] = from.string();
   return j;
 }
@@ -597,7 +647,7 @@ void cluster_admin::serve(admin_server& server) {
         throw bad_request("body: region " + x.dump() + " is not a region of this cluster");
       regions.push_back(x.get<uint32_t>());
     }
-    return calls_.call([&] { return nlohmann::json{{"parts", mgr_.snapshot(name, regions)}}; });
+    return calls_.call([&] { return nlohmann::json{{"parts", job_.snapshot(name, regions)}}; });
   });
 }
 

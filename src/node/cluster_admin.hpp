@@ -8,11 +8,16 @@
 ///
 /// A cluster snapshot is one part per region, each a named snapshot of the region's
 /// checkpoint store: `<checkpoint-dir>/region-<r>/g<generation>/snapshots/<name>/`
-/// (imported ones under `g0`). An export holds `<dir>/<name>/region-<r>/` per region.
+/// (imported ones under `g0`); for a job spread over the nodes, one job manifest
+/// `job/g<generation>/snapshots/<name>/` naming a part per slice. An export holds
+/// `<dir>/<name>/region-<r>/` per region, or `<dir>/<name>/job/` and `slice-<s>/`.
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -30,30 +35,35 @@ namespace keyflow::node {
 class admin_server;
 struct admin_request;
 
-/// Every region's part of cluster snapshot `name` under `checkpoint_dir`, by region, each
-/// the one of the highest generation, verified. 400 for an invalid name, 404 if no region
-/// has a part, 409 naming the regions without one; std::runtime_error if a part does not
-/// verify.
-std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::string& checkpoint_dir,
-                                                           uint32_t regions,
+/// Where a cluster's snapshots live: `<checkpoint_dir>/region-<r>` for each region, or
+/// `<checkpoint_dir>/job` for a job spread over the nodes (whose job manifests name one part
+/// per slice under `slice-<s>/`).
+std::vector<std::string> snapshot_roots(const std::string& checkpoint_dir, uint32_t regions,
+                                        bool spread);
+
+/// The part of snapshot `name` under each of `roots` (snapshot_roots()), each the one of the
+/// highest generation, verified. 400 for an invalid name, 404 if no root has a part, 409
+/// naming the roots without one; std::runtime_error if a part does not verify.
+std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::vector<std::string>& roots,
                                                            const std::string& name);
 
-/// Makes every region's part of snapshot `name` the starting checkpoint of generation
-/// `generation` (`region-<r>/g<generation>/chk-<id>`, files hard-linked) after checking that
-/// it fits `env`'s pipeline; the membership actor calls it before it publishes a restore.
-/// Throws std::runtime_error naming the problem.
-void adopt_cluster_snapshot(const node_env& env, uint32_t regions, uint64_t generation,
-                            const std::string& name);
+/// Makes the part of snapshot `name` under each of `roots` the starting checkpoint of
+/// generation `generation` (`<root>/g<generation>/chk-<id>`, files hard-linked) after
+/// checking that it fits `env`'s pipeline; the membership actor calls it before it
+/// publishes a restore. Throws std::runtime_error (or http_error) naming the problem.
+void adopt_cluster_snapshot(const node_env& env, const std::vector<std::string>& roots,
+                            uint64_t generation, const std::string& name);
 
-/// The admin calls of a cluster node running regions.
+/// The admin calls of a cluster node.
 class cluster_admin {
 public:
-  /// Calls for the regions `mgr` runs on this node, as seen in `view`; `membership` is the
-  /// node's membership actor; `calls` is run by the node's main loop; `token` is the admin
-  /// token (the same on every node: forwarded calls carry it).
-  cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions,
-                std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
-                cluster_regions& mgr, main_queue& calls, std::string token);
+  /// Calls for the job share `job` runs on this node (`regions` regions, or slices of a job
+  /// spread over the nodes if `spread`), as seen in `view`; `membership` is the node's
+  /// membership actor; `calls` is run by the node's main loop; `token` is the admin token
+  /// (the same on every node: forwarded calls carry it).
+  cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions, bool spread,
+                std::shared_ptr<cluster::cluster_view> view, caf::actor membership, local_job& job,
+                main_queue& calls, std::string token);
 
   /// Registers the calls on `server`.
   void serve(admin_server& server);
@@ -69,6 +79,13 @@ private:
   uint64_t ask_membership(caf::message msg);
   /// Deletes every part of snapshot `name` (a snapshot that failed half-way).
   void remove_parts(const std::string& name) const;
+  /// Copies the slice parts of the job manifest in directory `job` (a copy of the one in
+  /// `from`, whose relative part directories they resolve against) to where `place(slice)`
+  /// says, {directory, its path relative to `job`}, and rewrites the manifest to name them.
+  void relink_parts(
+      const std::filesystem::path& job, const std::string& from,
+      const std::function<std::pair<std::filesystem::path, std::filesystem::path>(uint32_t)>& place)
+      const;
 
   nlohmann::json take_snapshot(const std::string& name);
   nlohmann::json list_snapshots() const;
@@ -83,9 +100,11 @@ private:
   caf::actor_system& sys_;
   const node_env& env_;
   uint32_t regions_;
+  bool spread_;
+  std::vector<std::string> roots_; ///< snapshot_roots()
   std::shared_ptr<cluster::cluster_view> view_;
   caf::actor membership_;
-  cluster_regions& mgr_;
+  local_job& job_;
   main_queue& calls_;
   std::string token_;
 };

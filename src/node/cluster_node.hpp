@@ -33,14 +33,26 @@ namespace keyflow::node {
 
 class region_manager;
 
+/// What the admin calls of a cluster node ask of the job share running on it (regions or a
+/// spread job's slices). Called on the node's main thread only (through a main_queue).
+class local_job {
+public:
+  virtual ~local_job() = default;
+  /// Takes a snapshot named `name` of `regions` (all running here) or, for a spread job, of
+  /// the whole job (its leader); returns what was written. http_error 409 if that cannot be
+  /// done here now.
+  virtual nlohmann::json snapshot(const std::string& name,
+                                  const std::vector<uint32_t>& regions) = 0;
+};
+
 /// The regions this node runs, following the assignment in a cluster view. Used by the
 /// node's main thread only (admin calls reach it through a main_queue).
-class cluster_regions {
+class cluster_regions : public local_job {
 public:
   /// Regions of `env`'s pipeline split into `regions`, following `view`.
   cluster_regions(caf::actor_system& sys, const node_env& env, uint32_t regions,
                   std::shared_ptr<cluster::cluster_view> view);
-  ~cluster_regions();
+  ~cluster_regions() override;
   cluster_regions(const cluster_regions&) = delete;
   cluster_regions& operator=(const cluster_regions&) = delete;
 
@@ -54,7 +66,7 @@ public:
   void stop_all();
   /// Takes a checkpoint named `name` of each region in `regions`, which must run here (409
   /// otherwise); returns [{region, generation, id, dir, size_bytes}].
-  nlohmann::json snapshot(const std::string& name, const std::vector<uint32_t>& regions);
+  nlohmann::json snapshot(const std::string& name, const std::vector<uint32_t>& regions) override;
 
 private:
   std::unique_ptr<region_manager> impl_;

@@ -97,22 +97,6 @@ void supervise(caf::actor_system& sys, const config::node_options& opts, node::n
   env.supervisor = spawn_supervisor(sys, env.sup);
 }
 
-/// Registers the control calls of a node running a slice of a job spread over the nodes:
-/// 409 with the reason.
-void refuse_spread_control(node::admin_server& server) {
-  for (const char* path :
-       {"/snapshots", "/restore", "/stop", "/deploy", "/rescale", "/export", "/import"}) {
-    auto refuse = [path](const node::admin_request&) -> nlohmann::json {
-      throw node::http_error(409, std::string{path} +
-                                      ": not available for a job spread over the nodes yet; "
-                                      "it takes periodic job checkpoints in parts (see "
-                                      "docs/admin-api.md)");
-    };
-    server.post(path, refuse);
-    server.get(path, refuse);
-  }
-}
-
 /// How a cluster node cuts the job.
 struct job_split {
   uint32_t regions = 1; ///< regions (or slices of a spread job)
@@ -308,10 +292,11 @@ int run_node(const config::node_options& opts) {
     mc.admin =
         std::string{admin.scheme()} + "://" + admin_host + ":" + std::to_string(admin.port());
   }
-  if (!split.spread)
-    mc.adopt_snapshot = [&env, regions](uint64_t generation, const std::string& snapshot) {
-      node::adopt_cluster_snapshot(env, regions, generation, snapshot);
-    };
+  mc.adopt_snapshot = [&env,
+                       roots = node::snapshot_roots(opts.checkpoint_dir, regions, split.spread)](
+                          uint64_t generation, const std::string& snapshot) {
+    node::adopt_cluster_snapshot(env, roots, generation, snapshot);
+  };
   auto lease = std::make_shared<work_lease>();
   lease->renew_until(std::chrono::steady_clock::now() + mc.failure_timeout / 2);
   mc.lease = lease;
@@ -362,14 +347,15 @@ int run_node(const config::node_options& opts) {
   node::serve_dead_letters(admin, props, pipe.dead_letter_topic, pipe.name);
   node::main_queue calls;
   std::optional<node::cluster_regions> region_set;
-  std::optional<node::cluster_admin> control;
-  if (split.spread) {
-    refuse_spread_control(admin);
-  } else {
-    region_set.emplace(sys, env, regions, view);
-    control.emplace(sys, env, regions, view, member, *region_set, calls, token.token);
-    control->serve(admin);
-  }
+  std::optional<node::spread_job> slices;
+  node::local_job* local = nullptr;
+  if (split.spread)
+    local = &slices.emplace(sys, env, regions, view, *job);
+  else
+    local = &region_set.emplace(sys, env, regions, view);
+  node::cluster_admin control{sys,    env,    regions, split.spread, view,
+                              member, *local, calls,   token.token};
+  control.serve(admin);
   admin.start();
   spdlog::info("admin API at {}://{}:{} (bearer token: {})", admin.scheme(),
                split_address(opts.admin_address).first, admin.port(), token.source);
@@ -381,8 +367,7 @@ int run_node(const config::node_options& opts) {
               pipe.name.c_str(), bootstrap.c_str(), m.port(), admin.scheme(), admin.port(),
               admin.scheme(), admin.port(), opts.node_id, opts.cluster_address.c_str());
   std::fflush(stdout);
-  int rc = split.spread ? node::run_spread_job(sys, env, regions, view, *job, stop_requested,
-                                               checkpoint_requested)
+  int rc = split.spread ? node::run_spread_job(*slices, calls, stop_requested, checkpoint_requested)
                         : node::run_cluster_regions(*region_set, calls, stop_requested,
                                                     checkpoint_requested);
   {

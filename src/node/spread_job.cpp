@@ -12,14 +12,16 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/assignment.hpp"
+#include "node/admin_server.hpp"
 #include "node/cluster_node.hpp"
 #include "state/state_store.hpp"
 
 namespace keyflow::node {
 
+namespace fs = std::filesystem;
+
 namespace {
 
-namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 using cluster::spread_message;
 using cluster::spread_step;
@@ -78,6 +80,8 @@ void kill_and_wait(caf::actor_system& sys, const caf::actor& a, caf::exit_reason
                     [] { spdlog::error("spread job: an actor did not terminate within 30 s"); });
 }
 
+} // namespace
+
 class spread_manager {
 public:
   spread_manager(caf::actor_system& sys, const node_env& env, uint32_t slices,
@@ -103,6 +107,10 @@ public:
     }
     if (snap.current.version == 0 || snap.current.regions.size() != slices_)
       return;
+    if (snap.current.stopped) {
+      stop_job(snap);
+      return;
+    }
     const uint64_t g = snap.current.regions.front().generation;
     if (std::any_of(snap.current.regions.begin(), snap.current.regions.end(),
                     [g](const cluster::region_owner& r) { return r.generation != g; }))
@@ -149,7 +157,52 @@ public:
     stop_local("shutdown");
   }
 
+  /// The leader: snapshot `name` of the running job, answered once written.
+  nlohmann::json snapshot(const std::string& name) {
+    if (!leader_ || !leader_->global.coordinator)
+      throw http_error(409, "the spread job is not running on its leader (node " +
+                                std::to_string(leader_id_) + ") yet: try again");
+    caf::scoped_actor self{sys_};
+    std::string failure;
+    self->request(leader_->global.coordinator,
+                  std::chrono::milliseconds(env_.opts->checkpoint_timeout_ms + 5000),
+                  atom::checkpoint_v, name)
+        .receive([](uint64_t) {}, [&](caf::error& err) { failure = sys_.render(err); });
+    if (!failure.empty())
+      throw std::runtime_error("snapshot '" + name + "' failed: " + failure);
+    return summary(leader_->checkpoints->snapshot(name));
+  }
+
 private:
+  /// The job is stopped (admin API): the leader drains it with its final checkpoint (named
+  /// after the stop snapshot); the other nodes keep their slices until the leader has, as
+  /// the drain needs them, then stop what is left.
+  void stop_job(const cluster::cluster_view::snapshot& snap) {
+    if (leader_) {
+      if (leader_->global.coordinator) {
+        spdlog::info("spread job: stopping generation {}{}", generation_,
+                     snap.current.stop_snapshot.empty()
+                         ? std::string{}
+                         : " with snapshot '" + snap.current.stop_snapshot + "'");
+        auto res = drain_pipeline(sys_, leader_->global, snap.current.stop_snapshot,
+                                  std::chrono::seconds(30));
+        if (res.failures > 0)
+          spdlog::error("spread job: {} drain request(s) failed while stopping", res.failures);
+        leader_->global = {};
+      }
+      stop_local("stopped");
+      fenced_generation_ = generation_;
+      return;
+    }
+    if (local_.empty())
+      return;
+    for (const auto& m : snap.members)
+      if (m.info.id == leader_id_ && m.alive && !m.info.running.empty())
+        return; // the leader is still draining
+    stop_local("stopped");
+    fenced_generation_ = generation_;
+  }
+
   /// Generation `g` replaces whatever ran: stop it, raise the fences of the slices this
   /// node owns now, report them stopped to the leader.
   void begin(const cluster::cluster_view::snapshot& snap, uint64_t g) {
@@ -601,12 +654,19 @@ private:
   std::unique_ptr<leader_state> leader_;
 };
 
-} // namespace
+spread_job::spread_job(caf::actor_system& sys, const node_env& env, uint32_t slices,
+                       std::shared_ptr<cluster::cluster_view> view, caf::scoped_actor& job)
+    : impl_(std::make_unique<spread_manager>(sys, env, slices, std::move(view), job)) {}
 
-int run_spread_job(caf::actor_system& sys, const node_env& env, uint32_t slices,
-                   std::shared_ptr<cluster::cluster_view> view, caf::scoped_actor& job,
-                   const volatile std::sig_atomic_t& stop, volatile std::sig_atomic_t& checkpoint) {
-  spread_manager mgr{sys, env, slices, std::move(view), job};
+spread_job::~spread_job() = default;
+
+nlohmann::json spread_job::snapshot(const std::string& name, const std::vector<uint32_t>&) {
+  return impl_->snapshot(name);
+}
+
+int run_spread_job(spread_job& job, main_queue& calls, const volatile std::sig_atomic_t& stop,
+                   volatile std::sig_atomic_t& checkpoint) {
+  auto& mgr = *job.impl_;
   while (!stop) {
     if (checkpoint) {
       checkpoint = 0;
@@ -614,6 +674,7 @@ int run_spread_job(caf::actor_system& sys, const node_env& env, uint32_t slices,
     }
     mgr.step();
     mgr.receive_for(std::chrono::milliseconds(50));
+    calls.run(std::chrono::milliseconds(0));
   }
   spdlog::info("stopping: the spread job's actors on this node");
   mgr.stop_all();

@@ -30,21 +30,49 @@
 #include <csignal>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "cluster/membership.hpp"
+#include "node/cluster_node.hpp"
+#include "node/main_queue.hpp"
 #include "node/node_pipeline.hpp"
 
 namespace keyflow::node {
 
-/// Follows the assignment in `view` for a job spread over `slices` slices until `stop` is
-/// set, then stops (the leader drains the whole job with a final checkpoint) and returns
-/// the exit code. `job` is this node's job actor (announced to the others in heartbeats).
-/// Whenever `checkpoint` is set, it is cleared and the leader takes a checkpoint at once.
-int run_spread_job(caf::actor_system& sys, const node_env& env, uint32_t slices,
-                   std::shared_ptr<cluster::cluster_view> view, caf::scoped_actor& job,
-                   const volatile std::sig_atomic_t& stop, volatile std::sig_atomic_t& checkpoint);
+class spread_manager;
+
+/// This node's share of a job spread over `slices` slices, following the assignment in a
+/// cluster view. A stopped assignment (admin API) makes the leader drain the whole job with
+/// its final checkpoint as the stop snapshot; a restore is a fresh generation.
+class spread_job : public local_job {
+public:
+  /// The job of `env`'s pipeline; `job` is this node's job actor (announced to the others
+  /// in heartbeats).
+  spread_job(caf::actor_system& sys, const node_env& env, uint32_t slices,
+             std::shared_ptr<cluster::cluster_view> view, caf::scoped_actor& job);
+  ~spread_job() override;
+  spread_job(const spread_job&) = delete;
+  spread_job& operator=(const spread_job&) = delete;
+
+  /// The leader: snapshot `name` of the whole job (a job manifest over one part per slice);
+  /// 409 on another node or while the job starts. `regions` is unused.
+  nlohmann::json snapshot(const std::string& name, const std::vector<uint32_t>& regions) override;
+
+private:
+  friend int run_spread_job(spread_job&, main_queue&, const volatile std::sig_atomic_t&,
+                            volatile std::sig_atomic_t&);
+  std::unique_ptr<spread_manager> impl_;
+};
+
+/// Follows the assignment until `stop` is set, running the admin calls queued in `calls`,
+/// then stops (the leader drains the whole job with a final checkpoint) and returns the exit
+/// code. Whenever `checkpoint` is set, it is cleared and the leader takes a checkpoint at
+/// once.
+int run_spread_job(spread_job& job, main_queue& calls, const volatile std::sig_atomic_t& stop,
+                   volatile std::sig_atomic_t& checkpoint);
 
 } // namespace keyflow::node

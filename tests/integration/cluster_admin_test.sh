@@ -11,32 +11,43 @@
 #      snapshot's offsets and fence A's regions; every profile, dead letter and activation is
 #      exact; inspect equals Redis; diff between two cluster snapshots; deploy and rescale
 #      answer 409 with the reason.
+# With "spread", the same for the pipeline without partitioned_by_key: one job spread over
+# the nodes in 4 slices, whose snapshots are one job manifest over a part per slice.
 #
-# Usage: cluster_admin_test.sh BIN_DIR REPO_ROOT
+# Usage: cluster_admin_test.sh BIN_DIR REPO_ROOT [spread]
 set -euo pipefail
 BIN=$1
 ROOT=$2
+MODE=${3:-regions}
 PIPELINE=$ROOT/config/pipelines/cdp.yaml
 CTL=$BIN/keyflowctl
 PY=/usr/bin/python3 # has the redis module
 
-export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster-admin.XXXXXX)
+export KF_RUN_DIR; KF_RUN_DIR=$(mktemp -d /tmp/keyflow-it-cluster-admin-$MODE.XXXXXX)
 export KF_BIN_DIR=$BIN
 # shellcheck source=tools/lib.sh
 source "$ROOT/tools/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$ROOT/tests/integration/cluster_lib.sh"
+PARTS=4 # parts of a snapshot: one per region, or one job manifest
+if [ "$MODE" = spread ]; then
+  PIPELINE=$KF_RUN_DIR/cdp-any-partition.yaml
+  kf_cdp_any_partition "$ROOT" "$PIPELINE" || fail "no pipeline copy"
+  PARTS=1
+fi
 trap 'rc=$?; set +e; [ $rc -ne 0 ] && for i in 1 2 3 4; do echo "--- node $i:"; grep -v "^%" "$KF_RUN_DIR/n$i.log" 2>/dev/null | grep -i "cluster:\|admin\|error\|warn" | tail -15; done; (exit $rc); kf_test_finish' EXIT
 
 kf_start_redis
 kf_start_broker events:4 events-dlq:1 activations:1
 declare -A PORT PID METRICS STATUSURL
 for i in 1 2 3 4; do PORT[$i]=$(kf_free_port); done
-node() { cluster_node "$1" --checkpoint-interval-ms 500 --failure-timeout-ms 2500 "${@:2}"; }
+node() {
+  cluster_node "$1" --regions 4 --checkpoint-interval-ms 500 --failure-timeout-ms 2500 "${@:2}"
+}
 admin_of() { echo "${STATUSURL[$1]%/status}"; }
 T=$KEYFLOW_ADMIN_TOKEN
 
-echo "== cluster A: nodes 1 and 2, 4 regions"
+echo "== cluster A: nodes 1 and 2, 4 regions ($MODE)"
 SEEDS=127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]}
 node 1
 node 2
@@ -72,10 +83,10 @@ kf_track $GEN
 read_some() { [ "$(metric_sum 1 keyflow_records_in_total 'operator="source"')" -gt 3000 ]; }
 kf_wait_for read_some || fail "cluster A reads nothing"
 
-echo "== a snapshot asked of node 2 is taken by the coordinator, one part per region"
+echo "== a snapshot asked of node 2 is taken by the coordinator"
 "$CTL" snapshot --node "$A2" --name mid --output json > "$KF_RUN_DIR/mid.json" ||
   fail "snapshot mid failed"
-[ "$(kf_json_get "$KF_RUN_DIR/mid.json" 'd["complete"], len(d["parts"])')" = "True 4" ] ||
+[ "$(kf_json_get "$KF_RUN_DIR/mid.json" 'd["complete"], len(d["parts"])')" = "True $PARTS" ] ||
   fail "snapshot mid: $(cat "$KF_RUN_DIR/mid.json")"
 grep -q "forwarded to the coordinator (node 1)" "$KF_RUN_DIR/n2.log" || fail "not forwarded"
 "$CTL" snapshots --node "$(admin_of 1)" --output json > "$KF_RUN_DIR/snaps.json"
@@ -86,7 +97,7 @@ set +e
 rc=$?
 set -e
 [ $rc = 4 ] || fail "a second snapshot 'mid' was not refused (exit $rc)"
-echo "   snapshot 'mid' in 4 parts; a second 'mid' refused"
+echo "   snapshot 'mid' in $PARTS part(s); a second 'mid' refused"
 
 echo "== stop cluster A with a snapshot, through node 2, while events still arrive"
 kill -0 "$GEN" 2> /dev/null || fail "the generator finished before the stop (raise --events)"
@@ -100,9 +111,11 @@ done
 mkdir -p "$KF_RUN_DIR/exported"
 "$CTL" export final "$KF_RUN_DIR/exported" --node "$A2" > /dev/null || fail "export failed"
 for r in 0 1 2 3; do
-  [ -f "$KF_RUN_DIR/exported/final/region-$r/MANIFEST.pb" ] || fail "region $r not exported"
+  part=region-$r
+  [ "$MODE" = spread ] && part=slice-$r
+  [ -f "$KF_RUN_DIR/exported/final/$part/MANIFEST.pb" ] || fail "$part not exported"
 done
-echo "   both nodes up with the job stopped; 'final' exported in 4 parts"
+echo "   both nodes up with the job stopped; 'final' exported"
 
 echo "== cluster B: standby nodes 3 and 4 with their own directories"
 SEEDS=127.0.0.1:${PORT[3]},127.0.0.1:${PORT[4]}
@@ -117,10 +130,15 @@ sleep 3 # past the failure timeout: a coordinator that assigned would have done 
 "$CTL" import "$KF_RUN_DIR/exported/final" --node "$B4" > /dev/null || fail "import failed"
 "$CTL" restore final --node "$B4" > /dev/null || fail "restore failed"
 covered 3 2
-for i in 3 4; do
-  grep -q "region .* started from .*b-shared/region-.*/chk-" "$KF_RUN_DIR/n$i.log" ||
-    fail "node $i did not start a region from the adopted snapshot"
-done
+if [ "$MODE" = spread ]; then
+  grep -q "generation .* starts from .*b-shared/job/g.*/chk-" "$KF_RUN_DIR/n3.log" ||
+    fail "the leader did not start the job from the adopted snapshot"
+else
+  for i in 3 4; do
+    grep -q "region .* started from .*b-shared/region-.*/chk-" "$KF_RUN_DIR/n$i.log" ||
+      fail "node $i did not start a region from the adopted snapshot"
+  done
+fi
 echo "   B restored 'final' and runs every region"
 wait "$GEN"
 "$BIN/keyflow-verify" --summary "$KF_RUN_DIR/summary.json" --redis "$KF_REDIS" \
