@@ -398,6 +398,7 @@ int run_cluster_regions(cluster_regions& mgr, main_queue& calls,
     else
       calls.run(std::chrono::milliseconds(0));
   }
+  calls.close(); // admin calls from now on: 503
   spdlog::info("stopping: draining the regions of this node");
   mgr.stop_all();
   return 0;

@@ -676,6 +676,7 @@ int run_spread_job(spread_job& job, main_queue& calls, const volatile std::sig_a
     mgr.receive_for(std::chrono::milliseconds(50));
     calls.run(std::chrono::milliseconds(0));
   }
+  calls.close(); // admin calls from now on: 503
   spdlog::info("stopping: the spread job's actors on this node");
   mgr.stop_all();
   return 0;

@@ -127,6 +127,7 @@ void standalone_job::tick(bool checkpoint, std::chrono::milliseconds wait) {
 }
 
 void standalone_job::shutdown(const std::string& snapshot) {
+  calls_.close(); // admin calls from now on: 503
   std::lock_guard guard{mutex_};
   if (running_)
     drain(snapshot);

@@ -47,7 +47,8 @@ public:
   /// restart is due; `checkpoint` asks for a checkpoint now (SIGUSR1).
   void tick(bool checkpoint, std::chrono::milliseconds wait);
 
-  /// Graceful stop at SIGTERM: drain and final checkpoint (snapshot `snapshot` if given).
+  /// Graceful stop at SIGTERM: admin calls are answered 503 from now on; drain and final
+  /// checkpoint (snapshot `snapshot` if given).
   void shutdown(const std::string& snapshot);
 
   /// Registers the admin calls of docs/admin-api.md on `server`.
