@@ -87,6 +87,14 @@ kf_metric() {
   curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $NF } END { printf "%.0f\n", s }'
 }
 
+# kf_exit_code CMD...: runs CMD (its stdout and stderr to $KF_RUN_DIR/last.out and
+# last.err) and prints its exit code, without stopping a `set -e` script when it fails.
+kf_exit_code() {
+  local rc=0
+  "$@" > "$KF_RUN_DIR/last.out" 2> "$KF_RUN_DIR/last.err" || rc=$?
+  echo $rc
+}
+
 # kf_json_get FILE EXPR: evaluates a Python expression over the JSON document `d` in FILE.
 kf_json_get() {
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"

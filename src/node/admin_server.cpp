@@ -346,6 +346,32 @@ double metric_sum(prometheus::Registry& reg, const std::string& name, const std:
   return sum;
 }
 
+pipeline::inspect_query inspect_query_of(const admin_request& r) {
+  pipeline::inspect_query q;
+  q.operator_id = r.param("operator");
+  if (auto key = r.param("key", "\x01"); key != "\x01")
+    q.key = key;
+  if (auto limit = r.param("limit"); !limit.empty()) {
+    try {
+      q.limit = std::stoul(limit);
+    } catch (const std::exception&) {
+      throw bad_request("parameter 'limit': expected a number, got '" + limit + "'");
+    }
+  }
+  return q;
+}
+
+nlohmann::json offsets_json(const proto::CheckpointManifest& m) {
+  nlohmann::json offsets = nlohmann::json::array();
+  for (const auto& o : m.offsets()) {
+    nlohmann::json e{{"topic", o.topic()}, {"partition", o.partition()}, {"offset", o.offset()}};
+    if (o.has_watermark_ms())
+      e["watermark_ms"] = o.watermark_ms();
+    offsets.push_back(std::move(e));
+  }
+  return offsets;
+}
+
 void copy_tree(const std::string& from, const std::string& to, bool hard_links) {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path{to}.parent_path());

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/state_inspect.hpp"
+
 namespace httplib {
 class Server;
 struct Request;
@@ -132,6 +134,13 @@ nlohmann::json summary(const state::checkpoint_info& c);
 /// matching `label`=`value` if given.
 double metric_sum(prometheus::Registry& reg, const std::string& name, const std::string& label = {},
                   const std::string& value = {});
+
+/// The inspect query of GET /snapshots/{name}/state: parameters operator, key and limit; 400
+/// for a limit that is not a number.
+pipeline::inspect_query inspect_query_of(const admin_request& r);
+
+/// A manifest's source offsets as [{"topic", "partition", "offset"[, "watermark_ms"]}].
+nlohmann::json offsets_json(const proto::CheckpointManifest& m);
 
 /// Copies directory `from` to `to` (which must not exist) through a temporary name; with
 /// `hard_links`, files are hard-linked instead of copied (same file system only).

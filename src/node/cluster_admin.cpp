@@ -332,12 +332,8 @@ nlohmann::json cluster_admin::describe(const std::string& name) const {
   int64_t duration = 0;
   int files = 0;
   for (const auto& p : parts) {
-    for (const auto& o : p.manifest.offsets()) {
-      nlohmann::json e{{"topic", o.topic()}, {"partition", o.partition()}, {"offset", o.offset()}};
-      if (o.has_watermark_ms())
-        e["watermark_ms"] = o.watermark_ms();
-      offsets.push_back(std::move(e));
-    }
+    for (auto& o : offsets_json(p.manifest))
+      offsets.push_back(std::move(o));
     duration = std::max<int64_t>(duration, p.manifest.duration_ms());
     files += p.manifest.files_size();
   }
@@ -351,17 +347,7 @@ nlohmann::json cluster_admin::describe(const std::string& name) const {
 nlohmann::json cluster_admin::inspect(const admin_request& r) const {
   const auto name = r.capture(1);
   auto parts = cluster_snapshot_parts(roots_, name);
-  pipeline::inspect_query q;
-  q.operator_id = r.param("operator");
-  if (auto key = r.param("key", "\x01"); key != "\x01")
-    q.key = key;
-  if (auto limit = r.param("limit"); !limit.empty()) {
-    try {
-      q.limit = std::stoul(limit);
-    } catch (const std::exception&) {
-      throw bad_request("parameter 'limit': expected a number, got '" + limit + "'");
-    }
-  }
+  auto q = inspect_query_of(r);
   nlohmann::json out;
   std::map<std::string, size_t> index; // operator id -> position in out["operators"]
   std::string not_found;

@@ -402,17 +402,7 @@ void standalone_job::serve(admin_server& server) {
   server.get("/snapshots/(.+)/state", [this](const admin_request& r) {
     r.allow_params("operator, key, limit");
     auto chk = find(r.capture(1));
-    pipeline::inspect_query q;
-    q.operator_id = r.param("operator");
-    if (auto key = r.param("key", "\x01"); key != "\x01")
-      q.key = key;
-    if (auto limit = r.param("limit"); !limit.empty()) {
-      try {
-        q.limit = std::stoul(limit);
-      } catch (const std::exception&) {
-        throw bad_request("parameter 'limit': expected a number, got '" + limit + "'");
-      }
-    }
+    auto q = inspect_query_of(r);
     std::lock_guard guard{mutex_};
     try {
       return pipeline::inspect_state(*env_.plan, chk, q);
@@ -424,14 +414,7 @@ void standalone_job::serve(admin_server& server) {
     r.allow_params("");
     auto chk = find(r.capture(1));
     auto j = summary(chk);
-    nlohmann::json offsets = nlohmann::json::array();
-    for (const auto& o : chk.manifest.offsets()) {
-      nlohmann::json e{{"topic", o.topic()}, {"partition", o.partition()}, {"offset", o.offset()}};
-      if (o.has_watermark_ms())
-        e["watermark_ms"] = o.watermark_ms();
-      offsets.push_back(std::move(e));
-    }
-    j["offsets"] = std::move(offsets);
+    j["offsets"] = offsets_json(chk.manifest);
     j["files"] = chk.manifest.files_size();
     j["parts"] = chk.manifest.parts_size();
     j["duration_ms"] = chk.manifest.duration_ms();

@@ -67,11 +67,8 @@ for req in "POST /snapshots {\"name\":\"../x\"}" "POST /restore {\"snapshot\":\"
   [ "$got" = 400 ] || fail "$req: expected 400, got $got $(cat "$KF_RUN_DIR/body")"
   grep -q "not a valid snapshot name" "$KF_RUN_DIR/body" || fail "$req: $(cat "$KF_RUN_DIR/body")"
 done
-set +e
-"$CTL" snapshot --node "$A" --name ../x > /dev/null 2> "$KF_RUN_DIR/ctl.err"
-rc=$?
-set -e
-[ $rc = 2 ] || fail "keyflowctl snapshot --name ../x: exit $rc"
+rc=$(kf_exit_code "$CTL" snapshot --node "$A" --name ../x)
+[ "$rc" = 2 ] || fail "keyflowctl snapshot --name ../x: exit $rc"
 echo "   400 for every ../ name; keyflowctl refuses it with exit 2"
 
 echo "== region A: events arrive while the job is deployed, rescaled and snapshotted"
@@ -104,14 +101,11 @@ echo "   deployed v3 (state kept by operator id) under load"
 BAD=$KF_RUN_DIR/cdp-bad.yaml
 sed -e 's/^      count: {fn: count}$/      count: {fn: count}\n      top: {fn: max, field: value}/' \
   "$V3" > "$BAD"
-set +e
-"$CTL" deploy "$BAD" --node "$A" --yes > "$KF_RUN_DIR/bad.out" 2> "$KF_RUN_DIR/bad.err"
-rc=$?
-set -e
-[ $rc = 4 ] || fail "incompatible deploy: exit $rc $(cat "$KF_RUN_DIR/bad.err")"
-grep -q "operator 'aggregate'" "$KF_RUN_DIR/bad.err" ||
-  fail "refusal does not name the operator: $(cat "$KF_RUN_DIR/bad.err")"
-echo "   refused: $(head -1 "$KF_RUN_DIR/bad.err")"
+rc=$(kf_exit_code "$CTL" deploy "$BAD" --node "$A" --yes)
+[ "$rc" = 4 ] || fail "incompatible deploy: exit $rc $(cat "$KF_RUN_DIR/last.err")"
+grep -q "operator 'aggregate'" "$KF_RUN_DIR/last.err" ||
+  fail "refusal does not name the operator: $(cat "$KF_RUN_DIR/last.err")"
+echo "   refused: $(head -1 "$KF_RUN_DIR/last.err")"
 
 "$CTL" rescale 2 --node "$A" > /dev/null || fail "rescale failed"
 "$CTL" status --node "$A" --output json > "$KF_RUN_DIR/status.json"
@@ -120,11 +114,8 @@ echo "   refused: $(head -1 "$KF_RUN_DIR/bad.err")"
 "$CTL" snapshots --node "$A" --output json > "$KF_RUN_DIR/snaps.json"
 kf_json_get "$KF_RUN_DIR/snaps.json" '[s["name"] for s in d["snapshots"]]' | grep -q "'mid'" ||
   fail "snapshot mid not listed: $(cat "$KF_RUN_DIR/snaps.json")"
-set +e
-"$CTL" snapshot --node "$A" --name mid > /dev/null 2>&1
-rc=$?
-set -e
-[ $rc = 4 ] || fail "a second snapshot 'mid' was not refused (exit $rc)"
+rc=$(kf_exit_code "$CTL" snapshot --node "$A" --name mid)
+[ "$rc" = 4 ] || fail "a second snapshot 'mid' was not refused (exit $rc)"
 echo "   rescaled to 2 actors per stage; snapshot 'mid' taken and listed"
 
 echo "== stop with a snapshot while events still arrive; export it"

@@ -92,11 +92,8 @@ grep -q "forwarded to the coordinator (node 1)" "$KF_RUN_DIR/n2.log" || fail "no
 "$CTL" snapshots --node "$(admin_of 1)" --output json > "$KF_RUN_DIR/snaps.json"
 kf_json_get "$KF_RUN_DIR/snaps.json" '[s["name"] for s in d["snapshots"] if s["complete"]]' |
   grep -q "'mid'" || fail "mid not listed: $(cat "$KF_RUN_DIR/snaps.json")"
-set +e
-"$CTL" snapshot --node "$A2" --name mid > /dev/null 2>&1
-rc=$?
-set -e
-[ $rc = 4 ] || fail "a second snapshot 'mid' was not refused (exit $rc)"
+rc=$(kf_exit_code "$CTL" snapshot --node "$A2" --name mid)
+[ "$rc" = 4 ] || fail "a second snapshot 'mid' was not refused (exit $rc)"
 echo "   snapshot 'mid' in $PARTS part(s); a second 'mid' refused"
 
 echo "== stop cluster A with a snapshot, through node 2, while events still arrive"
@@ -161,12 +158,9 @@ done
 $PY "$ROOT/tests/integration/inspect_check.py" diff "$KF_RUN_DIR/diff.json" ||
   fail "diff: $(cat "$KF_RUN_DIR/diff.json")"
 for cmd in "rescale 3" "deploy $PIPELINE --yes"; do
-  set +e
   # shellcheck disable=SC2086 # cmd is split on purpose
-  "$CTL" $cmd --node "$B4" > /dev/null 2> "$KF_RUN_DIR/refused.err"
-  rc=$?
-  set -e
-  [ $rc = 4 ] || fail "keyflowctl $cmd on a cluster: exit $rc $(cat "$KF_RUN_DIR/refused.err")"
+  rc=$(kf_exit_code "$CTL" $cmd --node "$B4")
+  [ "$rc" = 4 ] || fail "keyflowctl $cmd on a cluster: exit $rc $(cat "$KF_RUN_DIR/last.err")"
 done
 echo "   inspect of $checked customers equals Redis; rescale and deploy refused (409)"
 echo "PASS"

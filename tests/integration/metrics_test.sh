@@ -77,7 +77,8 @@ sum=$(series '^keyflow_stage_latency_seconds_sum\{.*stage="stage0"' max)
 echo "   stage0: $count batches, $sum s"
 [ "$count" -gt 0 ] || fail "no batch timed on stage0"
 above "$sum" 0 || fail "keyflow_stage_latency_seconds_sum is $sum"
-curl -fs "$KF_METRICS" | grep -q '^keyflow_stage_latency_seconds_count{.*operators="[^"]*aggregate' ||
+# (grep reads all: with pipefail, grep -q ending first would fail curl with SIGPIPE)
+curl -fs "$KF_METRICS" | grep -c '^keyflow_stage_latency_seconds_count{.*operators="[^"]*aggregate' > /dev/null ||
   fail "keyflow_stage_latency_seconds does not name the stage's operators"
 for op in dedup enrich aggregate; do
   n=$(kf_metric '^keyflow_operator_latency_seconds_count\{.*operator="'$op'"')
