@@ -785,15 +785,22 @@ TEST(DeployPlan, WhatCannotCarryStateIsAConfigError) {
       << "nothing runs: nothing to carry";
 }
 
+/// A manifest's operator states: {operator id, state type} each.
+std::vector<keyflow::proto::OperatorState>
+stored_states(const std::vector<std::pair<std::string, std::string>>& ops) {
+  std::vector<keyflow::proto::OperatorState> out(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    out[i].set_operator_id(ops[i].first);
+    out[i].set_state_type(ops[i].second);
+  }
+  return out;
+}
+
 TEST(DeployPlan, AgainstASnapshotsStoredStateTypes) {
   // A snapshot of another version: its manifest lists dd and an older profile and a dropped op.
-  std::vector<keyflow::proto::OperatorState> stored(3);
-  stored[0].set_operator_id("dd");
-  stored[0].set_state_type("dedup");
-  stored[1].set_operator_id("profile");
-  stored[1].set_state_type("aggregate/global[count,sum:double]");
-  stored[2].set_operator_id("old");
-  stored[2].set_state_type("window/tumbling(size=1000)[count]");
+  auto stored = stored_states({{"dd", "dedup"},
+                               {"profile", "aggregate/global[count,sum:double]"},
+                               {"old", "window/tumbling(size=1000)[count]"}});
   const auto v1 = version(1);
   auto d = compare_plans(nullptr, *v1, &stored);
   EXPECT_EQ(d.action, deploy_action::start);
@@ -813,15 +820,9 @@ TEST(DeployPlan, AgainstASnapshotsStoredStateTypes) {
   EXPECT_EQ(change_of(ok, "profile").state, state_change::keep);
 }
 
-} // namespace
-
 TEST(DeployPlan, ManifestsOfOlderVersionsNameOnlyTheStateKind) {
   // Written before state types carried their signature: "aggregate", "dedup".
-  std::vector<keyflow::proto::OperatorState> stored(2);
-  stored[0].set_operator_id("dd");
-  stored[0].set_state_type("dedup");
-  stored[1].set_operator_id("profile");
-  stored[1].set_state_type("aggregate");
+  auto stored = stored_states({{"dd", "dedup"}, {"profile", "aggregate"}});
   auto d = compare_plans(nullptr, *version(1), &stored);
   EXPECT_TRUE(d.compatible);
   EXPECT_EQ(change_of(d, "dd").state, state_change::keep);
@@ -833,3 +834,5 @@ TEST(DeployPlan, ManifestsOfOlderVersionsNameOnlyTheStateKind) {
   EXPECT_FALSE(w.compatible);
   EXPECT_EQ(change_of(w, "profile").state, state_change::incompatible);
 }
+
+} // namespace
