@@ -14,6 +14,7 @@
 #include "actors/type_ids.hpp"
 #include "config/pipeline_config.hpp"
 #include "node/admin_server.hpp"
+#include "node/standalone_job.hpp"
 #include "pipeline/state_inspect.hpp"
 #include "redis/redis_client.hpp"
 
@@ -258,6 +259,22 @@ nlohmann::json cluster_admin::take_snapshot(const std::string& requested) {
     throw http_error(409, "the job is stopped: nothing to snapshot");
   if (scan_parts(roots_).count(name))
     throw http_error(409, "snapshot '" + name + "' exists already");
+  // Right after a start or a restore, regions (or the spread job's coordinator) are still
+  // starting: try again for a while before answering 409.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    try {
+      return take_snapshot_now(name);
+    } catch (const http_error& e) {
+      if (e.status() != 409 || std::chrono::steady_clock::now() > deadline)
+        throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+nlohmann::json cluster_admin::take_snapshot_now(const std::string& name) {
+  auto snap = view_->get();
   if (spread_) { // the coordinator leads the job: its checkpoint coordinator writes it
     calls_.call([&] { return job_.snapshot(name, {}); });
     auto parts = cluster_snapshot_parts(roots_, name);
@@ -611,10 +628,18 @@ void cluster_admin::serve(admin_server& server) {
   server.post("/import", [this](const admin_request& r) {
     return import_snapshot(field(r.body, "dir", true));
   });
-  server.post("/deploy", [](const admin_request&) -> nlohmann::json {
-    throw http_error(409, "deploy is not available on a cluster yet: stop the job with a "
-                          "snapshot, restart the nodes with the new pipeline file, and restore "
-                          "the snapshot (docs/admin-api.md)");
+  server.post("/deploy", [this](const admin_request& r) {
+    auto d = check_deploy(env_, r.body); // validates; the plan against this pipeline
+    auto j = pipeline::to_json(d.plan);
+    j["dry_run"] = d.dry_run;
+    if (d.dry_run)
+      return j;
+    if (!d.plan.compatible && !d.allow_drop_state)
+      throw http_error(409, pipeline::refusal(d.plan));
+    throw http_error(409, "deploy on a cluster: the plan is valid, but the nodes run the "
+                          "pipeline file they were started with; stop the job with a snapshot "
+                          "(keyflowctl stop --snapshot NAME), restart every node with the new "
+                          "file and restore the snapshot (docs/admin-api.md)");
   });
   server.post("/rescale", [](const admin_request&) -> nlohmann::json {
     throw http_error(409, "rescale is not available on a cluster: the regions (--regions) are "

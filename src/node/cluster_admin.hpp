@@ -88,6 +88,8 @@ private:
       const;
 
   nlohmann::json take_snapshot(const std::string& name);
+  /// One try of take_snapshot(): 409 if a region (or the spread job) is not running yet.
+  nlohmann::json take_snapshot_now(const std::string& name);
   nlohmann::json list_snapshots() const;
   nlohmann::json describe(const std::string& name) const;
   nlohmann::json inspect(const admin_request& r) const;

@@ -267,30 +267,37 @@ nlohmann::json standalone_job::stop(const std::string& snapshot) {
   return j;
 }
 
-nlohmann::json standalone_job::deploy(const nlohmann::json& body) {
+deploy_request check_deploy(const node_env& env, const nlohmann::json& body) {
+  deploy_request d;
   const auto yaml = field(body, "yaml", true);
   const auto file = field(body, "file", false);
-  const bool dry_run = flag(body, "dry_run");
-  const bool allow_drop = flag(body, "allow_drop_state");
-  auto next = pipeline::make_plan(config::parse_pipeline(yaml, file.empty() ? "<deploy>" : file));
+  d.dry_run = flag(body, "dry_run");
+  d.allow_drop_state = flag(body, "allow_drop_state");
+  d.next = pipeline::make_plan(config::parse_pipeline(yaml, file.empty() ? "<deploy>" : file));
+  d.plan = pipeline::compare_plans(env.plan.get(), *d.next);
+  // Topics and services the new version needs must be there before anything stops.
+  const bool redis = !env.opts->redis.empty();
+  for (const auto& s : d.next->cfg.sinks) {
+    if (s.type == "kafka" && kafka::partition_count(env.props, s.topic) <= 0)
+      throw bad_request("sink '" + s.id + "': topic '" + s.topic + "' does not exist");
+    if (s.type == "redis" && !redis)
+      throw bad_request("sink '" + s.id + "' writes to Redis but the node has no --redis");
+  }
+  for (const auto& op : d.next->cfg.operators)
+    if (op.type == "enrich" && !redis)
+      throw bad_request("operator '" + op.id + "' reads Redis but the node has no --redis");
+  if (kafka::partition_count(env.props, d.next->cfg.dead_letter_topic) <= 0)
+    throw bad_request("dead-letter topic '" + d.next->cfg.dead_letter_topic + "' does not exist");
+  return d;
+}
+
+nlohmann::json standalone_job::deploy(const nlohmann::json& body) {
   std::lock_guard guard{mutex_};
-  auto plan = pipeline::compare_plans(env_.plan.get(), *next);
+  auto [next, plan, dry_run, allow_drop] = check_deploy(env_, body);
   auto j = pipeline::to_json(plan);
   if (!running_)
     j["action"] = "start";
   j["dry_run"] = dry_run;
-  // Topics and services the new version needs must be there before anything stops.
-  for (const auto& s : next->cfg.sinks) {
-    if (s.type == "kafka" && kafka::partition_count(env_.props, s.topic) <= 0)
-      throw bad_request("sink '" + s.id + "': topic '" + s.topic + "' does not exist");
-    if (s.type == "redis" && opts_.redis.empty())
-      throw bad_request("sink '" + s.id + "' writes to Redis but the node has no --redis");
-  }
-  for (const auto& op : next->cfg.operators)
-    if (op.type == "enrich" && opts_.redis.empty())
-      throw bad_request("operator '" + op.id + "' reads Redis but the node has no --redis");
-  if (kafka::partition_count(env_.props, next->cfg.dead_letter_topic) <= 0)
-    throw bad_request("dead-letter topic '" + next->cfg.dead_letter_topic + "' does not exist");
   if (dry_run)
     return j;
   if (!plan.compatible && !allow_drop)

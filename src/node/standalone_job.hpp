@@ -20,12 +20,26 @@
 #include "config/node_options.hpp"
 #include "node/main_queue.hpp"
 #include "node/node_pipeline.hpp"
+#include "pipeline/state_inspect.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/state_store.hpp"
 
 namespace keyflow::node {
 
 class admin_server;
+
+/// A deploy request (POST /deploy) checked against the running job.
+struct deploy_request {
+  std::shared_ptr<const pipeline::plan> next; ///< the new pipeline
+  pipeline::deploy_plan plan;                 ///< what happens to each operator's state
+  bool dry_run = false;                       ///< only answer the plan
+  bool allow_drop_state = false;              ///< start incompatible operators empty
+};
+
+/// Parses the body's pipeline ("yaml", "file"), compares it with `env`'s and checks that
+/// the topics and services it needs are there. Throws config::config_error (file:line) or
+/// http_error 400 naming what is missing.
+deploy_request check_deploy(const node_env& env, const nlohmann::json& body);
 
 /// One standalone node's job: the pipeline instance over every source partition.
 class standalone_job {

@@ -10,7 +10,10 @@
 #      nothing until it imports and restores the snapshot; its regions resume from the
 #      snapshot's offsets and fence A's regions; every profile, dead letter and activation is
 #      exact; inspect equals Redis; diff between two cluster snapshots; deploy and rescale
-#      answer 409 with the reason.
+#      answer 409 with the reason;
+#   4. a new version of the pipeline on cluster B: deploy --dry-run shows the plan (state kept
+#      by operator id), then stop with a snapshot, restart the nodes with the new file and
+#      restore: the new version runs with the old state.
 # With "spread", the same for the pipeline without partitioned_by_key: one job spread over
 # the nodes in 4 slices, whose snapshots are one job manifest over a part per slice.
 #
@@ -157,10 +160,43 @@ done
 "$CTL" diff final after --operator aggregate --node "$B4" --output json > "$KF_RUN_DIR/diff.json"
 $PY "$ROOT/tests/integration/inspect_check.py" diff "$KF_RUN_DIR/diff.json" ||
   fail "diff: $(cat "$KF_RUN_DIR/diff.json")"
-for cmd in "rescale 3" "deploy $PIPELINE --yes"; do
+V3=$KF_RUN_DIR/cdp-v3.yaml
+sed -e 's/^  version: 2$/  version: 3/' -e 's#proto: ../proto/#proto: '"$ROOT"'/config/proto/#' \
+  "$PIPELINE" > "$V3"
+for cmd in "rescale 3" "deploy $V3 --yes"; do
   # shellcheck disable=SC2086 # cmd is split on purpose
   rc=$(kf_exit_code "$CTL" $cmd --node "$B4")
   [ "$rc" = 4 ] || fail "keyflowctl $cmd on a cluster: exit $rc $(cat "$KF_RUN_DIR/last.err")"
+  grep -q "restart every node\|add or stop nodes" "$KF_RUN_DIR/last.err" ||
+    fail "keyflowctl $cmd: no reason given: $(cat "$KF_RUN_DIR/last.err")"
 done
 echo "   inspect of $checked customers equals Redis; rescale and deploy refused (409)"
+
+echo "== a new version on cluster B: dry-run plan, then stop, restart the nodes, restore"
+"$CTL" deploy "$V3" --node "$B4" --dry-run --output json > "$KF_RUN_DIR/plan.json" ||
+  fail "dry run on a cluster failed"
+[ "$(kf_json_get "$KF_RUN_DIR/plan.json" \
+     '" ".join(o["id"] + "=" + o["state"] for o in d["operators"] if o["state"] != "stateless")')" = \
+  "dedup=keep aggregate=keep activate=keep" ] || fail "dry run plan: $(cat "$KF_RUN_DIR/plan.json")"
+"$CTL" stop --snapshot pre-v3 --node "$B4" > /dev/null || fail "stop before v3 failed"
+for i in 3 4; do
+  kill -TERM "${PID[$i]}"
+  wait "${PID[$i]}" || fail "node $i exited non-zero"
+  mv "$KF_RUN_DIR/n$i.log" "$KF_RUN_DIR/n$i-v2.log"
+done
+PIPELINE=$V3
+node 3 --standby
+node 4 --standby
+B4=$(admin_of 4)
+"$CTL" restore pre-v3 --node "$B4" > /dev/null || fail "restore of pre-v3 into v3 failed"
+covered 3 2
+"$CTL" status --node "$B4" --output json > "$KF_RUN_DIR/status.json"
+[ "$(kf_json_get "$KF_RUN_DIR/status.json" 'd["version"], d["state"]')" = "3 running" ] ||
+  fail "status after the new version: $(cat "$KF_RUN_DIR/status.json")"
+"$CTL" snapshot --node "$B4" --name v3 > /dev/null || fail "snapshot v3 failed"
+"$CTL" inspect v3 --operator aggregate --key "$customer" --node "$B4" --output json \
+  > "$KF_RUN_DIR/inspect.json" || fail "inspect $customer in v3 failed"
+$PY "$ROOT/tests/integration/inspect_check.py" profile "$KF_RUN_DIR/inspect.json" \
+  "$KF_REDIS" "$customer" || fail "v3 lost the state of $customer"
+echo "   v3 runs on every node with the state of v2 (inspect of $customer equals Redis)"
 echo "PASS"
