@@ -57,6 +57,10 @@ public:
 constexpr const char* main_footer =
     R"(The global options go before or after the command.
 
+On a cluster any node answers: snapshot, stop and restore go to the coordinator and act
+on every region; deploy shows the plan (to deploy: stop --snapshot, restart the nodes with
+the new file, restore); rescale is refused (add or stop nodes).
+
 Exit codes:
   0  success
   1  the node answered with an error (500) or could not be reached
