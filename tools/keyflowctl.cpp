@@ -57,9 +57,9 @@ public:
 constexpr const char* main_footer =
     R"(The global options go before or after the command.
 
-On a cluster any node answers: snapshot, stop and restore go to the coordinator and act
-on every region; deploy shows the plan (to deploy: stop --snapshot, restart the nodes with
-the new file, restore); rescale is refused (add or stop nodes).
+On a cluster any node answers: snapshot, stop, restore and deploy go to the coordinator
+and act on every region (deploy: stop with a snapshot, every node takes the new version,
+restart from the snapshot); rescale is refused (add or stop nodes).
 
 Exit codes:
   0  success

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <caf/all.hpp>
+#include <fmt/format.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -148,14 +149,15 @@ std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::vector<std
   return out;
 }
 
-void adopt_cluster_snapshot(const node_env& env, const std::vector<std::string>& roots,
-                            uint64_t generation, const std::string& name) {
+void adopt_cluster_snapshot(const pipeline::plan& plan, uint32_t retained,
+                            const std::vector<std::string>& roots, uint64_t generation,
+                            const std::string& name) {
   auto parts = cluster_snapshot_parts(roots, name);
   for (const auto& p : parts)
-    check_fits(*env.plan, name, p);
+    check_fits(plan, name, p);
   for (size_t r = 0; r < roots.size(); ++r) {
     auto own = fs::path{roots[r]} / ("g" + std::to_string(generation));
-    state::checkpoint_store store{own.string(), env.opts->checkpoints_retained};
+    state::checkpoint_store store{own.string(), retained};
     auto to = store.checkpoint_dir(parts[r].manifest.id());
     fs::remove_all(to);
     if (parts[r].manifest.parts().empty()) {
@@ -175,11 +177,11 @@ void adopt_cluster_snapshot(const node_env& env, const std::vector<std::string>&
                generation, roots.size());
 }
 
-cluster_admin::cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions,
-                             bool spread, std::shared_ptr<cluster::cluster_view> view,
-                             caf::actor membership, local_job& job, main_queue& calls,
-                             std::string token)
-    : sys_(sys), env_(env), regions_(regions), spread_(spread),
+cluster_admin::cluster_admin(caf::actor_system& sys, const node_env& env, plan_box& plans,
+                             uint32_t regions, bool spread,
+                             std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
+                             local_job& job, main_queue& calls, std::string token)
+    : sys_(sys), env_(env), plans_(plans), regions_(regions), spread_(spread),
       roots_(snapshot_roots(env.opts->checkpoint_dir, regions, spread)), view_(std::move(view)),
       membership_(std::move(membership)), job_(job), calls_(calls), token_(std::move(token)) {}
 
@@ -371,7 +373,7 @@ nlohmann::json cluster_admin::inspect(const admin_request& r) const {
   for (const auto& p : parts) {
     nlohmann::json j;
     try {
-      j = pipeline::inspect_state(*env_.plan, p, q);
+      j = pipeline::inspect_state(*plans_.get(), p, q);
     } catch (const pipeline::inspect_not_found& e) {
       if (!q.key) // an unknown operator: the same in every part
         throw http_error(404, e.what());
@@ -415,7 +417,7 @@ nlohmann::json cluster_admin::diff(const admin_request& r) const {
   for (size_t region = 0; region < pa.size(); ++region) {
     nlohmann::json j;
     try {
-      j = pipeline::diff_state(*env_.plan, pa[region], pb[region], r.param("operator"), limit);
+      j = pipeline::diff_state(*plans_.get(), pa[region], pb[region], r.param("operator"), limit);
     } catch (const pipeline::inspect_not_found& e) {
       throw http_error(404, e.what());
     }
@@ -445,15 +447,16 @@ nlohmann::json cluster_admin::diff(const admin_request& r) const {
 
 nlohmann::json cluster_admin::restore(const std::string& name) {
   auto parts = cluster_snapshot_parts(roots_, name);
+  const auto plan = plans_.get();
   for (const auto& p : parts)
-    check_fits(*env_.plan, name, p);
+    check_fits(*plan, name, p);
   // The new generation must be above every region's fence (another cluster that ran the
   // job before, sharing this Redis, is fenced off rather than fencing this one).
   uint64_t fence = 0;
   if (!env_.opts->redis.empty()) {
     redis::client c{redis::address::parse(env_.opts->redis)};
     for (uint32_t r = 0; r < regions_; ++r) {
-      auto v = c.command({"GET", fence_key(env_.plan->cfg.name, r)});
+      auto v = c.command({"GET", fence_key(plan->cfg.name, r)});
       if (!v.empty())
         fence = std::max<uint64_t>(fence, std::stoull(v));
     }
@@ -569,9 +572,9 @@ nlohmann::json cluster_admin::import_snapshot(const std::string& dir) const {
     if (auto why = reader.verify(part.string(), &m); !why.empty())
       throw bad_request("the snapshot at " + from.string() + " (expected " + layout +
                         ") does not verify: " + why);
-    if (m.pipeline() != env_.plan->cfg.name)
+    if (const auto plan = plans_.get(); m.pipeline() != plan->cfg.name)
       throw bad_request("the snapshot at " + from.string() + " belongs to pipeline '" +
-                        m.pipeline() + "', not '" + env_.plan->cfg.name + "'");
+                        m.pipeline() + "', not '" + plan->cfg.name + "'");
   }
   for (const auto& root : roots_) {
     auto to = fs::path{root} / "g0" / "snapshots" / name;
@@ -589,6 +592,71 @@ nlohmann::json cluster_admin::import_snapshot(const std::string& dir) const {
   auto j = cluster_summary(name, by_region(std::move(parts)), roots_.size());
   j["imported_from"] = from.string();
   return j;
+}
+
+nlohmann::json cluster_admin::deploy(const nlohmann::json& body) {
+  const auto current = plans_.get();
+  auto d = check_deploy(env_, *current, body);
+  auto j = pipeline::to_json(d.plan);
+  j["dry_run"] = d.dry_run;
+  if (d.dry_run)
+    return j;
+  if (!d.plan.compatible)
+    throw http_error(409, pipeline::refusal(d.plan) +
+                              (d.allow_drop_state ? " (a cluster cannot drop an operator's state "
+                                                    "in a deploy: restart the nodes with the new "
+                                                    "file instead)"
+                                                  : ""));
+  if (j["action"] == "unchanged") {
+    j["deployed"] = false;
+    return j;
+  }
+  auto snap = view_->get();
+  if (snap.current.version == 0)
+    throw http_error(409, "no job runs yet (a standby cluster starts with a restore): restart "
+                          "the nodes with the new file");
+  std::string from = snap.current.stop_snapshot;
+  if (!snap.current.stopped) {
+    from = fmt::format("pre-deploy-v{}-{}", current->cfg.version, utc_stamp());
+    stop(from);
+  } else if (from.empty()) {
+    throw http_error(409, "the job was stopped without a snapshot: nothing to start the new "
+                          "version from; restore a snapshot first");
+  }
+  // Every live node runs the new version from now on, then the job restarts from the
+  // snapshot: state carries over by operator id.
+  const nlohmann::json plan_body{{"yaml", field(body, "yaml", true)},
+                                 {"file", field(body, "file", false)}};
+  for (const auto& m : view_->get().members) {
+    if (!m.alive)
+      continue;
+    if (m.self)
+      replace_plan(plan_body);
+    else
+      post(m.info.admin, "/cluster/plan", plan_body);
+  }
+  auto restored = restore(from);
+  spdlog::info("cluster: deployed pipeline '{}' v{} from snapshot '{}'", d.next->cfg.name,
+               d.next->cfg.version, from);
+  j["deployed"] = true;
+  j["snapshot"] = from;
+  j["assignment_version"] = restored["assignment_version"];
+  return j;
+}
+
+nlohmann::json cluster_admin::replace_plan(const nlohmann::json& body) {
+  const auto yaml = field(body, "yaml", true);
+  const auto file = field(body, "file", false);
+  auto next = pipeline::make_plan(config::parse_pipeline(yaml, file.empty() ? "<deploy>" : file));
+  return calls_.call([&] {
+    if (!view_->running().empty())
+      throw http_error(409, "node " + std::to_string(env_.opts->node_id) +
+                                " still runs part of the job: stop it first");
+    spdlog::info("cluster: this node now runs pipeline '{}' v{} ({})", next->cfg.name,
+                 next->cfg.version, file.empty() ? "<deploy>" : file);
+    plans_.set(next);
+    return nlohmann::json{{"pipeline", next->cfg.name}, {"version", next->cfg.version}};
+  });
 }
 
 void cluster_admin::serve(admin_server& server) {
@@ -629,18 +697,12 @@ void cluster_admin::serve(admin_server& server) {
     return import_snapshot(field(r.body, "dir", true));
   });
   server.post("/deploy", [this](const admin_request& r) {
-    auto d = check_deploy(env_, r.body); // validates; the plan against this pipeline
-    auto j = pipeline::to_json(d.plan);
-    j["dry_run"] = d.dry_run;
-    if (d.dry_run)
-      return j;
-    if (!d.plan.compatible && !d.allow_drop_state)
-      throw http_error(409, pipeline::refusal(d.plan));
-    throw http_error(409, "deploy on a cluster: the plan is valid, but the nodes run the "
-                          "pipeline file they were started with; stop the job with a snapshot "
-                          "(keyflowctl stop --snapshot NAME), restart every node with the new "
-                          "file and restore the snapshot (docs/admin-api.md)");
+    if (flag(r.body, "dry_run")) // any node: the plan against the pipeline it runs
+      return deploy(r.body);
+    return on_coordinator(r, "/deploy", [&] { return deploy(r.body); });
   });
+  // Node to node: the coordinator gives every node the deployed pipeline.
+  server.post("/cluster/plan", [this](const admin_request& r) { return replace_plan(r.body); });
   server.post("/rescale", [](const admin_request&) -> nlohmann::json {
     throw http_error(409, "rescale is not available on a cluster: the regions (--regions) are "
                           "spread over the nodes; add or stop nodes to change the parallelism");

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,22 +49,49 @@ std::vector<state::checkpoint_info> cluster_snapshot_parts(const std::vector<std
                                                            const std::string& name);
 
 /// Makes the part of snapshot `name` under each of `roots` the starting checkpoint of
-/// generation `generation` (`<root>/g<generation>/chk-<id>`, files hard-linked) after
-/// checking that it fits `env`'s pipeline; the membership actor calls it before it
-/// publishes a restore. Throws std::runtime_error (or http_error) naming the problem.
-void adopt_cluster_snapshot(const node_env& env, const std::vector<std::string>& roots,
-                            uint64_t generation, const std::string& name);
+/// generation `generation` (`<root>/g<generation>/chk-<id>`, files hard-linked; a store
+/// keeping `retained` checkpoints) after checking that it fits pipeline `plan`; the
+/// membership actor calls it before it publishes a restore. Throws std::runtime_error (or
+/// http_error) naming the problem.
+void adopt_cluster_snapshot(const pipeline::plan& plan, uint32_t retained,
+                            const std::vector<std::string>& roots, uint64_t generation,
+                            const std::string& name);
+
+/// The pipeline a cluster node runs. The node's main thread replaces it at a deploy (while
+/// no region runs here) and reads `node_env::plan` itself; other threads (admin calls, the
+/// membership actor) read it through get().
+class plan_box {
+public:
+  /// Holds `env`'s plan.
+  explicit plan_box(node_env& env) : env_(env), plan_(env.plan) {}
+  /// The current plan.
+  std::shared_ptr<const pipeline::plan> get() const {
+    std::lock_guard guard{mutex_};
+    return plan_;
+  }
+  /// Main thread: `plan` replaces the node's pipeline.
+  void set(std::shared_ptr<const pipeline::plan> plan) {
+    std::lock_guard guard{mutex_};
+    plan_ = plan;
+    env_.plan = std::move(plan);
+  }
+
+private:
+  node_env& env_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const pipeline::plan> plan_;
+};
 
 /// The admin calls of a cluster node.
 class cluster_admin {
 public:
-  /// Calls for the job share `job` runs on this node (`regions` regions, or slices of a job
-  /// spread over the nodes if `spread`), as seen in `view`; `membership` is the node's
-  /// membership actor; `calls` is run by the node's main loop; `token` is the admin token
-  /// (the same on every node: forwarded calls carry it).
-  cluster_admin(caf::actor_system& sys, const node_env& env, uint32_t regions, bool spread,
-                std::shared_ptr<cluster::cluster_view> view, caf::actor membership, local_job& job,
-                main_queue& calls, std::string token);
+  /// Calls for the job share `job` runs on this node, whose pipeline `plans` holds (`regions`
+  /// regions, or slices of a job spread over the nodes if `spread`), as seen in `view`;
+  /// `membership` is the node's membership actor; `calls` is run by the node's main loop; `token`
+  /// is the admin token (the same on every node: forwarded calls carry it).
+  cluster_admin(caf::actor_system& sys, const node_env& env, plan_box& plans, uint32_t regions,
+                bool spread, std::shared_ptr<cluster::cluster_view> view, caf::actor membership,
+                local_job& job, main_queue& calls, std::string token);
 
   /// Registers the calls on `server`.
   void serve(admin_server& server);
@@ -95,12 +123,16 @@ private:
   nlohmann::json inspect(const admin_request& r) const;
   nlohmann::json diff(const admin_request& r) const;
   nlohmann::json restore(const std::string& name);
+  nlohmann::json deploy(const nlohmann::json& body);
+  /// Node to node: `body`'s pipeline replaces this node's (no region may run here).
+  nlohmann::json replace_plan(const nlohmann::json& body);
   nlohmann::json stop(const std::string& snapshot);
   nlohmann::json export_snapshot(const std::string& name, const std::string& dir) const;
   nlohmann::json import_snapshot(const std::string& dir) const;
 
   caf::actor_system& sys_;
   const node_env& env_;
+  plan_box& plans_;
   uint32_t regions_;
   bool spread_;
   std::vector<std::string> roots_; ///< snapshot_roots()

@@ -292,10 +292,12 @@ int run_node(const config::node_options& opts) {
     mc.admin =
         std::string{admin.scheme()} + "://" + admin_host + ":" + std::to_string(admin.port());
   }
-  mc.adopt_snapshot = [&env,
+  node::plan_box plans{env}; // a deploy replaces the pipeline
+  mc.adopt_snapshot = [&plans, &opts,
                        roots = node::snapshot_roots(opts.checkpoint_dir, regions, split.spread)](
                           uint64_t generation, const std::string& snapshot) {
-    node::adopt_cluster_snapshot(env, roots, generation, snapshot);
+    node::adopt_cluster_snapshot(*plans.get(), opts.checkpoints_retained, roots, generation,
+                                 snapshot);
   };
   auto lease = std::make_shared<work_lease>();
   lease->renew_until(std::chrono::steady_clock::now() + mc.failure_timeout / 2);
@@ -324,8 +326,10 @@ int run_node(const config::node_options& opts) {
       j["dead_letters"] = node::metric_sum(*reg, "keyflow_dead_letters_total");
       j["restarts"] = node::metric_sum(*reg, "keyflow_restarts_total");
     }
-    j["pipeline"] = pipe.name;
-    j["version"] = pipe.version;
+    const auto plan_now = plans.get();
+    j["pipeline"] = plan_now->cfg.name;
+    j["version"] = plan_now->cfg.version;
+    j["file"] = plan_now->cfg.file;
     j["tls"] = tls;
     j["spread"] = split.spread;
     j["regions"] = nlohmann::json::array();
@@ -353,8 +357,8 @@ int run_node(const config::node_options& opts) {
     local = &slices.emplace(sys, env, regions, view, *job);
   else
     local = &region_set.emplace(sys, env, regions, view);
-  node::cluster_admin control{sys,    env,    regions, split.spread, view,
-                              member, *local, calls,   token.token};
+  node::cluster_admin control{sys,  env,    plans,  regions, split.spread,
+                              view, member, *local, calls,   token.token};
   control.serve(admin);
   admin.start();
   spdlog::info("admin API at {}://{}:{} (bearer token: {})", admin.scheme(),

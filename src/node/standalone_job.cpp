@@ -267,14 +267,15 @@ nlohmann::json standalone_job::stop(const std::string& snapshot) {
   return j;
 }
 
-deploy_request check_deploy(const node_env& env, const nlohmann::json& body) {
+deploy_request check_deploy(const node_env& env, const pipeline::plan& current,
+                            const nlohmann::json& body) {
   deploy_request d;
   const auto yaml = field(body, "yaml", true);
   const auto file = field(body, "file", false);
   d.dry_run = flag(body, "dry_run");
   d.allow_drop_state = flag(body, "allow_drop_state");
   d.next = pipeline::make_plan(config::parse_pipeline(yaml, file.empty() ? "<deploy>" : file));
-  d.plan = pipeline::compare_plans(env.plan.get(), *d.next);
+  d.plan = pipeline::compare_plans(&current, *d.next);
   // Topics and services the new version needs must be there before anything stops.
   const bool redis = !env.opts->redis.empty();
   for (const auto& s : d.next->cfg.sinks) {
@@ -293,7 +294,7 @@ deploy_request check_deploy(const node_env& env, const nlohmann::json& body) {
 
 nlohmann::json standalone_job::deploy(const nlohmann::json& body) {
   std::lock_guard guard{mutex_};
-  auto [next, plan, dry_run, allow_drop] = check_deploy(env_, body);
+  auto [next, plan, dry_run, allow_drop] = check_deploy(env_, *env_.plan, body);
   auto j = pipeline::to_json(plan);
   if (!running_)
     j["action"] = "start";

@@ -36,10 +36,11 @@ struct deploy_request {
   bool allow_drop_state = false;              ///< start incompatible operators empty
 };
 
-/// Parses the body's pipeline ("yaml", "file"), compares it with `env`'s and checks that
-/// the topics and services it needs are there. Throws config::config_error (file:line) or
-/// http_error 400 naming what is missing.
-deploy_request check_deploy(const node_env& env, const nlohmann::json& body);
+/// Parses the body's pipeline ("yaml", "file"), compares it with `current` and checks that
+/// the topics and services it needs are there (`env`'s Kafka and Redis). Throws
+/// config::config_error (file:line) or http_error 400 naming what is missing.
+deploy_request check_deploy(const node_env& env, const pipeline::plan& current,
+                            const nlohmann::json& body);
 
 /// One standalone node's job: the pipeline instance over every source partition.
 class standalone_job {
