@@ -35,8 +35,9 @@ scan_parts(const std::vector<std::string>& roots) {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(dir / "snapshots", ec)) {
         auto name = e.path().filename().string();
-        if (out[name].count(r))
+        if (auto it = out.find(name); it != out.end() && it->second.count(r))
           continue; // a higher generation has it
+        // A snapshot being written has no manifest yet: not listed.
         if (auto m = state::checkpoint_store::read_manifest(e.path().string()))
           out[name].emplace(r, state::checkpoint_info{e.path().string(), std::move(*m)});
       }
