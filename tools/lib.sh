@@ -87,6 +87,15 @@ kf_metric() {
   curl -fs "$KF_METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $NF } END { printf "%.0f\n", s }'
 }
 
+# kf_cdp_changed_state IN OUT: writes to OUT a copy of the cdp pipeline file IN whose operator
+# 'aggregate' keeps one aggregate more: its state type changes, so a deploy of OUT over IN is
+# refused naming 'aggregate'.
+kf_cdp_changed_state() {
+  sed -e 's/^      count: {fn: count}$/      count: {fn: count}\n      top: {fn: max, field: value}/' \
+    "$1" > "$2"
+  grep -q "top: {fn: max" "$2" || { echo "kf_cdp_changed_state: no aggregate list in $1" >&2; return 1; }
+}
+
 # kf_exit_code CMD...: runs CMD (its stdout and stderr to $KF_RUN_DIR/last.out and
 # last.err) and prints its exit code, without stopping a `set -e` script when it fails.
 kf_exit_code() {

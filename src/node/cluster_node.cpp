@@ -151,19 +151,11 @@ public:
       if (auto it = running_.find(r); it == running_.end() || !it->second.run.coordinator)
         throw http_error(409, "region " + std::to_string(r) + " does not run on node " +
                                   std::to_string(env_.opts->node_id) + " now");
-    caf::scoped_actor self{sys_};
     auto out = nlohmann::json::array();
     for (auto r : regions) {
       auto& rt = running_.at(r);
-      std::string failure;
-      self->request(rt.run.coordinator,
-                    std::chrono::milliseconds(env_.opts->checkpoint_timeout_ms + 5000),
-                    atom::checkpoint_v, name)
-          .receive([](uint64_t) {}, [&](caf::error& err) { failure = sys_.render(err); });
-      if (!failure.empty())
-        throw std::runtime_error("region " + std::to_string(r) + ": snapshot '" + name +
-                                 "' failed: " + failure);
-      auto info = rt.checkpoints->snapshot(name);
+      auto info = take_named_snapshot(sys_, env_, rt.run.coordinator, *rt.checkpoints, name,
+                                      "region " + std::to_string(r) + ": ");
       out.push_back({{"region", r},
                      {"generation", rt.generation},
                      {"id", info.manifest.id()},

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
@@ -238,6 +239,20 @@ void start_slice_sources(caf::actor_system& sys, const node_env& env, const inst
                          const restore_point& from, const std::vector<partition_actor>& stage0,
                          running_pipeline& run) {
   run.sources = start_sources(sys, env, spec, from, stage0, run);
+}
+
+state::checkpoint_info take_named_snapshot(caf::actor_system& sys, const node_env& env,
+                                           const checkpoint_coordinator_actor& coordinator,
+                                           const state::checkpoint_store& checkpoints,
+                                           const std::string& name, const std::string& context) {
+  caf::scoped_actor self{sys};
+  std::string failure;
+  self->request(coordinator, std::chrono::milliseconds(env.opts->checkpoint_timeout_ms + 5000),
+                atom::checkpoint_v, name)
+      .receive([](uint64_t) {}, [&](caf::error& err) { failure = sys.render(err); });
+  if (!failure.empty())
+    throw std::runtime_error(context + "snapshot '" + name + "' failed: " + failure);
+  return checkpoints.snapshot(name);
 }
 
 } // namespace keyflow::node

@@ -86,6 +86,16 @@ running_pipeline start_instance(caf::actor_system& sys, const node_env& env,
                                 const instance_spec& spec, state::state_store& store,
                                 state::checkpoint_store& checkpoints, const restore_point& from);
 
+/// Asks `coordinator` for a checkpoint written as snapshot `name` and waits for it (the
+/// checkpoint timeout of `env`'s options and 5 s more); returns the snapshot as `checkpoints`
+/// holds it. Call from a thread that is not an actor's. Throws std::runtime_error, `context`
+/// first ("region 3: "), naming the snapshot and why it failed.
+state::checkpoint_info take_named_snapshot(caf::actor_system& sys, const node_env& env,
+                                           const checkpoint_coordinator_actor& coordinator,
+                                           const state::checkpoint_store& checkpoints,
+                                           const std::string& name,
+                                           const std::string& context = {});
+
 /// Spawns slice `spec.region` of `slices` of a job spread over nodes, without sources: its
 /// sinks and partition actors (key-group range `spec.region` of `slices`, numbered among
 /// every slice's), not yet connected to their next stage (running_pipeline::stages).

@@ -162,15 +162,8 @@ public:
     if (!leader_ || !leader_->global.coordinator)
       throw http_error(409, "the spread job is not running on its leader (node " +
                                 std::to_string(leader_id_) + ") yet: try again");
-    caf::scoped_actor self{sys_};
-    std::string failure;
-    self->request(leader_->global.coordinator,
-                  std::chrono::milliseconds(env_.opts->checkpoint_timeout_ms + 5000),
-                  atom::checkpoint_v, name)
-        .receive([](uint64_t) {}, [&](caf::error& err) { failure = sys_.render(err); });
-    if (!failure.empty())
-      throw std::runtime_error("snapshot '" + name + "' failed: " + failure);
-    return summary(leader_->checkpoints->snapshot(name));
+    return summary(
+        take_named_snapshot(sys_, env_, leader_->global.coordinator, *leader_->checkpoints, name));
   }
 
 private:

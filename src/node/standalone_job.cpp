@@ -194,17 +194,8 @@ nlohmann::json standalone_job::take_snapshot(const std::string& requested) {
                               "')");
   if (fs::exists(fs::path{checkpoints_.root()} / "snapshots" / name / "MANIFEST.pb"))
     throw http_error(409, "snapshot '" + name + "' exists already");
-  caf::scoped_actor self{sys_};
-  uint64_t id = 0;
-  std::string failure;
-  self->request(run_.coordinator, std::chrono::milliseconds(opts_.checkpoint_timeout_ms + 5000),
-                atom::checkpoint_v, name)
-      .receive([&](uint64_t done) { id = done; },
-               [&](caf::error& err) { failure = sys_.render(err); });
-  if (!failure.empty())
-    throw std::runtime_error("snapshot '" + name + "' failed: " + failure);
-  auto info = checkpoints_.snapshot(name);
-  spdlog::info("snapshot '{}' taken (checkpoint {}, {} bytes)", name, id,
+  auto info = take_named_snapshot(sys_, env_, run_.coordinator, checkpoints_, name);
+  spdlog::info("snapshot '{}' taken (checkpoint {}, {} bytes)", name, info.manifest.id(),
                info.manifest.size_bytes());
   return summary(info);
 }

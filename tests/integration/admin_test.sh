@@ -99,8 +99,7 @@ echo "   deployed v3 (state kept by operator id) under load"
 
 # A changed state type of operator 'aggregate' (another aggregate list) is refused.
 BAD=$KF_RUN_DIR/cdp-bad.yaml
-sed -e 's/^      count: {fn: count}$/      count: {fn: count}\n      top: {fn: max, field: value}/' \
-  "$V3" > "$BAD"
+kf_cdp_changed_state "$V3" "$BAD" || fail "no changed pipeline"
 rc=$(kf_exit_code "$CTL" deploy "$BAD" --node "$A" --yes)
 [ "$rc" = 4 ] || fail "incompatible deploy: exit $rc $(cat "$KF_RUN_DIR/last.err")"
 grep -q "operator 'aggregate'" "$KF_RUN_DIR/last.err" ||

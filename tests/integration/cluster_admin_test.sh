@@ -176,8 +176,7 @@ sed -e 's/^  version: 2$/  version: 3/' -e 's#proto: ../proto/#proto: '"$ROOT"'/
      '" ".join(o["id"] + "=" + o["state"] for o in d["operators"] if o["state"] != "stateless")')" = \
   "dedup=keep aggregate=keep activate=keep" ] || fail "dry run plan: $(cat "$KF_RUN_DIR/plan.json")"
 BAD=$KF_RUN_DIR/cdp-bad.yaml
-sed -e 's/^      count: {fn: count}$/      count: {fn: count}\n      top: {fn: max, field: value}/' \
-  "$V3" > "$BAD"
+kf_cdp_changed_state "$V3" "$BAD" || fail "no changed pipeline"
 rc=$(kf_exit_code "$CTL" deploy "$BAD" --node "$B4" --yes)
 [ "$rc" = 4 ] || fail "incompatible deploy on a cluster: exit $rc $(cat "$KF_RUN_DIR/last.err")"
 grep -q "operator 'aggregate'" "$KF_RUN_DIR/last.err" ||
