@@ -368,13 +368,14 @@ nlohmann::json cluster_admin::inspect(const admin_request& r) const {
   const auto name = r.capture(1);
   auto parts = cluster_snapshot_parts(roots_, name);
   auto q = inspect_query_of(r);
+  const auto plan = plans_.get(); // one version for every part, even if a deploy runs
   nlohmann::json out;
   std::map<std::string, size_t> index; // operator id -> position in out["operators"]
   std::string not_found;
   for (const auto& p : parts) {
     nlohmann::json j;
     try {
-      j = pipeline::inspect_state(*plans_.get(), p, q);
+      j = pipeline::inspect_state(*plan, p, q);
     } catch (const pipeline::inspect_not_found& e) {
       if (!q.key) // an unknown operator: the same in every part
         throw http_error(404, e.what());
@@ -413,12 +414,13 @@ nlohmann::json cluster_admin::diff(const admin_request& r) const {
   size_t limit = 20;
   if (auto l = r.param("limit"); !l.empty())
     limit = std::stoul(l);
+  const auto plan = plans_.get(); // one version for every part, even if a deploy runs
   nlohmann::json out;
   std::map<std::string, size_t> index;
   for (size_t region = 0; region < pa.size(); ++region) {
     nlohmann::json j;
     try {
-      j = pipeline::diff_state(*plans_.get(), pa[region], pb[region], r.param("operator"), limit);
+      j = pipeline::diff_state(*plan, pa[region], pb[region], r.param("operator"), limit);
     } catch (const pipeline::inspect_not_found& e) {
       throw http_error(404, e.what());
     }
